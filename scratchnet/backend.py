@@ -1,0 +1,187 @@
+"""The array-module switch: numpy on the CPU, cupy on the GPU.
+
+This is the only module that decides between numpy and cupy. Everything else
+asks it for ``xp`` (the array module of the arrays at hand, Chainer's
+``get_array_module``) or for the active device.
+"""
+import contextlib
+import threading
+
+import numpy as np
+
+_CUPY_HINT = 'install it with: pip install -e ".[gpu]"  (or the cupy wheel matching your CUDA)'
+
+
+class DeviceError(RuntimeError):
+    """The requested device cannot be used (no CuPy, no CUDA device)."""
+
+
+class _State(threading.local):
+    def __init__(self):
+        self.device = "cpu"
+        self.dtype = np.dtype(np.float32)
+        self.grad_enabled = True
+        self.rng = np.random.default_rng()
+
+
+_state = _State()
+_cupy = None
+
+
+def _import_cupy():
+    """Return the cupy module, or raise DeviceError saying what is missing."""
+    global _cupy
+    if _cupy is not None:
+        return _cupy
+    try:
+        import cupy
+    except ImportError as e:
+        raise DeviceError(f"GPU requested but CuPy is not installed ({e}); {_CUPY_HINT}") from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # CUDA driver missing or broken
+        raise DeviceError(f"GPU requested but no CUDA device is usable: {e}") from None
+    if count < 1:
+        raise DeviceError("GPU requested but CuPy sees no CUDA device")
+    _cupy = cupy
+    return cupy
+
+
+def gpu_available():
+    """True when CuPy imports and sees at least one CUDA device."""
+    try:
+        _import_cupy()
+    except DeviceError:
+        return False
+    return True
+
+
+def _normalize_device(device):
+    name = str(device).lower()
+    if name in ("cpu", "numpy"):
+        return "cpu"
+    if name in ("gpu", "cuda", "cupy") or name.startswith("cuda:"):
+        return "gpu"
+    raise ValueError(f"use_device: expected 'cpu' or 'gpu', got {device!r}")
+
+
+class use_device:
+    """Select the device for new arrays and parameters.
+
+    Works as a plain call (``sn.use_device("gpu")``) and as a context manager
+    that restores the previous device on exit.
+    """
+
+    def __init__(self, device):
+        device = _normalize_device(device)
+        if device == "gpu":
+            _import_cupy()
+        self._previous = _state.device
+        _state.device = device
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _state.device = self._previous
+        return False
+
+
+def get_device():
+    """The active device name, "cpu" or "gpu"."""
+    return _state.device
+
+
+def device_module(device=None):
+    """The array module (numpy or cupy) for ``device`` (default: the active one)."""
+    device = _state.device if device is None else _normalize_device(device)
+    return _import_cupy() if device == "gpu" else np
+
+
+def is_cupy_array(a):
+    return _cupy is not None and isinstance(a, _cupy.ndarray)
+
+
+def get_array_module(*arrays):
+    """numpy, or cupy when any of ``arrays`` is a cupy array."""
+    for a in arrays:
+        if is_cupy_array(a):
+            return _cupy
+    return np
+
+
+def device_of(a):
+    """"gpu" for a cupy array, "cpu" otherwise."""
+    return "gpu" if is_cupy_array(a) else "cpu"
+
+
+def to_numpy(a):
+    """A numpy array holding ``a`` (copies from the GPU when needed)."""
+    if is_cupy_array(a):
+        return a.get()
+    return np.asarray(a)
+
+
+def to_device(a, device=None):
+    """``a`` as an array on ``device`` (default: the active device)."""
+    device = _state.device if device is None else _normalize_device(device)
+    if device == "gpu":
+        return _import_cupy().asarray(a)
+    return to_numpy(a)
+
+
+def get_default_dtype():
+    return _state.dtype
+
+
+def set_default_dtype(dtype):
+    """Set the dtype of new parameters: float32 (default) or float64."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"set_default_dtype: expected float32 or float64, got {dtype}")
+    _state.dtype = dtype
+
+
+def manual_seed(seed):
+    """Seed every generator scratchnet uses: numpy's (host) and cupy's (device)."""
+    seed = int(seed)
+    _state.rng = np.random.default_rng(seed)
+    np.random.seed(seed % 2**32)
+    if _cupy is not None or gpu_available():
+        _cupy.random.seed(seed)
+
+
+def rng():
+    """The host random generator used for parameter initialisation."""
+    return _state.rng
+
+
+def random_uniform(xp, shape, dtype):
+    """Uniform [0, 1) samples of ``dtype`` made directly on the device of ``xp``."""
+    if xp is np:
+        return _state.rng.random(shape, dtype=np.dtype(dtype))
+    return xp.random.random_sample(shape, dtype=dtype)
+
+
+def is_grad_enabled():
+    return _state.grad_enabled
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Forward passes inside keep no cache for backward (saves memory in evaluation)."""
+    previous = _state.grad_enabled
+    _state.grad_enabled = False
+    try:
+        yield
+    finally:
+        _state.grad_enabled = previous
+
+
+def special(xp):
+    """scipy.special for numpy arrays, cupyx.scipy.special for cupy arrays."""
+    if xp is np:
+        import scipy.special
+        return scipy.special
+    import cupyx.scipy.special
+    return cupyx.scipy.special

@@ -1,0 +1,176 @@
+"""Convolution layers: Conv2d, LazyConv2d and Conv1d (a Conv2d over 1 x L images)."""
+import math
+
+
+from .. import backend, ops
+from ..ops.im2col import out_size, pair
+from . import init
+from .module import Module
+from .parameter import Parameter
+
+
+class Conv2d(Module):
+    """Cross-correlation of x (N, C, H, W) with weight (out, in, kh, kw), plus bias (out,)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, bias=True):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = int(out_channels)
+        self.kernel_size = pair(kernel_size, f"{self.name} kernel_size")
+        self.stride = pair(stride, f"{self.name} stride")
+        self.dilation = pair(dilation, f"{self.name} dilation")
+        self.padding = padding if isinstance(padding, str) else pair(padding, f"{self.name} padding")
+        self._check_hyper()
+        self.pads = ops.conv_pads(self.padding, *self.kernel_size, *self.dilation)
+        # A network's first layer may skip dL/dx (set by the user or the Trainer).
+        self.needs_input_grad = True
+        self.weight = Parameter()
+        self.bias = Parameter() if bias else None
+        if in_channels is not None:
+            self._materialize(int(in_channels), backend.device_module(),
+                              backend.get_default_dtype())
+
+    def _check_hyper(self):
+        if self.out_channels < 1:
+            raise ValueError(f"{self.name}: out_channels must be positive, got {self.out_channels}")
+        for what, v, low in (("kernel_size", self.kernel_size, 1), ("stride", self.stride, 1),
+                             ("dilation", self.dilation, 1)):
+            if min(v) < low:
+                raise ValueError(f"{self.name}: {what} must be >= {low}, got {v}")
+        if isinstance(self.padding, str):
+            if self.padding not in ("same", "valid"):
+                raise ValueError(f"{self.name}: padding must be an int, a pair, 'same' or "
+                                 f"'valid', got {self.padding!r}")
+            if self.padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"{self.name}: padding='same' needs stride 1, got {self.stride}")
+        elif min(self.padding) < 0:
+            raise ValueError(f"{self.name}: padding must be >= 0, got {self.padding}")
+
+    def _weight_shape(self, in_channels):
+        return (self.out_channels, in_channels) + self.kernel_size
+
+    def _materialize(self, in_channels, xp, dtype):
+        if in_channels < 1:
+            raise ValueError(f"{self.name}: in_channels must be positive, got {in_channels}")
+        self.in_channels = in_channels
+        self.weight.materialize(xp.empty(self._weight_shape(in_channels), dtype=dtype))
+        if self.bias is not None:
+            self.bias.materialize(xp.empty((self.out_channels,), dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias."""
+        bound = 1.0 / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def output_shape(self, x_shape):
+        n, _, h, w = x_shape
+        kh, kw = self.kernel_size
+        oh = out_size(h, kh, self.stride[0], self.pads[0], self.pads[1], self.dilation[0])
+        ow = out_size(w, kw, self.stride[1], self.pads[2], self.pads[3], self.dilation[1])
+        return n, self.out_channels, oh, ow
+
+    def forward(self, x):
+        self.check_input(x, (4,), "(N, C, H, W)")
+        return self._forward4(x)
+
+    def _kernel(self):
+        """The weight as (out, in, kh, kw); Conv1d stores it as (out, in, k)."""
+        return self.weight.data
+
+    def _forward4(self, x):
+        if self.weight.data is None:
+            self._materialize(x.shape[1], backend.get_array_module(x), x.dtype)
+        elif x.shape[1] != self.in_channels:
+            raise ValueError(f"{self.name}: expected {self.in_channels} input channels, got "
+                             f"input of shape {tuple(x.shape)} with {x.shape[1]}")
+        shape = self.output_shape(x.shape)
+        if shape[2] < 1 or shape[3] < 1:
+            raise ValueError(f"{self.name}: kernel {self.kernel_size} (dilation "
+                             f"{self.dilation}) is larger than the padded input "
+                             f"{x.shape[2] + self.pads[0] + self.pads[1]}x"
+                             f"{x.shape[3] + self.pads[2] + self.pads[3]}")
+        b = None if self.bias is None else self.bias.data
+        y, col = ops.conv2d(x, self._kernel(), b, self.stride, self.pads, self.dilation)
+        self.save_for_backward(y.shape, col, x.shape)
+        return y
+
+    def backward(self, gy):
+        return self._backward4(gy, gy)
+
+    def _backward4(self, gy, gy4):
+        """gy as the caller gave it (checked against the forward output), gy4 as 4-D."""
+        col, x_shape = self.saved_for_backward(gy)
+        gx, gW, gb = ops.conv2d_backward(gy4, col, self._kernel(), x_shape, self.stride,
+                                         self.pads, self.dilation,
+                                         need_gx=self.needs_input_grad,
+                                         need_gb=self.bias is not None)
+        self.weight.accumulate(gW.reshape(self.weight.data.shape))
+        if self.bias is not None:
+            self.bias.accumulate(gb)
+        return gx
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding not in ((0, 0), "valid"):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        return s + ("" if self.bias is not None else ", bias=False")
+
+
+class LazyConv2d(Conv2d):
+    """Conv2d whose in_channels is read from the first input (d2l's favourite)."""
+
+    def __init__(self, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True):
+        super().__init__(None, out_channels, kernel_size, stride, padding, dilation, bias)
+
+    @property
+    def name(self):
+        # Once materialised it is an ordinary Conv2d, as in PyTorch.
+        return "Conv2d" if self.__dict__.get("in_channels") is not None else "LazyConv2d"
+
+
+class Conv1d(Conv2d):
+    """x (N, C, L) with weight (out, in, k), as PyTorch: a Conv2d over (N, C, 1, L)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, bias=True):
+        pad = padding if isinstance(padding, str) else (0, _single(padding, "padding"))
+        super().__init__(in_channels, out_channels, (1, _single(kernel_size, "kernel_size")),
+                         (1, _single(stride, "stride")), pad,
+                         (1, _single(dilation, "dilation")), bias)
+
+    def _weight_shape(self, in_channels):
+        return (self.out_channels, in_channels, self.kernel_size[1])
+
+    def _kernel(self):
+        o, i, k = self.weight.data.shape
+        return self.weight.data.reshape(o, i, 1, k)
+
+    def forward(self, x):
+        self.check_input(x, (3,), "(N, C, L)")
+        y = self._forward4(x[:, :, None, :])[:, :, 0, :]
+        if self.__dict__.get("_cache") is not None:
+            self.save_for_backward(y.shape, *self._cache[1])
+        return y
+
+    def backward(self, gy):
+        gx = self._backward4(gy, gy[:, :, None, :] if gy.ndim == 3 else gy)
+        return None if gx is None else gx[:, :, 0, :]
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size=({self.kernel_size[1]},), "
+                f"stride=({self.stride[1]},)")
+
+
+def _single(v, name):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 1:
+            raise ValueError(f"Conv1d: {name} must be an int or a 1-tuple, got {v!r}")
+        v = v[0]
+    return int(v)

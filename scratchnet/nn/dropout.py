@@ -1,0 +1,27 @@
+"""Dropout: inverted, so it scales in training and is the identity in eval()."""
+from .. import ops
+from .module import Module
+
+
+class Dropout(Module):
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{self.name}: p must be in [0, 1], got {p}")
+        self.p = float(p)
+
+    def forward(self, x):
+        self.check_input(x, tuple(range(0, 33)), "of any shape")
+        if not self.training or self.p == 0.0:
+            self.save_for_backward(x.shape, None)
+            return x
+        mask = ops.dropout_mask(x, self.p)
+        self.save_for_backward(x.shape, mask)
+        return ops.dropout(x, mask)
+
+    def backward(self, gy):
+        (mask,) = self.saved_for_backward(gy)
+        return gy if mask is None else ops.dropout_backward(gy, mask)
+
+    def extra_repr(self):
+        return f"p={self.p}"

@@ -1,0 +1,90 @@
+"""Linear (fully connected), LazyLinear and Flatten."""
+import math
+
+from .. import backend, ops
+from . import init
+from .module import Module
+from .parameter import Parameter
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias with x (N, in), weight (out, in), bias (out,)."""
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = int(out_features)
+        if self.out_features < 1:
+            raise ValueError(f"{self.name}: out_features must be positive, got {out_features}")
+        self.needs_input_grad = True
+        self.weight = Parameter()
+        self.bias = Parameter() if bias else None
+        if in_features is not None:
+            self._materialize(int(in_features), backend.device_module(),
+                              backend.get_default_dtype())
+
+    def _materialize(self, in_features, xp, dtype):
+        if in_features < 1:
+            raise ValueError(f"{self.name}: in_features must be positive, got {in_features}")
+        self.in_features = in_features
+        self.weight.materialize(xp.empty((self.out_features, in_features), dtype=dtype))
+        if self.bias is not None:
+            self.bias.materialize(xp.empty((self.out_features,), dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias."""
+        bound = 1.0 / math.sqrt(self.in_features)
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x):
+        self.check_input(x, (2,), "(N, in_features)")
+        if self.weight.data is None:
+            self._materialize(x.shape[1], backend.get_array_module(x), x.dtype)
+        elif x.shape[1] != self.in_features:
+            raise ValueError(f"{self.name}: expected {self.in_features} input features, got "
+                             f"input of shape {tuple(x.shape)} with {x.shape[1]}")
+        b = None if self.bias is None else self.bias.data
+        y = ops.linear(x, self.weight.data, b)
+        self.save_for_backward(y.shape, x)
+        return y
+
+    def backward(self, gy):
+        (x,) = self.saved_for_backward(gy)
+        gx, gW, gb = ops.linear_backward(gy, x, self.weight.data, self.needs_input_grad,
+                                         self.bias is not None)
+        self.weight.accumulate(gW)
+        if self.bias is not None:
+            self.bias.accumulate(gb)
+        return gx
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class LazyLinear(Linear):
+    """Linear whose in_features is read from the first input."""
+
+    def __init__(self, out_features, bias=True):
+        super().__init__(None, out_features, bias)
+
+    @property
+    def name(self):
+        return "Linear" if self.__dict__.get("in_features") is not None else "LazyLinear"
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1*d2*...), as PyTorch's default start_dim=1."""
+
+    def forward(self, x):
+        self.check_input(x, tuple(range(1, 33)), "(N, ...)")
+        y = x.reshape(x.shape[0], -1)
+        self.save_for_backward(y.shape, x.shape)
+        return y
+
+    def backward(self, gy):
+        (x_shape,) = self.saved_for_backward(gy)
+        return gy.reshape(x_shape)

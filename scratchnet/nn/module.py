@@ -1,0 +1,296 @@
+"""Module: the base of every layer, and Sequential.
+
+A module owns Parameters (learnable), buffers (state such as BatchNorm's
+running statistics) and child modules, registered by attribute assignment as
+in PyTorch. ``forward(x)`` computes and caches what ``backward`` needs;
+``backward(gy)`` returns dL/dx and adds into each parameter's ``grad``.
+"""
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import backend
+from .parameter import Parameter
+
+
+class Module:
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}: call super().__init__() before "
+                                 "assigning attributes")
+        for table in (self._parameters, self._modules):
+            table.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        elif name in self._buffers:
+            self._buffers[name] = value
+            return
+        object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails: buffers live in _buffers.
+        buffers = self.__dict__.get("_buffers")
+        if buffers is not None and name in buffers:
+            return buffers[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def register_buffer(self, name, value):
+        """State saved in state_dict but not trained (running statistics)."""
+        self._buffers[name] = value
+        self.__dict__.pop(name, None)
+
+    def add_module(self, name, module):
+        if not isinstance(module, Module) and module is not None:
+            raise TypeError(f"add_module: expected a Module, got {type(module).__name__}")
+        setattr(self, name, module)
+
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} does not define forward")
+
+    def backward(self, gy):
+        raise NotImplementedError(f"{type(self).__name__} does not define backward")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def extra_repr(self):
+        return ""
+
+    def check_input(self, x, ndims, layout):
+        """Raise before any state changes unless x is a floating array of the
+        right rank, on the device and in the dtype of this layer's parameters."""
+        xp = backend.get_array_module(x)
+        if not isinstance(x, xp.ndarray):
+            raise TypeError(f"{self.name}: expected a numpy or cupy array {layout}, "
+                            f"got {type(x).__name__}")
+        if x.ndim not in ndims:
+            raise ValueError(f"{self.name}: expected a {' or '.join(map(str, ndims))}-D input "
+                             f"{layout}, got {x.ndim}-D input of shape {tuple(x.shape)}")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"{self.name}: expected a floating-point input, got {x.dtype}")
+        for pname, p in self._parameters.items():
+            if p.data is None:
+                continue
+            if backend.device_of(p.data) != backend.device_of(x):
+                raise ValueError(
+                    f"{self.name}: input is a {type(x).__module__.split('.')[0]} array "
+                    f"({backend.device_of(x)}) but {pname} is a "
+                    f"{type(p.data).__module__.split('.')[0]} array "
+                    f"({backend.device_of(p.data)}); move the input with sn.to_device(x, "
+                    f"{backend.device_of(p.data)!r}) or the model with .to(...)")
+            if p.data.dtype != x.dtype:
+                raise TypeError(f"{self.name}: input dtype {x.dtype} does not match {pname} "
+                                f"dtype {p.data.dtype}; cast the input (x.astype) or the "
+                                f"model (.double() / .float())")
+
+    def save_for_backward(self, y_shape, *cache):
+        """Keep what backward needs and the output shape, unless inside sn.no_grad()."""
+        saved = (tuple(y_shape), cache) if backend.is_grad_enabled() else None
+        object.__setattr__(self, "_cache", saved)
+
+    def saved_for_backward(self, gy):
+        """Check gy against the forward output, then return (and release) the cache."""
+        saved = self.__dict__.get("_cache")
+        if saved is None:
+            raise ValueError(f"{self.name}.backward: called before forward (nothing cached); "
+                             "call the layer on an input first, outside sn.no_grad()")
+        y_shape, cache = saved
+        if tuple(getattr(gy, "shape", ())) != y_shape:
+            raise ValueError(f"{self.name}.backward: expected gy of shape {y_shape} (the forward "
+                             f"output), got {tuple(getattr(gy, 'shape', ()))}")
+        object.__setattr__(self, "_cache", None)
+        return cache
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def children(self):
+        return iter(m for m in self._modules.values() if m is not None)
+
+    def named_children(self):
+        return iter((k, m) for k, m in self._modules.items() if m is not None)
+
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for k, m in self.named_children():
+            yield from m.named_modules(f"{prefix}.{k}" if prefix else k)
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def named_parameters(self, prefix=""):
+        for mod_prefix, m in self.named_modules(prefix):
+            for k, p in m._parameters.items():
+                yield (f"{mod_prefix}.{k}" if mod_prefix else k), p
+
+    def parameters(self):
+        return (p for _, p in self.named_parameters())
+
+    def named_buffers(self, prefix=""):
+        for mod_prefix, m in self.named_modules(prefix):
+            for k, b in m._buffers.items():
+                if b is not None:
+                    yield (f"{mod_prefix}.{k}" if mod_prefix else k), b
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.zero_grad()
+
+    def train(self, mode=True):
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def apply(self, fn):
+        """Call ``fn`` on every submodule, children first, then self (PyTorch's order)."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    def state_dict(self):
+        """Parameters and buffers by dotted name (PyTorch's keys), as arrays."""
+        out = OrderedDict()
+        for k, p in self.named_parameters():
+            if p.data is not None:
+                out[k] = p.data
+        for k, b in self.named_buffers():
+            out[k] = b
+        return out
+
+    def load_state_dict(self, state, strict=True):
+        """Copy arrays into parameters and buffers; lazy parameters take the saved shape.
+
+        Every key is checked before anything is copied, so a mismatch changes nothing.
+        """
+        params = dict(self.named_parameters())
+        owners = {}
+        for mod_prefix, m in self.named_modules():
+            for k, b in m._buffers.items():
+                owners[f"{mod_prefix}.{k}" if mod_prefix else k] = (m, k)
+        expected = set(params) | set(owners)
+        missing = sorted(expected - set(state))
+        unexpected = sorted(set(state) - expected)
+        misshaped = []
+        for k, v in state.items():
+            if k in params and params[k].data is not None and tuple(np.shape(v)) != params[k].shape:
+                misshaped.append(f"{k}: expected {params[k].shape}, got {tuple(np.shape(v))}")
+            elif k in owners:
+                cur = owners[k][0]._buffers[owners[k][1]]
+                if cur is not None and tuple(np.shape(v)) != tuple(cur.shape):
+                    misshaped.append(f"{k}: expected {tuple(cur.shape)}, got {tuple(np.shape(v))}")
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys {unexpected}")
+        if misshaped:
+            problems.append("mis-shaped " + "; ".join(misshaped))
+        if problems:
+            raise ValueError(f"{self.name}.load_state_dict: " + ", ".join(problems))
+        for k, v in state.items():
+            if k in params:
+                p = params[k]
+                dtype = p.dtype if p.data is not None else backend.get_default_dtype()
+                device = backend.device_of(p.data) if p.data is not None else backend.get_device()
+                p.materialize(backend.to_device(np.asarray(backend.to_numpy(v), dtype=dtype), device))
+            elif k in owners:
+                m, name = owners[k]
+                cur = m._buffers[name]
+                device = backend.device_of(cur) if cur is not None else backend.get_device()
+                dtype = cur.dtype if cur is not None else backend.to_numpy(v).dtype
+                m._buffers[name] = backend.to_device(np.asarray(backend.to_numpy(v), dtype=dtype),
+                                                     device)
+        return self
+
+    def to(self, device=None, dtype=None):
+        """Move parameters and buffers to ``device`` and/or cast floats to ``dtype``."""
+        for m in self.modules():
+            for p in m._parameters.values():
+                if p.data is not None:
+                    p.materialize(_convert(p.data, device, dtype))
+            for k, b in m._buffers.items():
+                if b is not None:
+                    floating = np.issubdtype(b.dtype, np.floating)
+                    m._buffers[k] = _convert(b, device, dtype if floating else None)
+        return self
+
+    def double(self):
+        return self.to(dtype=np.float64)
+
+    def float(self):
+        return self.to(dtype=np.float32)
+
+    def num_parameters(self):
+        return sum(p.numel() for p in self.parameters())
+
+    def __repr__(self):
+        lines = [f"{self.name}({self.extra_repr()}"]
+        children = list(self.named_children())
+        if not children:
+            return lines[0] + ")"
+        for k, m in children:
+            sub = repr(m).replace("\n", "\n  ")
+            lines.append(f"  ({k}): {sub}")
+        return "\n".join(lines) + "\n)"
+
+
+def _convert(a, device, dtype):
+    if device is not None:
+        a = backend.to_device(a, device)
+    if dtype is not None:
+        a = a.astype(dtype, copy=False)
+    return a
+
+
+class Sequential(Module):
+    """Children called in order; backward runs them in reverse."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for k, m in modules[0].items():
+                self.add_module(k, m)
+        else:
+            for i, m in enumerate(modules):
+                self.add_module(str(i), m)
+
+    def forward(self, x):
+        for m in self.children():
+            x = m(x)
+        return x
+
+    def backward(self, gy):
+        for m in reversed(list(self.children())):
+            gy = m.backward(gy)
+        return gy
+
+    def append(self, module):
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def __getitem__(self, i):
+        items = list(self._modules.items())
+        if isinstance(i, slice):
+            return Sequential(OrderedDict(items[i]))
+        if isinstance(i, str):
+            return self._modules[i]
+        return items[i][1]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())

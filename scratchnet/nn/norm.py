@@ -1,0 +1,129 @@
+"""Batch normalization layers: BatchNorm1d, BatchNorm2d, LazyBatchNorm2d.
+
+Statistics per channel over (N,) or (N, L) for 1d and (N, H, W) for 2d.
+Running statistics follow PyTorch: momentum 0.1 (new = (1 - m) * old + m * batch),
+unbiased batch variance, and ``momentum=None`` for a cumulative average.
+"""
+import numpy as np
+
+from .. import backend, ops
+from .module import Module
+from .parameter import Parameter
+
+
+class _BatchNorm(Module):
+    _ndims = ()
+    _layout = ""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True):
+        super().__init__()
+        self.eps = float(eps)
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        self.num_features = None
+        self.weight = Parameter() if affine else None
+        self.bias = Parameter() if affine else None
+        for k in ("running_mean", "running_var", "num_batches_tracked"):
+            self.register_buffer(k, None)
+        if num_features is not None:
+            self._materialize(int(num_features), backend.device_module(),
+                              backend.get_default_dtype())
+
+    def _materialize(self, c, xp, dtype):
+        if c < 1:
+            raise ValueError(f"{self.name}: num_features must be positive, got {c}")
+        self.num_features = c
+        if self.affine:
+            self.weight.materialize(xp.ones((c,), dtype=dtype))
+            self.bias.materialize(xp.zeros((c,), dtype=dtype))
+        if self.track_running_stats:
+            self.running_mean = xp.zeros((c,), dtype=dtype)
+            self.running_var = xp.ones((c,), dtype=dtype)
+            self.num_batches_tracked = xp.zeros((), dtype=np.int64)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def forward(self, x):
+        self.check_input(x, self._ndims, self._layout)
+        if self.num_features is None:
+            self._materialize(x.shape[1], backend.get_array_module(x), x.dtype)
+        elif x.shape[1] != self.num_features:
+            raise ValueError(f"{self.name}: expected {self.num_features} channels, got input "
+                             f"of shape {tuple(x.shape)} with {x.shape[1]}")
+        if self.running_mean is not None and (
+                backend.device_of(self.running_mean) != backend.device_of(x)
+                or self.running_mean.dtype != x.dtype):
+            raise ValueError(f"{self.name}: input ({backend.device_of(x)}, {x.dtype}) does not "
+                             f"match the running statistics ({backend.device_of(self.running_mean)},"
+                             f" {self.running_mean.dtype}); move the model with .to(...)")
+        axes = (0,) + tuple(range(2, x.ndim))
+        m = x.size // x.shape[1]
+        use_batch = self.training or not self.track_running_stats
+        if use_batch and m < 2:
+            raise ValueError(f"{self.name}: expected more than 1 value per channel when "
+                             f"training, got input of shape {tuple(x.shape)}")
+        gamma = self.weight.data if self.affine else None
+        beta = self.bias.data if self.affine else None
+        if use_batch:
+            y, cache, mean, var = ops.batch_norm_train(x, gamma, beta, self.eps, axes)
+            if self.training and self.track_running_stats:
+                self._update_running(mean, var, m)
+        else:
+            y, cache = ops.batch_norm_eval(x, gamma, beta, self.running_mean, self.running_var,
+                                           self.eps, axes)
+        self.save_for_backward(y.shape, cache, axes, use_batch)
+        return y
+
+    def _update_running(self, mean, var, m):
+        self.num_batches_tracked += 1
+        if self.momentum is None:
+            factor = 1.0 / float(self.num_batches_tracked)
+        else:
+            factor = float(self.momentum)
+        dt = self.running_mean.dtype.type
+        self.running_mean *= dt(1 - factor)
+        self.running_mean += dt(factor) * mean
+        self.running_var *= dt(1 - factor)
+        self.running_var += dt(factor * m / (m - 1)) * var
+
+    def backward(self, gy):
+        cache, axes, use_batch = self.saved_for_backward(gy)
+        gamma = self.weight.data if self.affine else None
+        fn = ops.batch_norm_train_backward if use_batch else ops.batch_norm_eval_backward
+        gx, ggamma, gbeta = fn(gy, cache, gamma, axes)
+        if self.affine:
+            self.weight.accumulate(ggamma)
+            self.bias.accumulate(gbeta)
+        return gx
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """x (N, C) or (N, C, L)."""
+    _ndims = (2, 3)
+    _layout = "(N, C) or (N, C, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """x (N, C, H, W), statistics per channel over (N, H, W)."""
+    _ndims = (4,)
+    _layout = "(N, C, H, W)"
+
+
+class LazyBatchNorm2d(BatchNorm2d):
+    """BatchNorm2d whose num_features is read from the first input."""
+
+    def __init__(self, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+        super().__init__(None, eps, momentum, affine, track_running_stats)
+
+    @property
+    def name(self):
+        return "BatchNorm2d" if self.__dict__.get("num_features") is not None else "LazyBatchNorm2d"

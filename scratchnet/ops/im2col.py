@@ -1,0 +1,78 @@
+"""im2col / col2im: unfold image patches into columns and fold them back.
+
+The column buffer has shape ``(N, C, kh, kw, oh, ow)`` (Chainer's layout):
+``col[n, c, i, j, y, x] = x_pad[n, c, y*sh + i*dh, x*sw + j*dw]``.
+Both directions loop over the ``kh*kw`` kernel offsets, each a strided slice
+copy of the whole batch, so the Python loop is short and the copies are
+large. col2im is the mirror loop with ``+=`` into a padded buffer; no
+``np.add.at`` (measured several times slower).
+"""
+from ..backend import get_array_module
+
+
+def pair(v, name="value"):
+    """``v`` as an (h, w) tuple of ints; an int stands for both."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{name}: expected an int or an (h, w) pair, got {v!r}")
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
+
+
+def out_size(size, k, s, p_lo, p_hi, d=1):
+    """Output length along one axis (floor mode), as PyTorch computes it."""
+    return (size + p_lo + p_hi - d * (k - 1) - 1) // s + 1
+
+
+def pad_images(x, pads, value=0.0):
+    """Pad the last two axes of ``x`` by ``pads = (top, bottom, left, right)``."""
+    top, bottom, left, right = pads
+    if not (top or bottom or left or right):
+        return x
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    out = xp.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
+    out[:, :, top:top + h, left:left + w] = x
+    return out
+
+
+def im2col(x, kh, kw, sh, sw, pads, dh=1, dw=1, pad_value=0.0):
+    """x: (N, C, H, W) -> col: (N, C, kh, kw, oh, ow).
+
+    ``pads`` is (top, bottom, left, right); ``pad_value`` is 0 for
+    convolution and -inf for max pooling.
+    """
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    oh = out_size(h, kh, sh, pads[0], pads[1], dh)
+    ow = out_size(w, kw, sw, pads[2], pads[3], dw)
+    img = pad_images(x, pads, pad_value)
+    col = xp.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+    for i in range(kh):
+        y0 = i * dh
+        y1 = y0 + sh * oh
+        for j in range(kw):
+            x0 = j * dw
+            x1 = x0 + sw * ow
+            col[:, :, i, j] = img[:, :, y0:y1:sh, x0:x1:sw]
+    return col
+
+
+def col2im(col, h, w, sh, sw, pads, dh=1, dw=1):
+    """col: (N, C, kh, kw, oh, ow) -> (N, C, H, W), summing overlapping patches.
+
+    The adjoint of :func:`im2col`: every column entry is added back to the
+    pixel it was copied from; entries that came from padding are dropped.
+    """
+    xp = get_array_module(col)
+    n, c, kh, kw, oh, ow = col.shape
+    top, bottom, left, right = pads
+    img = xp.zeros((n, c, h + top + bottom, w + left + right), dtype=col.dtype)
+    for i in range(kh):
+        y0 = i * dh
+        y1 = y0 + sh * oh
+        for j in range(kw):
+            x0 = j * dw
+            x1 = x0 + sw * ow
+            img[:, :, y0:y1:sh, x0:x1:sw] += col[:, :, i, j]
+    return img[:, :, top:top + h, left:left + w]

@@ -1,0 +1,48 @@
+"""Losses. Each returns the loss as an array scalar and what backward needs.
+
+Cross-entropy takes raw logits and integer class labels (PyTorch's
+``CrossEntropyLoss``): log-softmax is computed with the log-sum-exp shift,
+so a logit of 1e4 neither overflows nor gives NaN.
+"""
+from ..backend import get_array_module
+
+
+def log_softmax(x, axis=1):
+    xp = get_array_module(x)
+    z = x - x.max(axis=axis, keepdims=True)
+    return z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
+
+
+def softmax_cross_entropy(logits, labels, reduction="mean"):
+    """logits: (N, C), labels: (N,) ints in [0, C). Returns (loss, probs)."""
+    xp = get_array_module(logits)
+    logp = log_softmax(logits)
+    picked = -logp[xp.arange(logits.shape[0]), labels]
+    loss = picked.mean() if reduction == "mean" else picked.sum() if reduction == "sum" else picked
+    return loss, xp.exp(logp)
+
+
+def softmax_cross_entropy_backward(probs, labels, reduction="mean", gy=1.0):
+    """dL/dlogits = (softmax - onehot) * gy, divided by N for the mean."""
+    xp = get_array_module(probs)
+    n = probs.shape[0]
+    g = probs.copy()
+    g[xp.arange(n), labels] -= 1
+    if reduction == "none":
+        return g * gy.reshape(n, 1)
+    scale = gy / n if reduction == "mean" else gy
+    return g * g.dtype.type(scale)
+
+
+def mse(y, t, reduction="mean"):
+    d = y - t
+    sq = d * d
+    loss = sq.mean() if reduction == "mean" else sq.sum() if reduction == "sum" else sq
+    return loss, d
+
+
+def mse_backward(d, reduction="mean", gy=1.0):
+    if reduction == "none":
+        return 2 * d * gy
+    scale = 2 * gy / d.size if reduction == "mean" else 2 * gy
+    return d * d.dtype.type(scale)

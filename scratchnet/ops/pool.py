@@ -1,0 +1,124 @@
+"""Max, average and adaptive average pooling over (N, C, H, W).
+
+Both window poolings loop over the kh*kw kernel offsets, each a strided view
+of the padded input covering every window at once, so no column buffer of
+kh*kw times the input is built. Semantics follow PyTorch: floor mode output
+sizes; max pooling pads with -inf and sends each window's gradient to its
+first maximum; average pooling counts padded zeros (count_include_pad=True).
+"""
+
+from ..backend import get_array_module
+from .im2col import out_size, pad_images
+
+
+def _windows(img, kh, kw, sh, sw, dh, dw, oh, ow):
+    """Yield (k, view) for each kernel offset: view[n, c, y, x] = img[.., y*sh+i*dh, x*sw+j*dw]."""
+    for i in range(kh):
+        for j in range(kw):
+            y0, x0 = i * dh, j * dw
+            yield i * kw + j, img[:, :, y0:y0 + sh * oh:sh, x0:x0 + sw * ow:sw]
+
+
+def _pool_geometry(x_shape, kernel, stride, pads, dilation):
+    kh, kw = kernel
+    oh = out_size(x_shape[2], kh, stride[0], pads[0], pads[1], dilation[0])
+    ow = out_size(x_shape[3], kw, stride[1], pads[2], pads[3], dilation[1])
+    return oh, ow
+
+
+def max_pool2d(x, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1)):
+    """Returns y: (N, C, oh, ow) and idx, the offset (i*kw + j) of each window's first maximum."""
+    xp = get_array_module(x)
+    oh, ow = _pool_geometry(x.shape, kernel, stride, pads, dilation)
+    img = pad_images(x, pads, -xp.inf)
+    windows = _windows(img, *kernel, *stride, *dilation, oh, ow)
+    _, first = next(windows)
+    y = first.copy()
+    idx = xp.zeros(y.shape, dtype=xp.int32)
+    for k, v in windows:
+        # Strictly greater: ties keep the earlier offset, as PyTorch does.
+        better = v > y
+        xp.copyto(y, v, where=better)
+        idx[better] = k
+    return y, idx
+
+
+def max_pool2d_backward(gy, idx, x_shape, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1)):
+    xp = get_array_module(gy)
+    n, c, h, w = x_shape
+    oh, ow = gy.shape[2:]
+    gimg = xp.zeros((n, c, h + pads[0] + pads[1], w + pads[2] + pads[3]), dtype=gy.dtype)
+    zero = gy.dtype.type(0)
+    for k, v in _windows(gimg, *kernel, *stride, *dilation, oh, ow):
+        v += xp.where(idx == k, gy, zero)
+    return gimg[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + w]
+
+
+def avg_pool2d(x, kernel, stride, pads=(0, 0, 0, 0)):
+    """y: (N, C, oh, ow), each window's sum over kh*kw (padding counts as zeros)."""
+    kh, kw = kernel
+    oh, ow = _pool_geometry(x.shape, kernel, stride, pads, (1, 1))
+    img = pad_images(x, pads, 0.0)
+    windows = _windows(img, kh, kw, *stride, 1, 1, oh, ow)
+    _, first = next(windows)
+    y = first.copy()
+    for _, v in windows:
+        y += v
+    y *= y.dtype.type(1.0 / (kh * kw))
+    return y
+
+
+def avg_pool2d_backward(gy, x_shape, kernel, stride, pads=(0, 0, 0, 0)):
+    xp = get_array_module(gy)
+    kh, kw = kernel
+    n, c, h, w = x_shape
+    oh, ow = gy.shape[2:]
+    g = gy * gy.dtype.type(1.0 / (kh * kw))
+    gimg = xp.zeros((n, c, h + pads[0] + pads[1], w + pads[2] + pads[3]), dtype=gy.dtype)
+    for _, v in _windows(gimg, kh, kw, *stride, 1, 1, oh, ow):
+        v += g
+    return gimg[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + w]
+
+
+def adaptive_bins(size, out):
+    """PyTorch's adaptive pooling bins: [floor(i*size/out), ceil((i+1)*size/out))."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def _adaptive_avg_axis(x, out, axis):
+    xp = get_array_module(x)
+    bins = adaptive_bins(x.shape[axis], out)
+    parts = [x.take(xp.arange(a, b), axis=axis).mean(axis=axis, keepdims=True) for a, b in bins]
+    return xp.concatenate(parts, axis=axis)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """x: (N, C, H, W) -> (N, C, oh, ow). A bin is a rectangle, so its mean is
+    the mean over rows of the mean over columns: pool H, then W."""
+    oh, ow = output_size
+    if (oh, ow) == (1, 1):
+        return x.mean(axis=(2, 3), keepdims=True)
+    return _adaptive_avg_axis(_adaptive_avg_axis(x, oh, 2), ow, 3)
+
+
+def _adaptive_avg_axis_backward(gy, size, axis):
+    xp = get_array_module(gy)
+    shape = list(gy.shape)
+    shape[axis] = size
+    gx = xp.zeros(shape, dtype=gy.dtype)
+    index = [slice(None)] * gy.ndim
+    for i, (a, b) in enumerate(adaptive_bins(size, gy.shape[axis])):
+        index[axis] = slice(a, b)
+        g = gy.take(xp.arange(i, i + 1), axis=axis)
+        gx[tuple(index)] += g * g.dtype.type(1.0 / (b - a))
+    return gx
+
+
+def adaptive_avg_pool2d_backward(gy, x_shape):
+    n, c, h, w = x_shape
+    if gy.shape[2:] == (1, 1):
+        xp = get_array_module(gy)
+        scale = gy.dtype.type(1.0 / (h * w))
+        return xp.broadcast_to(gy * scale, x_shape).copy()
+    g = _adaptive_avg_axis_backward(gy, w, 3)
+    return _adaptive_avg_axis_backward(g, h, 2)
