@@ -1,0 +1,94 @@
+"""The two helpers every layer test uses: PyTorch parity and finite differences.
+
+``torch_parity`` runs a scratchnet layer and the same PyTorch layer on the same
+weights and input, and compares the output, dL/dx, every parameter gradient and
+every buffer (tinygrad's ``helper_test_op``). ``fd_check`` is
+``scratchnet.gradcheck.check_module`` with an assertion.
+"""
+import numpy as np
+import torch
+
+import scratchnet as sn
+
+# Relative to the largest magnitude of the reference: max|a - b| / max|b|.
+TOL = {np.float64: 1e-10, np.float32: 1e-5}
+
+
+def rel_err(a, b):
+    a = np.asarray(sn.to_numpy(a), dtype=np.float64)
+    b = np.asarray(b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else b,
+                   dtype=np.float64)
+    assert a.shape == b.shape, f"shape {a.shape} != {b.shape}"
+    return float(np.abs(a - b).max(initial=0.0) / max(np.abs(b).max(initial=0.0), 1e-30))
+
+
+def copy_weights_to_torch(layer, tlayer):
+    """Load the scratchnet layer's parameters and buffers into the torch layer."""
+    state = {k: torch.from_numpy(np.array(sn.to_numpy(v))) for k, v in layer.state_dict().items()}
+    tstate = tlayer.state_dict()
+    for k in tstate:
+        assert k in state, f"torch has {k}, scratchnet does not"
+        tstate[k] = state[k].to(tstate[k].dtype).reshape(tstate[k].shape)
+    tlayer.load_state_dict(tstate)
+
+
+def torch_parity(layer, tlayer, x, dtype=np.float64, steps=1, device="cpu", seed=0):
+    """Forward and backward ``steps`` times on both; return the worst relative error.
+
+    Parameters are copied once from scratchnet to torch; with steps > 1 the
+    gradients accumulate and buffers (BatchNorm running stats) evolve in both.
+    """
+    dtype = np.dtype(dtype).type
+    rs = np.random.default_rng(seed)
+    tdtype = torch.float64 if dtype is np.float64 else torch.float32
+    layer.to(device=device, dtype=dtype)
+    x = np.asarray(x, dtype=dtype)
+    training = layer.training
+    # Materialise lazy parameters on both sides without touching running statistics.
+    layer.eval()
+    tlayer = tlayer.to(tdtype).eval()
+    with sn.no_grad(), torch.no_grad():
+        layer(sn.to_device(x, device))
+        tlayer(torch.from_numpy(x))
+    layer.train(training)
+    tlayer.train(training)
+    layer.zero_grad()
+    copy_weights_to_torch(layer, tlayer)
+    tol = TOL[dtype]
+    worst = 0.0
+    for step in range(steps):
+        xs = x if step == 0 else np.asarray(rs.standard_normal(x.shape), dtype=dtype)
+        y = layer(sn.to_device(xs, device))
+        xt = torch.tensor(xs, requires_grad=True)
+        yt = tlayer(xt)
+        gy = np.asarray(rs.standard_normal(yt.shape), dtype=dtype)
+        gx = layer.backward(sn.to_device(gy, device))
+        yt.backward(torch.from_numpy(gy))
+        checks = [("output", y, yt), ("input grad", gx, xt.grad)]
+        named = dict(layer.named_parameters())
+        for k, p in tlayer.named_parameters():
+            checks.append((f"{k}.grad", named[k].grad, p.grad))
+        sn_buffers = dict(layer.named_buffers())
+        for k, b in tlayer.named_buffers():
+            checks.append((k, sn_buffers[k], b))
+        for what, a, b in checks:
+            err = rel_err(a, b)
+            assert sn.to_numpy(a).dtype == b.detach().numpy().dtype, \
+                f"{what}: dtype {sn.to_numpy(a).dtype} vs torch {b.dtype}"
+            assert err <= tol, f"step {step}: {what} differs from torch: {err:.2e} > {tol:.0e}"
+            worst = max(worst, err)
+    return worst
+
+
+def fd_check(layer, x, rtol=1e-6, **kw):
+    report = sn.gradcheck.check_module(layer, np.asarray(x, dtype=np.float64), rtol=rtol, **kw)
+    assert report.ok, f"\n{report}"
+    return report
+
+
+def distinct(shape, rs=None, scale=1.0):
+    """Shuffled, well-separated values: no max-pool ties, nothing near a ReLU kink."""
+    rs = rs or np.random.default_rng(0)
+    n = int(np.prod(shape))
+    v = (np.arange(n) - n / 2 + 0.5) * (scale * 4.0 / n)
+    return rs.permutation(v).reshape(shape)

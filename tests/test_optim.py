@@ -1,0 +1,281 @@
+"""Optimizers and LR schedules against torch.optim, step by step."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from scratchnet import io, optim
+from scratchnet.nn.parameter import Parameter
+
+SHAPES = [(3, 4), (5,)]
+
+
+def rel_error(a, b):
+    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
+
+
+def make_pair(sn_cls, torch_cls, kwargs, dtype=np.float64, seed=0):
+    """The same parameters in scratchnet and torch, each with its optimizer."""
+    rng = np.random.default_rng(seed)
+    init = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
+    sn_params = [Parameter(a.copy()) for a in init]
+    t_params = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in init]
+    return (sn_params, sn_cls(sn_params, **kwargs),
+            t_params, torch_cls(t_params, foreach=False, **kwargs))
+
+
+def feed(rng, sn_params, t_params):
+    for p, t in zip(sn_params, t_params):
+        g = rng.standard_normal(p.data.shape).astype(p.data.dtype)
+        p.grad = g.copy()
+        t.grad = torch.from_numpy(g.copy())
+
+
+def assert_parity(sn_params, sn_opt, t_params, t_opt, steps=5, seed=1):
+    rng = np.random.default_rng(seed)
+    for step in range(steps):
+        feed(rng, sn_params, t_params)
+        sn_opt.step()
+        t_opt.step()
+        for p, t in zip(sn_params, t_params):
+            err = rel_error(p.data, t.detach().numpy())
+            assert err <= 1e-12, f"step {step}: relative error {err:.2e}"
+
+
+def sgd_grid():
+    for momentum, dampening, wd, nesterov, maximize in itertools.product(
+            (0, 0.9), (0, 0.1), (0, 5e-4), (False, True), (False, True)):
+        if nesterov and (momentum == 0 or dampening != 0):
+            continue
+        yield dict(lr=0.1, momentum=momentum, dampening=dampening, weight_decay=wd,
+                   nesterov=nesterov, maximize=maximize)
+
+
+@pytest.mark.parametrize("kwargs", list(sgd_grid()), ids=str)
+def test_sgd_matches_torch(kwargs):
+    assert_parity(*make_pair(optim.SGD, torch.optim.SGD, kwargs))
+
+
+ADAM_GRID = [dict(lr=1e-2, weight_decay=wd, amsgrad=amsgrad, maximize=maximize)
+             for wd, amsgrad, maximize in itertools.product((0, 0.1), (False, True),
+                                                            (False, True))]
+ADAM_GRID.append(dict(lr=3e-2, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.05, amsgrad=True))
+
+
+@pytest.mark.parametrize("kwargs", ADAM_GRID, ids=str)
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_adam_matches_torch(name, kwargs):
+    pair = make_pair(getattr(optim, name), getattr(torch.optim, name), kwargs)
+    assert_parity(*pair, steps=6)
+
+
+@pytest.mark.parametrize("cls, kwargs", [
+    (optim.SGD, dict(lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)),
+    (optim.SGD, dict(lr=0.1, momentum=0.9, dampening=0.1, maximize=True)),
+    (optim.Adam, dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
+    (optim.AdamW, dict(lr=1e-2, amsgrad=True, maximize=True)),
+])
+def test_float32_stays_float32_in_place(cls, kwargs):
+    rng = np.random.default_rng(0)
+    params = [Parameter(rng.standard_normal(s).astype(np.float32)) for s in SHAPES]
+    buffers = [p.data for p in params]
+    opt = cls(params, **kwargs)
+    for _ in range(3):
+        for p in params:
+            p.grad = rng.standard_normal(p.data.shape).astype(np.float32)
+        opt.step()
+    for p, buf in zip(params, buffers):
+        assert p.data is buf
+        assert p.data.dtype == np.float32
+    arrays = [v for k, v in opt.state_dict().items() if k.startswith("state.")
+              and isinstance(v, np.ndarray)]
+    assert arrays and all(a.dtype == np.float32 for a in arrays)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(lr=-0.1),
+    dict(lr=0.1, momentum=-0.5),
+    dict(lr=0.1, weight_decay=-1e-4),
+    dict(lr=0.1, nesterov=True),
+    dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
+])
+def test_sgd_rejects_invalid_hyperparameters(kwargs):
+    with pytest.raises(ValueError, match="SGD"):
+        optim.SGD([Parameter(np.zeros(3))], **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(lr=-1.0), dict(betas=(1.0, 0.999)), dict(betas=(0.9, -0.1)), dict(eps=-1.0),
+    dict(weight_decay=-0.1),
+])
+def test_adam_rejects_invalid_hyperparameters(kwargs):
+    with pytest.raises(ValueError, match="Adam"):
+        optim.Adam([Parameter(np.zeros(3))], **kwargs)
+
+
+def test_rejects_bad_params():
+    with pytest.raises(ValueError, match="empty"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(TypeError):
+        optim.SGD(Parameter(np.zeros(3)), lr=0.1)
+    with pytest.raises(TypeError, match="ndarray"):
+        optim.SGD([np.zeros(3)], lr=0.1)
+    p = Parameter(np.zeros(3))
+    with pytest.raises(ValueError, match="more than once"):
+        optim.SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
+
+
+def test_skips_parameters_without_grad_or_data():
+    used = Parameter(np.ones(3))
+    unused = Parameter(np.ones(2))
+    unused.grad = None
+    lazy = Parameter()
+    opt = optim.SGD([used, unused, lazy], lr=0.5, momentum=0.9, weight_decay=0.1)
+    used.grad = np.full(3, 2.0)
+    opt.step()
+    np.testing.assert_array_equal(unused.data, np.ones(2))
+    np.testing.assert_allclose(used.data, 1 - 0.5 * (2 + 0.1))
+    assert not any(key.startswith("state.1.") for key in opt.state_dict())
+    # A lazy parameter materialized after the optimizer was built joins the next step.
+    lazy.materialize(np.zeros(4))
+    lazy.grad[...] = 1.0
+    opt.step()
+    np.testing.assert_allclose(lazy.data, -0.5)
+    assert "state.2.momentum_buffer" in opt.state_dict()
+
+
+def test_param_groups_and_zero_grad():
+    a, b = Parameter(np.ones(2)), Parameter(np.ones(2))
+    opt = optim.SGD([{"params": [a]}, {"params": b, "lr": 1.0}], lr=0.1, momentum=0.5)
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 1.0]
+    assert opt.param_groups[1]["momentum"] == 0.5
+    a.grad[...] = 1.0
+    b.grad[...] = 1.0
+    opt.step()
+    np.testing.assert_allclose(a.data, 0.9)
+    np.testing.assert_allclose(b.data, 0.0)
+    grad = a.grad
+    opt.zero_grad()
+    assert a.grad is grad and not a.grad.any()
+    opt.zero_grad(set_to_none=True)
+    assert a.grad is None and b.grad is None
+
+
+@pytest.mark.parametrize("cls, kwargs", [
+    (optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)),
+    (optim.Adam, dict(lr=1e-2, amsgrad=True, weight_decay=1e-2)),
+    (optim.AdamW, dict(lr=1e-2, betas=(0.8, 0.9))),
+])
+@pytest.mark.parametrize("through_file", [False, True])
+def test_state_dict_round_trip_continues_identically(cls, kwargs, through_file, tmp_path):
+    rng = np.random.default_rng(0)
+    params = [Parameter(rng.standard_normal(s)) for s in SHAPES]
+    opt = cls(params, **kwargs)
+    for _ in range(3):
+        for p in params:
+            p.grad = rng.standard_normal(p.data.shape)
+        opt.step()
+    opt.param_groups[0]["lr"] *= 0.5  # as a schedule would
+    sd = opt.state_dict()
+    assert all(isinstance(v, (np.ndarray, int, float, bool)) for v in sd.values())
+    assert "param_groups.0.lr" in sd
+    np.testing.assert_array_equal(sd["param_groups.0.params"], [0, 1])
+    if through_file:
+        io.save(sd, tmp_path / "opt.npz")
+        sd = io.load(tmp_path / "opt.npz")
+
+    clones = [Parameter(p.data.copy()) for p in params]
+    fresh = cls(clones, lr=123.0)
+    fresh.load_state_dict(sd)
+    assert fresh.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+    assert type(fresh.param_groups[0].get("betas", ())) is tuple
+    for _ in range(3):
+        for p, c in zip(params, clones):
+            p.grad = rng.standard_normal(p.data.shape)
+            c.grad = p.grad.copy()
+        opt.step()
+        fresh.step()
+        for p, c in zip(params, clones):
+            np.testing.assert_array_equal(c.data, p.data)
+
+
+def test_state_dict_keys():
+    p, q = Parameter(np.ones(2)), Parameter(np.ones(3))
+    opt = optim.Adam([{"params": [p]}, {"params": [q], "lr": 0.1}], amsgrad=True)
+    p.grad[...] = 1.0
+    q.grad = None
+    opt.step()
+    sd = opt.state_dict()
+    assert sorted(k for k in sd if k.startswith("state.")) == [
+        "state.0.exp_avg", "state.0.exp_avg_sq", "state.0.max_exp_avg_sq", "state.0.step"]
+    assert sd["state.0.step"] == 1
+    np.testing.assert_array_equal(sd["param_groups.1.params"], [1])
+    np.testing.assert_array_equal(sd["param_groups.0.betas"], [0.9, 0.999])
+    assert sd["param_groups.1.lr"] == 0.1
+
+
+def test_load_state_dict_rejects_mismatch():
+    sd = optim.SGD([Parameter(np.ones(2))], lr=0.1, momentum=0.9).state_dict()
+    with pytest.raises(ValueError, match="parameters"):
+        optim.SGD([Parameter(np.ones(2)), Parameter(np.ones(2))], lr=0.1).load_state_dict(sd)
+    p = Parameter(np.ones(2))
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad[...] = 1.0
+    opt.step()
+    with pytest.raises(ValueError, match="shape"):
+        optim.SGD([Parameter(np.ones(5))], lr=0.1).load_state_dict(opt.state_dict())
+    with pytest.raises(ValueError, match="unexpected key"):
+        optim.SGD([Parameter(np.ones(2))], lr=0.1).load_state_dict({"bogus": 1})
+
+
+SCHEDULES = [
+    ("StepLR", dict(step_size=3, gamma=0.5)),
+    ("StepLR", dict(step_size=1)),
+    ("CosineAnnealingLR", dict(T_max=7, eta_min=1e-3)),
+    ("CosineAnnealingLR", dict(T_max=20)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs", SCHEDULES, ids=str)
+def test_scheduler_matches_torch(name, kwargs):
+    sn_opt = optim.SGD([{"params": [Parameter(np.ones(2))]},
+                        {"params": [Parameter(np.ones(2))], "lr": 0.05}], lr=0.1, momentum=0.9)
+    t_opt = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.ones(2))]},
+                             {"params": [torch.nn.Parameter(torch.ones(2))], "lr": 0.05}],
+                            lr=0.1, momentum=0.9)
+    sn_sched = getattr(optim.lr_scheduler, name)(sn_opt, **kwargs)
+    t_sched = getattr(torch.optim.lr_scheduler, name)(t_opt, **kwargs)
+    assert sn_sched.get_last_lr() == t_sched.get_last_lr()
+    for epoch in range(20):
+        sn_opt.step()
+        t_opt.step()
+        sn_sched.step()
+        t_sched.step()
+        # Same float operations in the same order: equal bit for bit.
+        assert sn_sched.get_last_lr() == t_sched.get_last_lr(), f"epoch {epoch + 1}"
+        assert [g["lr"] for g in sn_opt.param_groups] == sn_sched.get_last_lr()
+
+
+def test_scheduler_state_dict_round_trip(tmp_path):
+    def build():
+        opt = optim.SGD([Parameter(np.ones(2))], lr=0.1)
+        return opt, optim.CosineAnnealingLR(opt, T_max=10, eta_min=0.01)
+
+    opt, sched = build()
+    for _ in range(4):
+        sched.step()
+    io.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()},
+            tmp_path / "ck.npz")
+    ck = io.load(tmp_path / "ck.npz")
+
+    def part(prefix):
+        return {k[len(prefix) + 1:]: v for k, v in ck.items() if k.startswith(prefix + ".")}
+
+    opt2, sched2 = build()
+    opt2.load_state_dict(part("optimizer"))
+    sched2.load_state_dict(part("scheduler"))
+    for _ in range(8):
+        sched.step()
+        sched2.step()
+        assert sched2.get_last_lr() == sched.get_last_lr()
