@@ -40,9 +40,11 @@ def _import_cupy():
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:  # CUDA driver missing or broken
-        raise DeviceError(f"GPU requested but no CUDA device is usable: {e}") from None
+        raise DeviceError(f"GPU requested but no CUDA device is usable: {e}; check the NVIDIA "
+                          f"driver, or {_CUPY_HINT}") from None
     if count < 1:
-        raise DeviceError("GPU requested but CuPy sees no CUDA device")
+        raise DeviceError(f"GPU requested but CuPy sees no CUDA device; check the NVIDIA "
+                          f"driver, or {_CUPY_HINT}")
     _cupy = cupy
     return cupy
 

@@ -4,6 +4,7 @@ import pathlib
 
 import numpy as np
 import pytest
+import torch
 
 import scratchnet as sn
 
@@ -11,6 +12,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 if "SCRATCHNET_DATA" not in os.environ and SHARED_DATA.is_dir():
     os.environ["SCRATCHNET_DATA"] = str(SHARED_DATA)
+
+# The test shapes are tiny: one torch thread is faster than two fighting over 2 cores.
+torch.set_num_threads(1)
 
 GPU = pytest.mark.gpu
 needs_gpu = pytest.mark.skipif(not sn.gpu_available(),

@@ -1,6 +1,6 @@
 """Convolution layers: Conv2d, LazyConv2d and Conv1d (a Conv2d over 1 x L images)."""
 import math
-
+import numbers
 
 from .. import backend, ops
 from ..ops.im2col import out_size, pair
@@ -15,7 +15,6 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, bias=True):
         super().__init__()
-        self.in_channels = in_channels
         self.out_channels = int(out_channels)
         self.kernel_size = pair(kernel_size, f"{self.name} kernel_size")
         self.stride = pair(stride, f"{self.name} stride")
@@ -47,13 +46,18 @@ class Conv2d(Module):
         elif min(self.padding) < 0:
             raise ValueError(f"{self.name}: padding must be >= 0, got {self.padding}")
 
+    @property
+    def in_channels(self):
+        """Read from the weight: None until a lazy layer sees its first input (or a state_dict)."""
+        w = self._parameters.get("weight")
+        return None if w is None or w.data is None else int(w.data.shape[1])
+
     def _weight_shape(self, in_channels):
         return (self.out_channels, in_channels) + self.kernel_size
 
     def _materialize(self, in_channels, xp, dtype):
         if in_channels < 1:
             raise ValueError(f"{self.name}: in_channels must be positive, got {in_channels}")
-        self.in_channels = in_channels
         self.weight.materialize(xp.empty(self._weight_shape(in_channels), dtype=dtype))
         if self.bias is not None:
             self.bias.materialize(xp.empty((self.out_channels,), dtype=dtype))
@@ -82,9 +86,7 @@ class Conv2d(Module):
         return self.weight.data
 
     def _forward4(self, x):
-        if self.weight.data is None:
-            self._materialize(x.shape[1], backend.get_array_module(x), x.dtype)
-        elif x.shape[1] != self.in_channels:
+        if self.weight.data is not None and x.shape[1] != self.in_channels:
             raise ValueError(f"{self.name}: expected {self.in_channels} input channels, got "
                              f"input of shape {tuple(x.shape)} with {x.shape[1]}")
         shape = self.output_shape(x.shape)
@@ -93,9 +95,13 @@ class Conv2d(Module):
                              f"{self.dilation}) is larger than the padded input "
                              f"{x.shape[2] + self.pads[0] + self.pads[1]}x"
                              f"{x.shape[3] + self.pads[2] + self.pads[3]}")
+        # Only now, every check passed: a rejected first input must not fix a lazy
+        # layer's in_channels (nor draw its weights).
+        if self.weight.data is None:
+            self._materialize(x.shape[1], backend.get_array_module(x), x.dtype)
         b = None if self.bias is None else self.bias.data
         y, col = ops.conv2d(x, self._kernel(), b, self.stride, self.pads, self.dilation)
-        self.save_for_backward(y.shape, col, x.shape)
+        self.save_for_backward(y, col, x.shape)
         return y
 
     def backward(self, gy):
@@ -132,7 +138,7 @@ class LazyConv2d(Conv2d):
     @property
     def name(self):
         # Once materialised it is an ordinary Conv2d, as in PyTorch.
-        return "Conv2d" if self.__dict__.get("in_channels") is not None else "LazyConv2d"
+        return "LazyConv2d" if self.in_channels is None else "Conv2d"
 
 
 class Conv1d(Conv2d):
@@ -145,6 +151,12 @@ class Conv1d(Conv2d):
                          (1, _single(stride, "stride")), pad,
                          (1, _single(dilation, "dilation")), bias)
 
+    @property
+    def in_channels(self):
+        """Read from the weight: None until a lazy layer sees its first input (or a state_dict)."""
+        w = self._parameters.get("weight")
+        return None if w is None or w.data is None else int(w.data.shape[1])
+
     def _weight_shape(self, in_channels):
         return (self.out_channels, in_channels, self.kernel_size[1])
 
@@ -156,11 +168,13 @@ class Conv1d(Conv2d):
         self.check_input(x, (3,), "(N, C, L)")
         y = self._forward4(x[:, :, None, :])[:, :, 0, :]
         if self.__dict__.get("_cache") is not None:
-            self.save_for_backward(y.shape, *self._cache[1])
+            self.save_for_backward(y, *self._cache[-1])
         return y
 
     def backward(self, gy):
-        gx = self._backward4(gy, gy[:, :, None, :] if gy.ndim == 3 else gy)
+        # A gy that is not a 3-D array goes through as it is, for _backward4 to reject.
+        gy4 = gy[:, :, None, :] if getattr(gy, "ndim", None) == 3 else gy
+        gx = self._backward4(gy, gy4)
         return None if gx is None else gx[:, :, 0, :]
 
     def extra_repr(self):
@@ -173,4 +187,6 @@ def _single(v, name):
         if len(v) != 1:
             raise ValueError(f"Conv1d: {name} must be an int or a 1-tuple, got {v!r}")
         v = v[0]
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+        raise TypeError(f"Conv1d: {name} must be an int or a 1-tuple of an int, got {v!r}")
     return int(v)

@@ -13,10 +13,10 @@ class Dropout(Module):
     def forward(self, x):
         self.check_input(x, tuple(range(0, 33)), "of any shape")
         if not self.training or self.p == 0.0:
-            self.save_for_backward(x.shape, None)
+            self.save_for_backward(x, None)
             return x
         mask = ops.dropout_mask(x, self.p)
-        self.save_for_backward(x.shape, mask)
+        self.save_for_backward(x, mask)
         return ops.dropout(x, mask)
 
     def backward(self, gy):

@@ -12,7 +12,6 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
-        self.in_features = in_features
         self.out_features = int(out_features)
         if self.out_features < 1:
             raise ValueError(f"{self.name}: out_features must be positive, got {out_features}")
@@ -23,10 +22,15 @@ class Linear(Module):
             self._materialize(int(in_features), backend.device_module(),
                               backend.get_default_dtype())
 
+    @property
+    def in_features(self):
+        """Read from the weight: None until a lazy layer sees its first input (or a state_dict)."""
+        w = self._parameters.get("weight")
+        return None if w is None or w.data is None else int(w.data.shape[1])
+
     def _materialize(self, in_features, xp, dtype):
         if in_features < 1:
             raise ValueError(f"{self.name}: in_features must be positive, got {in_features}")
-        self.in_features = in_features
         self.weight.materialize(xp.empty((self.out_features, in_features), dtype=dtype))
         if self.bias is not None:
             self.bias.materialize(xp.empty((self.out_features,), dtype=dtype))
@@ -43,12 +47,12 @@ class Linear(Module):
         self.check_input(x, (2,), "(N, in_features)")
         if self.weight.data is None:
             self._materialize(x.shape[1], backend.get_array_module(x), x.dtype)
-        elif x.shape[1] != self.in_features:
+        if x.shape[1] != self.in_features:
             raise ValueError(f"{self.name}: expected {self.in_features} input features, got "
                              f"input of shape {tuple(x.shape)} with {x.shape[1]}")
         b = None if self.bias is None else self.bias.data
         y = ops.linear(x, self.weight.data, b)
-        self.save_for_backward(y.shape, x)
+        self.save_for_backward(y, x)
         return y
 
     def backward(self, gy):
@@ -73,7 +77,7 @@ class LazyLinear(Linear):
 
     @property
     def name(self):
-        return "Linear" if self.__dict__.get("in_features") is not None else "LazyLinear"
+        return "LazyLinear" if self.in_features is None else "Linear"
 
 
 class Flatten(Module):
@@ -82,7 +86,7 @@ class Flatten(Module):
     def forward(self, x):
         self.check_input(x, tuple(range(1, 33)), "(N, ...)")
         y = x.reshape(x.shape[0], -1)
-        self.save_for_backward(y.shape, x.shape)
+        self.save_for_backward(y, x.shape)
         return y
 
     def backward(self, gy):

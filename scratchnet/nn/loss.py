@@ -29,6 +29,9 @@ class _Loss(Module):
                 raise ValueError(f"{self.name}.backward: reduction='none' needs gy, the "
                                  "gradient for each element")
             return gy
+        if gy is not None and getattr(gy, "ndim", 0) != 0:
+            raise ValueError(f"{self.name}.backward: reduction={self.reduction!r} gives a scalar "
+                             f"loss, so gy must be a scalar, got shape {tuple(gy.shape)}")
         return 1.0 if gy is None else float(gy)
 
 
@@ -72,7 +75,8 @@ class MSELoss(_Loss):
         if backend.device_of(target) != backend.device_of(y):
             raise ValueError(f"{self.name}: input is on {backend.device_of(y)} but the target "
                              f"on {backend.device_of(target)}")
-        loss, d = ops.mse(y, target, self.reduction)
+        # The target takes the input's dtype: float64 targets must not upcast a float32 network.
+        loss, d = ops.mse(y, target.astype(y.dtype, copy=False), self.reduction)
         self.save_for_backward(loss.shape if self.reduction == "none" else (), d)
         return self._result(loss)
 

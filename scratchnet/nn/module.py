@@ -24,15 +24,19 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before "
                                  "assigning attributes")
-        for table in (self._parameters, self._modules):
-            table.pop(name, None)
+        # A reassigned name keeps its place, so state_dict keeps PyTorch's order.
         if isinstance(value, Parameter):
+            self._modules.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._modules[name] = value
-        elif name in self._buffers:
-            self._buffers[name] = value
-            return
+        else:
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)
+            if name in self._buffers:
+                self._buffers[name] = value
+                return
         object.__setattr__(self, name, value)
 
     def __getattr__(self, name):
@@ -72,8 +76,13 @@ class Module:
             raise TypeError(f"{self.name}: expected a numpy or cupy array {layout}, "
                             f"got {type(x).__name__}")
         if x.ndim not in ndims:
-            raise ValueError(f"{self.name}: expected a {' or '.join(map(str, ndims))}-D input "
-                             f"{layout}, got {x.ndim}-D input of shape {tuple(x.shape)}")
+            ndims = tuple(ndims)
+            if len(ndims) > 2 and ndims == tuple(range(ndims[0], ndims[-1] + 1)):
+                want = f"{ndims[0]}-D or higher"  # not "1 or 2 or ... or 32-D"
+            else:
+                want = f"{' or '.join(map(str, ndims))}-D"
+            raise ValueError(f"{self.name}: expected a {want} input {layout}, got {x.ndim}-D "
+                             f"input of shape {tuple(x.shape)}")
         if not np.issubdtype(x.dtype, np.floating):
             raise TypeError(f"{self.name}: expected a floating-point input, got {x.dtype}")
         for pname, p in self._parameters.items():
@@ -91,10 +100,20 @@ class Module:
                                 f"dtype {p.data.dtype}; cast the input (x.astype) or the "
                                 f"model (.double() / .float())")
 
-    def save_for_backward(self, y_shape, *cache):
-        """Keep what backward needs and the output shape, unless inside sn.no_grad()."""
-        saved = (tuple(y_shape), cache) if backend.is_grad_enabled() else None
-        object.__setattr__(self, "_cache", saved)
+    def save_for_backward(self, y, *cache):
+        """Keep what backward needs, unless inside sn.no_grad().
+
+        ``y`` is the forward output (gy must match its shape, dtype and device)
+        or just a shape (a loss's scalar output).
+        """
+        if not backend.is_grad_enabled():
+            object.__setattr__(self, "_cache", None)
+            return
+        if hasattr(y, "dtype"):
+            meta = (tuple(y.shape), y.dtype, backend.device_of(y))
+        else:
+            meta = (tuple(y), None, None)
+        object.__setattr__(self, "_cache", (meta, cache))
 
     def saved_for_backward(self, gy):
         """Check gy against the forward output, then return (and release) the cache."""
@@ -102,10 +121,17 @@ class Module:
         if saved is None:
             raise ValueError(f"{self.name}.backward: called before forward (nothing cached); "
                              "call the layer on an input first, outside sn.no_grad()")
-        y_shape, cache = saved
+        (y_shape, y_dtype, y_device), cache = saved
         if tuple(getattr(gy, "shape", ())) != y_shape:
             raise ValueError(f"{self.name}.backward: expected gy of shape {y_shape} (the forward "
                              f"output), got {tuple(getattr(gy, 'shape', ()))}")
+        if y_dtype is not None:
+            if backend.device_of(gy) != y_device:
+                raise ValueError(f"{self.name}.backward: the output is on {y_device} but gy on "
+                                 f"{backend.device_of(gy)}")
+            if gy.dtype != y_dtype:
+                raise TypeError(f"{self.name}.backward: expected gy of dtype {y_dtype} (the "
+                                f"forward output's), got {gy.dtype}")
         object.__setattr__(self, "_cache", None)
         return cache
 
@@ -127,9 +153,16 @@ class Module:
     def modules(self):
         return (m for _, m in self.named_modules())
 
-    def named_parameters(self, prefix=""):
+    def named_parameters(self, prefix="", remove_duplicate=True):
+        """A parameter shared by several layers is listed once (as in PyTorch), so an
+        optimizer steps it once; state_dict still names it under every owner."""
+        seen = set()
         for mod_prefix, m in self.named_modules(prefix):
             for k, p in m._parameters.items():
+                if remove_duplicate:
+                    if id(p) in seen:
+                        continue
+                    seen.add(id(p))
                 yield (f"{mod_prefix}.{k}" if mod_prefix else k), p
 
     def parameters(self):
@@ -163,11 +196,13 @@ class Module:
     def state_dict(self):
         """Parameters and buffers by dotted name (PyTorch's keys), as arrays."""
         out = OrderedDict()
-        for k, p in self.named_parameters():
-            if p.data is not None:
-                out[k] = p.data
-        for k, b in self.named_buffers():
-            out[k] = b
+        for mod_prefix, m in self.named_modules():
+            # Per module, parameters then buffers: the order of PyTorch's state_dict.
+            for table in (m._parameters, m._buffers):
+                for k, v in table.items():
+                    v = v.data if isinstance(v, Parameter) else v
+                    if v is not None:
+                        out[f"{mod_prefix}.{k}" if mod_prefix else k] = v
         return out
 
     def load_state_dict(self, state, strict=True):
@@ -175,7 +210,7 @@ class Module:
 
         Every key is checked before anything is copied, so a mismatch changes nothing.
         """
-        params = dict(self.named_parameters())
+        params = dict(self.named_parameters(remove_duplicate=False))
         owners = {}
         for mod_prefix, m in self.named_modules():
             for k, b in m._buffers.items():
@@ -200,19 +235,24 @@ class Module:
             problems.append("mis-shaped " + "; ".join(misshaped))
         if problems:
             raise ValueError(f"{self.name}.load_state_dict: " + ", ".join(problems))
+        # Values are copied in, never aliased: two models loaded from one state_dict (or a
+        # model and the dict it was loaded from) must not share memory.
         for k, v in state.items():
             if k in params:
                 p = params[k]
-                dtype = p.dtype if p.data is not None else backend.get_default_dtype()
-                device = backend.device_of(p.data) if p.data is not None else backend.get_device()
-                p.materialize(backend.to_device(np.asarray(backend.to_numpy(v), dtype=dtype), device))
+                if p.data is not None:
+                    p.data[...] = backend.to_device(backend.to_numpy(v), backend.device_of(p.data))
+                else:
+                    a = np.array(backend.to_numpy(v), dtype=backend.get_default_dtype())
+                    p.materialize(backend.to_device(a, backend.get_device()))
             elif k in owners:
                 m, name = owners[k]
                 cur = m._buffers[name]
-                device = backend.device_of(cur) if cur is not None else backend.get_device()
-                dtype = cur.dtype if cur is not None else backend.to_numpy(v).dtype
-                m._buffers[name] = backend.to_device(np.asarray(backend.to_numpy(v), dtype=dtype),
-                                                     device)
+                if cur is not None:
+                    cur[...] = backend.to_device(backend.to_numpy(v), backend.device_of(cur))
+                else:
+                    m._buffers[name] = backend.to_device(np.array(backend.to_numpy(v)),
+                                                         backend.get_device())
         return self
 
     def to(self, device=None, dtype=None):

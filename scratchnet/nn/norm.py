@@ -51,23 +51,31 @@ class _BatchNorm(Module):
 
     def forward(self, x):
         self.check_input(x, self._ndims, self._layout)
-        if self.num_features is None:
-            self._materialize(x.shape[1], backend.get_array_module(x), x.dtype)
-        elif x.shape[1] != self.num_features:
-            raise ValueError(f"{self.name}: expected {self.num_features} channels, got input "
-                             f"of shape {tuple(x.shape)} with {x.shape[1]}")
-        if self.running_mean is not None and (
-                backend.device_of(self.running_mean) != backend.device_of(x)
-                or self.running_mean.dtype != x.dtype):
-            raise ValueError(f"{self.name}: input ({backend.device_of(x)}, {x.dtype}) does not "
-                             f"match the running statistics ({backend.device_of(self.running_mean)},"
-                             f" {self.running_mean.dtype}); move the model with .to(...)")
         axes = (0,) + tuple(range(2, x.ndim))
         m = x.size // x.shape[1]
         use_batch = self.training or not self.track_running_stats
+        # Every check comes before a lazy layer materialises: a bad input changes nothing.
         if use_batch and m < 2:
             raise ValueError(f"{self.name}: expected more than 1 value per channel when "
                              f"training, got input of shape {tuple(x.shape)}")
+        if self.num_features is None:
+            loaded = self.weight.data if self.affine else self.running_mean
+            if loaded is None:
+                self._materialize(x.shape[1], backend.get_array_module(x), x.dtype)
+            else:  # a lazy layer given its state by load_state_dict
+                self.num_features = loaded.shape[0]
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{self.name}: expected {self.num_features} channels, got input "
+                             f"of shape {tuple(x.shape)} with {x.shape[1]}")
+        if self.running_mean is not None:
+            if backend.device_of(self.running_mean) != backend.device_of(x):
+                raise ValueError(f"{self.name}: input is on {backend.device_of(x)} but the "
+                                 f"running statistics on {backend.device_of(self.running_mean)}"
+                                 "; move the model with .to(...)")
+            if self.running_mean.dtype != x.dtype:
+                raise TypeError(f"{self.name}: input dtype {x.dtype} does not match the running "
+                                f"statistics dtype {self.running_mean.dtype}; cast the input "
+                                "(x.astype) or the model (.double() / .float())")
         gamma = self.weight.data if self.affine else None
         beta = self.bias.data if self.affine else None
         if use_batch:
@@ -77,7 +85,7 @@ class _BatchNorm(Module):
         else:
             y, cache = ops.batch_norm_eval(x, gamma, beta, self.running_mean, self.running_var,
                                            self.eps, axes)
-        self.save_for_backward(y.shape, cache, axes, use_batch)
+        self.save_for_backward(y, cache, axes, use_batch)
         return y
 
     def _update_running(self, mean, var, m):

@@ -47,7 +47,7 @@ class MaxPool2d(_Pool2d):
     def forward(self, x):
         self._checked(x)
         y, idx = ops.max_pool2d(x, self.kernel_size, self.stride, self.pads, self.dilation)
-        self.save_for_backward(y.shape, idx, x.shape)
+        self.save_for_backward(y, idx, x.shape)
         return y
 
     def backward(self, gy):
@@ -65,7 +65,7 @@ class AvgPool2d(_Pool2d):
     def forward(self, x):
         self._checked(x)
         y = ops.avg_pool2d(x, self.kernel_size, self.stride, self.pads)
-        self.save_for_backward(y.shape, x.shape)
+        self.save_for_backward(y, x.shape)
         return y
 
     def backward(self, gy):
@@ -87,7 +87,7 @@ class AdaptiveAvgPool2d(Module):
         if x.shape[2] < 1 or x.shape[3] < 1:
             raise ValueError(f"{self.name}: expected a non-empty image, got {tuple(x.shape)}")
         y = ops.adaptive_avg_pool2d(x, self.output_size)
-        self.save_for_backward(y.shape, x.shape)
+        self.save_for_backward(y, x.shape)
         return y
 
     def backward(self, gy):

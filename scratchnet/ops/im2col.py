@@ -7,7 +7,13 @@ copy of the whole batch, so the Python loop is short and the copies are
 large. col2im is the mirror loop with ``+=`` into a padded buffer; no
 ``np.add.at`` (measured several times slower).
 """
+import numbers
+
 from ..backend import get_array_module
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def pair(v, name="value"):
@@ -15,8 +21,13 @@ def pair(v, name="value"):
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
             raise ValueError(f"{name}: expected an int or an (h, w) pair, got {v!r}")
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
+        h, w = v
+    else:
+        h = w = v
+    # int() would silently turn 2.5 into 2; PyTorch refuses non-integers too.
+    if not (_is_int(h) and _is_int(w)):
+        raise TypeError(f"{name}: expected an int or an (h, w) pair of ints, got {v!r}")
+    return int(h), int(w)
 
 
 def out_size(size, k, s, p_lo, p_hi, d=1):

@@ -29,7 +29,7 @@ def softmax_cross_entropy_backward(probs, labels, reduction="mean", gy=1.0):
     g = probs.copy()
     g[xp.arange(n), labels] -= 1
     if reduction == "none":
-        return g * gy.reshape(n, 1)
+        return g * gy.reshape(n, 1).astype(g.dtype, copy=False)
     scale = gy / n if reduction == "mean" else gy
     return g * g.dtype.type(scale)
 
@@ -43,6 +43,6 @@ def mse(y, t, reduction="mean"):
 
 def mse_backward(d, reduction="mean", gy=1.0):
     if reduction == "none":
-        return 2 * d * gy
+        return 2 * d * gy.astype(d.dtype, copy=False)
     scale = 2 * gy / d.size if reduction == "mean" else 2 * gy
     return d * d.dtype.type(scale)

@@ -1,0 +1,125 @@
+"""nn.dropout: inverted dropout. Identity in eval and for p=0 (checked against torch);
+in training, the structure of the mask, its rate and its gradient."""
+import copy
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import scratchnet as sn
+from helpers import fd_check, torch_parity
+from scratchnet import nn
+
+DTYPES = [np.float64, np.float32]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors: torch's thread pool costs more than it saves (3x on a busy 2-core box)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.7])
+@pytest.mark.parametrize("shape", [(1, 6), (3, 4), (2, 3, 2, 2)])
+def test_finite_differences(shape, p, training):
+    """check_module reseeds before every forward, so each draws the same mask."""
+    layer = nn.Dropout(p).train(training)
+    report = fd_check(layer, np.random.default_rng(1).standard_normal(shape))
+    assert list(report.rows) == ["input"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p, training", [(0.5, False), (0.9, False), (0.0, True)])
+def test_identity_matches_torch(p, training, dtype, device):
+    layer = nn.Dropout(p).train(training)
+    tlayer = torch.nn.Dropout(p).train(training)
+    x = np.random.default_rng(10).standard_normal((4, 3, 5))
+    torch_parity(layer, tlayer, x, dtype, steps=2, device=device)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.8])
+def test_training_mask_structure_rate_and_gradient(p, dtype):
+    rs = np.random.default_rng(2)
+    # Values away from 0, so y == 0 marks exactly the dropped ones.
+    x = (rs.uniform(0.5, 2.0, (200, 500)) * rs.choice([-1, 1], (200, 500))).astype(dtype)
+    layer = nn.Dropout(p)
+    y = layer(x)
+    assert y.dtype == dtype and y.shape == x.shape
+    kept = y != 0
+    scale = dtype(1.0 / (1.0 - p))
+    np.testing.assert_array_equal(y[kept], x[kept] * scale)
+    # 1e5 draws: the dropped fraction is within ~6 standard deviations of p.
+    assert abs((~kept).mean() - p) < 6 * np.sqrt(p * (1 - p) / x.size)
+    gy = rs.standard_normal(x.shape).astype(dtype)
+    gx = layer.backward(gy)
+    assert gx.dtype == dtype
+    np.testing.assert_array_equal(gx, gy * kept.astype(dtype) * scale)
+
+
+def test_eval_is_identity_and_train_is_not():
+    x = np.random.default_rng(0).standard_normal((50, 50)).astype(np.float32)
+    layer = nn.Dropout(0.5)
+    assert (layer(x) != x).any()
+    layer.eval()
+    np.testing.assert_array_equal(layer(x), x)
+    np.testing.assert_array_equal(layer.backward(x), x)
+
+
+def test_p_one_drops_everything_without_nan():
+    layer = nn.Dropout(1.0)
+    x = np.ones((3, 4), np.float32)
+    with np.errstate(all="raise"):
+        y = layer(x)
+        gx = layer.backward(np.ones_like(y))
+    np.testing.assert_array_equal(y, 0.0)
+    np.testing.assert_array_equal(gx, 0.0)
+    np.testing.assert_array_equal(torch.nn.Dropout(1.0)(torch.from_numpy(x)).numpy(), 0.0)
+
+
+def test_same_seed_same_mask():
+    x = np.ones((20, 30), np.float32)
+    sn.manual_seed(5)
+    a = nn.Dropout(0.4)(x)
+    b = nn.Dropout(0.4)(x)
+    sn.manual_seed(5)
+    np.testing.assert_array_equal(nn.Dropout(0.4)(x), a)
+    assert (a != b).any()
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5])
+def test_p_outside_unit_interval_is_refused(p):
+    with pytest.raises(ValueError, match=re.escape(f"Dropout: p must be in [0, 1], got {p}")):
+        nn.Dropout(p)
+
+
+@pytest.mark.parametrize("bad, exc, message", [
+    ([1.0, 2.0], TypeError, "Dropout: expected a numpy or cupy array of any shape, got list"),
+    (np.array([1, 2]), TypeError, "Dropout: expected a floating-point input, got int64"),
+], ids=["list", "int64"])
+def test_bad_input_names_layer(bad, exc, message):
+    layer = nn.Dropout(0.5)
+    with pytest.raises(exc, match=re.escape(message)):
+        layer(bad)
+    layer(np.ones((2, 3), np.float32))
+
+
+def test_backward_before_forward_and_wrong_gy():
+    layer = nn.Dropout(0.5)
+    with pytest.raises(ValueError, match="Dropout.backward: called before forward"):
+        layer.backward(np.ones(3))
+    x = np.random.default_rng(0).standard_normal((4, 5))
+    sn.manual_seed(1)
+    y = layer(x)
+    fresh = copy.deepcopy(layer)
+    with pytest.raises(ValueError, match=re.escape("Dropout.backward: expected gy of shape "
+                                                   "(4, 5) (the forward output), got (5, 4)")):
+        layer.backward(np.ones((5, 4)))
+    # Still the mask of the forward above.
+    np.testing.assert_array_equal(layer.backward(np.ones((4, 5))) != 0, y != 0)
+    np.testing.assert_array_equal(fresh.backward(np.ones((4, 5))) != 0, y != 0)

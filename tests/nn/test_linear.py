@@ -1,0 +1,170 @@
+"""nn.linear: Linear, LazyLinear and Flatten against finite differences and torch."""
+import copy
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import fd_check, torch_parity
+from scratchnet import nn
+
+DTYPES = [np.float64, np.float32]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors: torch's thread pool costs more than it saves (3x on a busy 2-core box)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make(kind, bias=True, in_features=4, out_features=3):
+    """The scratchnet layer and its torch twin."""
+    if kind == "Linear":
+        return (nn.Linear(in_features, out_features, bias=bias),
+                torch.nn.Linear(in_features, out_features, bias=bias))
+    if kind == "LazyLinear":
+        return nn.LazyLinear(out_features, bias=bias), torch.nn.LazyLinear(out_features, bias=bias)
+    return nn.Flatten(), torch.nn.Flatten()
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("kind", ["Linear", "LazyLinear"])
+def test_linear_finite_differences(kind, bias, batch):
+    layer, _ = make(kind, bias)
+    x = np.random.default_rng(batch).standard_normal((batch, 4))
+    report = fd_check(layer, x)
+    assert set(report.rows) == {"input", "weight"} | ({"bias"} if bias else set())
+
+
+@pytest.mark.parametrize("shape", [(1, 4), (2, 3, 2, 2), (3, 2, 5)])
+def test_flatten_finite_differences(shape):
+    fd_check(nn.Flatten(), np.random.default_rng(0).standard_normal(shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("kind", ["Linear", "LazyLinear"])
+def test_linear_matches_torch(kind, bias, dtype, device):
+    layer, tlayer = make(kind, bias)
+    x = np.random.default_rng(10).standard_normal((5, 4))
+    torch_parity(layer, tlayer, x, dtype, steps=3, device=device)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 7), (2, 1, 1, 1)])
+def test_flatten_matches_torch(shape, dtype, device):
+    x = np.random.default_rng(10).standard_normal(shape)
+    torch_parity(nn.Flatten(), torch.nn.Flatten(), x, dtype, steps=2, device=device)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["Linear", "LazyLinear", "Flatten"])
+def test_dtype_is_kept_through_forward_and_backward(kind, dtype):
+    layer, _ = make(kind)
+    layer.to(dtype=dtype)
+    shape = (2, 4) if kind != "Flatten" else (2, 2, 2)
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    y = layer(x)
+    gx = layer.backward(np.ones_like(y))
+    assert y.dtype == dtype and gx.dtype == dtype
+    for name, p in layer.named_parameters():
+        assert p.data.dtype == dtype and p.grad.dtype == dtype, name
+
+
+def test_lazy_linear_materialises_with_the_input_dtype():
+    layer = nn.LazyLinear(3)
+    assert layer.weight.data is None and layer.name == "LazyLinear"
+    layer(np.ones((2, 5)))
+    assert layer.weight.shape == (3, 5) and layer.bias.shape == (3,)
+    assert layer.weight.dtype == np.float64 and layer.bias.dtype == np.float64
+    assert layer.in_features == 5 and layer.name == "Linear"
+
+
+def test_lazy_linear_rejected_first_input_leaves_it_lazy():
+    layer = nn.LazyLinear(3)
+    with pytest.raises(ValueError, match="LazyLinear"):
+        layer(np.ones((2, 5, 1), dtype=np.float32))
+    assert layer.weight.data is None
+    assert layer(np.ones((2, 7), dtype=np.float32)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("bad, fix", [(0, 1), (-2, 1)])
+def test_non_positive_sizes_are_refused(bad, fix):
+    with pytest.raises(ValueError, match="Linear: out_features must be positive"):
+        nn.Linear(fix, bad)
+    with pytest.raises(ValueError, match="Linear: in_features must be positive"):
+        nn.Linear(bad, fix)
+
+
+def assert_still_works(layer, fresh, x):
+    """A failed call changed nothing: the layer gives what an untouched copy gives."""
+    y, y0 = layer(x), fresh(x)
+    np.testing.assert_array_equal(y, y0)
+    gy = np.random.default_rng(1).standard_normal(y.shape).astype(y.dtype)
+    np.testing.assert_array_equal(layer.backward(gy), fresh.backward(gy))
+    for (k, p), (_, p0) in zip(layer.named_parameters(), fresh.named_parameters()):
+        np.testing.assert_array_equal(p.grad, p0.grad, err_msg=k)
+
+
+LINEAR_BAD = [
+    (np.ones(4, np.float32), ValueError,
+     "Linear: expected a 2-D input (N, in_features), got 1-D input of shape (4,)"),
+    (np.ones((2, 4, 1), np.float32), ValueError,
+     "Linear: expected a 2-D input (N, in_features), got 3-D input of shape (2, 4, 1)"),
+    (np.ones((2, 5), np.float32), ValueError,
+     "Linear: expected 4 input features, got input of shape (2, 5) with 5"),
+    ([[1.0, 2.0, 3.0, 4.0]], TypeError,
+     "Linear: expected a numpy or cupy array (N, in_features), got list"),
+    (np.ones((2, 4)), TypeError, "Linear: input dtype float64 does not match weight dtype float32"),
+    (np.ones((2, 4), np.int64), TypeError, "Linear: expected a floating-point input, got int64"),
+]
+
+
+@pytest.mark.parametrize("bad, exc, message", LINEAR_BAD,
+                         ids=["1-D", "3-D", "features", "list", "float64", "int64"])
+def test_linear_bad_input_names_layer_and_changes_nothing(bad, exc, message):
+    layer = nn.Linear(4, 3)
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    layer(x)
+    layer.backward(np.ones((2, 3), np.float32))
+    fresh = copy.deepcopy(layer)
+    with pytest.raises(exc, match=re.escape(message)):
+        layer(bad)
+    assert_still_works(layer, fresh, x)
+
+
+@pytest.mark.parametrize("kind", ["Linear", "Flatten"])
+def test_backward_before_forward_and_wrong_gy(kind):
+    layer, _ = make(kind)
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    fresh = copy.deepcopy(layer)
+    with pytest.raises(ValueError, match=f"{kind}.backward: called before forward"):
+        layer.backward(np.ones((2, 3), np.float32))
+    y = layer(x)
+    fresh(x)
+    with pytest.raises(ValueError, match=re.escape(f"{kind}.backward: expected gy of shape "
+                                                   f"{y.shape} (the forward output), got (2, 9)")):
+        layer.backward(np.ones((2, 9), np.float32))
+    # The cache survives a rejected gy: the right one still works.
+    gy = np.ones(y.shape, np.float32)
+    np.testing.assert_array_equal(layer.backward(gy), fresh.backward(gy))
+    with pytest.raises(ValueError, match="called before forward"):
+        layer.backward(gy)  # one backward per forward: the cache is released
+
+
+@pytest.mark.parametrize("bad, exc, message", [
+    (np.ones((), np.float32), ValueError,
+     "Flatten: expected a 1-D or higher input (N, ...), got 0-D input of shape ()"),
+    ([1.0, 2.0], TypeError, "Flatten: expected a numpy or cupy array (N, ...), got list"),
+    (np.ones((2, 3), np.int32), TypeError, "Flatten: expected a floating-point input, got int32"),
+], ids=["0-D", "list", "int32"])
+def test_flatten_bad_input(bad, exc, message):
+    layer = nn.Flatten()
+    with pytest.raises(exc, match=re.escape(message)):
+        layer(bad)
+    assert layer(np.ones((2, 3, 2), np.float32)).shape == (2, 6)

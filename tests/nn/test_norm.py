@@ -1,0 +1,277 @@
+"""nn.norm: BatchNorm1d, BatchNorm2d and LazyBatchNorm2d against finite differences and
+torch, running statistics included, in training and in evaluation."""
+import copy
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import scratchnet as sn
+from helpers import fd_check, torch_parity
+from scratchnet import nn
+
+DTYPES = [np.float64, np.float32]
+# (scratchnet class, torch class, input shape); LazyBatchNorm2d takes no num_features.
+KINDS = {
+    "1d-NC": (nn.BatchNorm1d, torch.nn.BatchNorm1d, (4, 3)),
+    "1d-NCL": (nn.BatchNorm1d, torch.nn.BatchNorm1d, (3, 3, 5)),
+    "2d": (nn.BatchNorm2d, torch.nn.BatchNorm2d, (3, 3, 4, 4)),
+    "lazy-2d": (nn.LazyBatchNorm2d, torch.nn.LazyBatchNorm2d, (3, 3, 4, 4)),
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors: torch's thread pool costs more than it saves (3x on a busy 2-core box)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make(kind, **kw):
+    cls, tcls, shape = KINDS[kind]
+    if kind.startswith("lazy"):
+        return cls(**kw), tcls(**kw), shape
+    return cls(shape[1], **kw), tcls(shape[1], **kw), shape
+
+
+def randomize(layer, rs):
+    """Non-trivial gamma, beta and running statistics (materialising a lazy layer in eval)."""
+    if layer.num_features is None:
+        training = layer.training
+        with sn.no_grad():
+            layer.eval()(np.zeros((2, KINDS["lazy-2d"][2][1], 2, 2), np.float32))
+        layer.train(training)
+    c = layer.num_features
+    values = {"running_mean": rs.standard_normal(c), "running_var": rs.uniform(0.5, 2.0, c),
+              "num_batches_tracked": np.array(3), "weight": rs.uniform(0.5, 2.0, c),
+              "bias": rs.standard_normal(c)}
+    layer.load_state_dict({k: values[k] for k in layer.state_dict()})
+    return layer
+
+
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_finite_differences(kind, training, affine):
+    layer, _, shape = make(kind, affine=affine)
+    rs = np.random.default_rng(0)
+    if not kind.startswith("lazy") or not training:
+        randomize(layer, rs)
+    layer.train(training)
+    report = fd_check(layer, rs.standard_normal(shape) * 2 + 1)
+    assert set(report.rows) == {"input"} | ({"weight", "bias"} if affine else set())
+
+
+@pytest.mark.parametrize("kind, shape", [("1d-NCL", (1, 3, 4)), ("2d", (1, 3, 2, 3)),
+                                         ("1d-NC", (1, 3))])
+def test_finite_differences_batch_of_one(kind, shape):
+    """Batch 1 is legal in training when a channel still has several values (and in eval)."""
+    layer, _, _ = make(kind)
+    randomize(layer, np.random.default_rng(0))
+    layer.train(shape[2:] != ())
+    fd_check(layer, np.random.default_rng(1).standard_normal(shape))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_matches_torch(kind, training, dtype, device):
+    layer, tlayer, shape = make(kind)
+    # Not seed 0: torch_parity draws gy from default_rng(0), and a gy that is an affine
+    # function of x is exactly what BatchNorm's input gradient projects away.
+    rs = np.random.default_rng(10)
+    if not kind.startswith("lazy") or not training:
+        randomize(layer, rs)
+    layer.train(training)
+    torch_parity(layer, tlayer, rs.standard_normal(shape) * 3 + 2, dtype, steps=4, device=device)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("kw", [dict(momentum=None), dict(momentum=0.3, eps=1e-3),
+                                dict(affine=False), dict(track_running_stats=False),
+                                dict(momentum=None, affine=False, eps=0.1)], ids=str)
+@pytest.mark.parametrize("kind", ["1d-NCL", "2d", "lazy-2d"])
+def test_matches_torch_options(kind, kw, training, dtype, device):
+    """Cumulative averaging (momentum=None), other momentum and eps, no affine, no stats."""
+    layer, tlayer, shape = make(kind, **kw)
+    rs = np.random.default_rng(1)
+    layer.train(training)
+    torch_parity(layer, tlayer, rs.standard_normal(shape) * 3 - 1, dtype, steps=5, device=device)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None, 0.5])
+def test_running_statistics_formula(momentum):
+    """PyTorch's convention: new = (1 - m) old + m batch, unbiased variance; m = 1/k for None."""
+    layer = nn.BatchNorm1d(2, momentum=momentum).double()
+    rs = np.random.default_rng(0)
+    mean, var = np.zeros(2), np.ones(2)
+    for k in range(1, 4):
+        x = rs.standard_normal((5, 2)) * [1.0, 3.0] + [2.0, -1.0]
+        layer(x)
+        f = 1.0 / k if momentum is None else momentum
+        mean = (1 - f) * mean + f * x.mean(0)
+        var = (1 - f) * var + f * x.var(0, ddof=1)
+        np.testing.assert_allclose(layer.running_mean, mean, rtol=1e-13)
+        np.testing.assert_allclose(layer.running_var, var, rtol=1e-13)
+        assert layer.num_batches_tracked == k and layer.num_batches_tracked.dtype == np.int64
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["1d-NC", "2d"])
+def test_constant_channel_is_finite(kind, dtype):
+    """Zero batch variance: eps keeps it finite; the output is beta, the grads match torch."""
+    layer, tlayer, shape = make(kind)
+    layer.to(dtype=dtype)
+    layer.bias.data[...] = [0.5, -1.0, 2.0]
+    x = np.random.default_rng(10).standard_normal(shape).astype(dtype)
+    x[:, 1] = 7.0
+    with np.errstate(all="raise"):
+        y = layer(x)
+        gy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+        gx = layer.backward(gy)
+    assert np.isfinite(y).all() and np.isfinite(gx).all()
+    assert np.isfinite(layer.weight.grad).all() and np.isfinite(layer.bias.grad).all()
+    np.testing.assert_array_equal(y[:, 1], np.full_like(y[:, 1], -1.0))
+    assert np.isfinite(layer.running_var).all() and layer.running_var[1] == dtype(0.9)
+    # The same thing in torch, in float64: torch's float32 statistics of a constant channel
+    # are off by rounding (its output is beta + 3e-5 where this one is beta exactly).
+    layer2, tlayer, _ = make(kind)
+    layer2.bias.data[...] = [0.5, -1.0, 2.0]
+    torch_parity(layer2, tlayer, x, np.float64)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_dtype_is_kept(kind, dtype, training):
+    layer, _, shape = make(kind)
+    layer.to(dtype=dtype).train(training)
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    y = layer(x)
+    gx = layer.backward(np.ones_like(y))
+    assert y.dtype == dtype and gx.dtype == dtype
+    for name, p in layer.named_parameters():
+        assert p.data.dtype == dtype and p.grad.dtype == dtype, name
+    assert layer.running_mean.dtype == dtype and layer.running_var.dtype == dtype
+    assert layer.num_batches_tracked.dtype == np.int64
+
+
+def test_lazy_materialises_with_the_input_dtype():
+    layer = nn.LazyBatchNorm2d()
+    assert layer.weight.data is None and layer.running_mean is None
+    assert layer.name == "LazyBatchNorm2d"
+    layer(np.random.default_rng(0).standard_normal((2, 5, 3, 3)))
+    assert layer.num_features == 5 and layer.name == "BatchNorm2d"
+    for a in (layer.weight.data, layer.bias.data, layer.running_mean, layer.running_var):
+        assert a.shape == (5,) and a.dtype == np.float64
+    assert layer.num_batches_tracked == 1
+
+
+def test_eval_with_one_value_per_channel_is_legal():
+    layer = randomize(nn.BatchNorm1d(3), np.random.default_rng(0)).eval()
+    x = np.ones((1, 3), np.float32)
+    expected = ((1 - layer.running_mean) / np.sqrt(layer.running_var + 1e-5) * layer.weight.data
+                + layer.bias.data)
+    np.testing.assert_allclose(layer(x)[0], expected, rtol=1e-6)
+
+
+def assert_same_state(layer, fresh, x):
+    """A rejected input changed nothing: same output, grads and running statistics."""
+    y, y0 = layer(x), fresh(x)
+    np.testing.assert_array_equal(y, y0)
+    gy = np.random.default_rng(1).standard_normal(y.shape).astype(y.dtype)
+    np.testing.assert_array_equal(layer.backward(gy), fresh.backward(gy))
+    s, s0 = layer.state_dict(), fresh.state_dict()
+    assert list(s) == list(s0)
+    for k in s:
+        np.testing.assert_array_equal(s[k], s0[k], err_msg=k)
+    for (k, p), (_, p0) in zip(layer.named_parameters(), fresh.named_parameters()):
+        np.testing.assert_array_equal(p.grad, p0.grad, err_msg=k)
+
+
+BAD = {
+    "1d-NC": [
+        (np.ones((2, 3, 4, 5), np.float32), ValueError,
+         "BatchNorm1d: expected a 2 or 3-D input (N, C) or (N, C, L), got 4-D input of shape "
+         "(2, 3, 4, 5)"),
+        (np.ones((4, 2), np.float32), ValueError,
+         "BatchNorm1d: expected 3 channels, got input of shape (4, 2) with 2"),
+        (np.ones((1, 3), np.float32), ValueError,
+         "BatchNorm1d: expected more than 1 value per channel when training, got input of "
+         "shape (1, 3)"),
+        (np.ones((4, 3)), TypeError,
+         "BatchNorm1d: input dtype float64 does not match weight dtype float32"),
+        ([[1.0, 2.0, 3.0]] * 4, TypeError, "BatchNorm1d: expected a numpy or cupy array"),
+        (np.ones((4, 3), np.int64), TypeError,
+         "BatchNorm1d: expected a floating-point input, got int64"),
+    ],
+    "2d": [
+        (np.ones((2, 3, 4), np.float32), ValueError,
+         "BatchNorm2d: expected a 4-D input (N, C, H, W), got 3-D input of shape (2, 3, 4)"),
+        (np.ones((2, 4, 2, 2), np.float32), ValueError,
+         "BatchNorm2d: expected 3 channels, got input of shape (2, 4, 2, 2) with 4"),
+        (np.ones((1, 3, 1, 1), np.float32), ValueError,
+         "BatchNorm2d: expected more than 1 value per channel when training"),
+        (np.ones((2, 3, 2, 2)), TypeError,
+         "BatchNorm2d: input dtype float64 does not match weight dtype float32"),
+    ],
+    "lazy-2d": [
+        (np.ones((2, 3, 4), np.float32), ValueError, "LazyBatchNorm2d: expected a 4-D input"),
+        (np.ones((1, 5, 1, 1), np.float32), ValueError,
+         "LazyBatchNorm2d: expected more than 1 value per channel when training"),
+        (np.ones((2, 3, 2, 2), np.int32), TypeError,
+         "LazyBatchNorm2d: expected a floating-point input, got int32"),
+    ],
+}
+
+
+@pytest.mark.parametrize("kind, bad, exc, message",
+                         [(k, *case) for k, cases in BAD.items() for case in cases],
+                         ids=lambda v: v if isinstance(v, str) and len(v) < 10 else None)
+def test_bad_input_names_layer_and_changes_nothing(kind, bad, exc, message):
+    layer, _, shape = make(kind)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    if not kind.startswith("lazy"):
+        layer(x)  # some history: running statistics and a step count
+    fresh = copy.deepcopy(layer)
+    with pytest.raises(exc, match=re.escape(message)):
+        layer(bad)
+    assert_same_state(layer, fresh, x)
+
+
+def test_dtype_mismatch_without_affine_is_a_type_error():
+    layer = nn.BatchNorm2d(2, affine=False)
+    with pytest.raises(TypeError, match=re.escape("BatchNorm2d: input dtype float64 does not "
+                                                  "match the running statistics dtype float32")):
+        layer(np.ones((2, 2, 3, 3)))
+    assert layer.num_batches_tracked == 0
+
+
+@pytest.mark.parametrize("kind", ["1d-NC", "2d"])
+def test_backward_before_forward_and_wrong_gy(kind):
+    layer, _, shape = make(kind)
+    name = layer.name
+    with pytest.raises(ValueError, match=f"{name}.backward: called before forward"):
+        layer.backward(np.ones(shape, np.float32))
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    fresh = copy.deepcopy(layer)
+    y = layer(x)
+    fresh(x)
+    wrong = np.ones((shape[0] + 1,) + shape[1:], np.float32)
+    with pytest.raises(ValueError, match=re.escape(f"{name}.backward: expected gy of shape "
+                                                   f"{y.shape} (the forward output), got "
+                                                   f"{wrong.shape}")):
+        layer.backward(wrong)
+    # The cache survives a rejected gy.
+    gy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(layer.backward(gy), fresh.backward(gy))
+    np.testing.assert_array_equal(layer.weight.grad, fresh.weight.grad)
+
+
+def test_non_positive_num_features_is_refused():
+    with pytest.raises(ValueError, match="BatchNorm2d: num_features must be positive, got 0"):
+        nn.BatchNorm2d(0)

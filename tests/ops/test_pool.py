@@ -1,0 +1,181 @@
+"""ops.pool: max, average and adaptive average pooling against the naive loops, torch and
+finite differences."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import distinct
+
+import scratchnet as sn
+from scratchnet.gradcheck import numerical_gradient, rel_error
+from scratchnet.ops import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_bins,
+                            avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward,
+                            pair)
+from scratchnet.reference import pool2d_naive
+
+# Tiny tensors: torch's thread pool only adds waiting (0.1 s a call on two busy cores).
+torch.set_num_threads(1)
+
+
+def naive_grid():
+    """kernel x stride x padding, minus what PyTorch refuses (padding over half the kernel)."""
+    for k, s, p in itertools.product([1, 2, 3, 5, (2, 3)], [1, 2, 3, (2, 1)], [0, 1, 2, (1, 0)]):
+        (kh, kw), (ph, pw) = pair(k), pair(p)
+        if 2 * ph <= kh and 2 * pw <= kw:
+            yield ((7, 8) if (kh + ph) % 2 else (8, 7)), k, s, p
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("size, kernel, stride, padding", list(naive_grid()), ids=str)
+def test_pool_matches_naive_reference(mode, size, kernel, stride, padding):
+    x = distinct((2, 3) + size)
+    ph, pw = pair(padding)
+    pads = (ph, ph, pw, pw)
+    if mode == "max":
+        y, _ = max_pool2d(x, pair(kernel), pair(stride), pads)
+    else:
+        y = avg_pool2d(x, pair(kernel), pair(stride), pads)
+    expected = pool2d_naive(x, kernel, stride, padding, mode)
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-15)
+
+
+def dilated_max_naive(x, kernel, stride, padding, dilation):
+    """Max pooling with dilation, one window at a time (pool2d_naive has no dilation)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (kernel, stride, padding, dilation))
+    img = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    oh, ow = (img.shape[2] - eh) // sh + 1, (img.shape[3] - ew) // sw + 1
+    y = np.empty(x.shape[:2] + (oh, ow))
+    for i, j in itertools.product(range(oh), range(ow)):
+        window = img[:, :, i * sh:i * sh + eh:dh, j * sw:j * sw + ew:dw]
+        y[:, :, i, j] = window.max(axis=(2, 3))
+    return y
+
+
+DILATED = [(2, 1, 0, 2), (3, 2, 1, 2), (2, 1, 1, 2), ((2, 3), (1, 2), (1, 1), (2, 1)),
+           ((3, 2), 2, (1, 0), (1, 3)), (3, 1, 1, 1)]
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation", DILATED, ids=str)
+def test_dilated_max_pool_matches_loops_and_torch(device, kernel, stride, padding, dilation):
+    x = distinct((2, 2, 8, 7))
+    ph, pw = pair(padding)
+    y, _ = max_pool2d(sn.to_device(x, device), pair(kernel), pair(stride), (ph, ph, pw, pw),
+                      pair(dilation))
+    np.testing.assert_array_equal(sn.to_numpy(y),
+                                  dilated_max_naive(x, kernel, stride, padding, dilation))
+    expected = F.max_pool2d(torch.from_numpy(x), kernel, stride, padding, dilation)
+    np.testing.assert_array_equal(sn.to_numpy(y), expected.numpy())
+
+
+# (N, C, H, W), kernel, stride, padding, dilation
+FD_CASES = [
+    ((1, 1, 5, 5), (1, 1), (1, 1), (0, 0), (1, 1)),
+    ((2, 2, 6, 7), (2, 2), (2, 2), (0, 0), (1, 1)),
+    ((1, 3, 7, 6), (3, 3), (2, 2), (1, 1), (1, 1)),
+    ((2, 1, 8, 8), (5, 5), (3, 3), (2, 2), (1, 1)),
+    ((1, 2, 7, 8), (2, 3), (1, 2), (1, 1), (1, 1)),
+    ((2, 2, 5, 6), (3, 1), (3, 1), (1, 0), (1, 1)),
+    ((1, 2, 7, 7), (3, 3), (1, 1), (1, 1), (1, 1)),
+]
+MAX_ONLY = [((1, 2, 8, 7), (3, 2), (2, 1), (1, 1), (2, 2)),
+            ((2, 1, 7, 6), (2, 2), (1, 3), (1, 0), (2, 1))]
+
+
+def check_fd(f, x, grad, gy, rtol=1e-7):
+    err = rel_error(grad, numerical_gradient(lambda: (f() * gy).sum(), x))
+    assert err <= rtol, f"{err:.2e}"
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding, dilation", FD_CASES + MAX_ONLY,
+                         ids=str)
+def test_max_pool_backward_by_finite_differences(shape, kernel, stride, padding, dilation):
+    x = distinct(shape)
+    pads = (padding[0], padding[0], padding[1], padding[1])
+    y, idx = max_pool2d(x, kernel, stride, pads, dilation)
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    gx = max_pool2d_backward(gy, idx, x.shape, kernel, stride, pads, dilation)
+    check_fd(lambda: max_pool2d(x, kernel, stride, pads, dilation)[0], x, gx, gy)
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding, dilation", FD_CASES, ids=str)
+def test_avg_pool_backward_by_finite_differences(shape, kernel, stride, padding, dilation):
+    x = np.random.default_rng(0).standard_normal(shape)
+    pads = (padding[0], padding[0], padding[1], padding[1])
+    y = avg_pool2d(x, kernel, stride, pads)
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    gx = avg_pool2d_backward(gy, x.shape, kernel, stride, pads)
+    check_fd(lambda: avg_pool2d(x, kernel, stride, pads), x, gx, gy)
+
+
+# (H, W), output size: (1, 1), divisible, non-divisible, larger than the input.
+ADAPTIVE = [((6, 6), (1, 1)), ((6, 4), (3, 2)), ((5, 5), (3, 3)), ((7, 7), (2, 3)),
+            ((7, 8), (3, 5)), ((3, 2), (5, 3)), ((5, 7), (5, 7)), ((1, 1), (2, 2))]
+
+
+@pytest.mark.parametrize("size, output_size", ADAPTIVE, ids=str)
+def test_adaptive_avg_pool_matches_torch_and_finite_differences(size, output_size):
+    x = np.random.default_rng(0).standard_normal((2, 2) + size)
+    y = adaptive_avg_pool2d(x, output_size)
+    expected = F.adaptive_avg_pool2d(torch.from_numpy(x), output_size).numpy()
+    assert y.shape == expected.shape
+    assert rel_error(y, expected) <= 1e-14
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    gx = adaptive_avg_pool2d_backward(gy, x.shape)
+    check_fd(lambda: adaptive_avg_pool2d(x, output_size), x, gx, gy)
+
+
+@pytest.mark.parametrize("size, out, expected", [
+    (5, 3, [(0, 2), (1, 4), (3, 5)]),
+    (7, 2, [(0, 4), (3, 7)]),
+    (6, 3, [(0, 2), (2, 4), (4, 6)]),
+    (4, 1, [(0, 4)]),
+    (2, 3, [(0, 1), (0, 2), (1, 2)]),
+])
+def test_adaptive_bins_are_pytorchs(size, out, expected):
+    assert adaptive_bins(size, out) == expected
+
+
+def test_max_pool_pads_with_minus_infinity():
+    # Zero padding would win every border window of an all-negative input.
+    x = -1.0 - distinct((1, 2, 4, 4)) ** 2
+    y, _ = max_pool2d(x, (3, 3), (2, 2), (1, 1, 1, 1))
+    assert (y < 0).all()
+    np.testing.assert_array_equal(y, pool2d_naive(x, 3, 2, 1, "max"))
+
+
+def test_max_pool_ties_send_the_gradient_to_the_first_maximum():
+    x = np.zeros((1, 1, 4, 4))
+    y, idx = max_pool2d(x, (2, 2), (1, 1), (1, 1, 1, 1))
+    gy = np.random.default_rng(0).standard_normal(y.shape)
+    gx = max_pool2d_backward(gy, idx, x.shape, (2, 2), (1, 1), (1, 1, 1, 1))
+    xt = torch.zeros(1, 1, 4, 4, dtype=torch.float64, requires_grad=True)
+    F.max_pool2d(xt, 2, 1, 1).backward(torch.from_numpy(gy))
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=0, atol=1e-15)
+
+
+def test_avg_pool_counts_padding():
+    # count_include_pad=True: a corner window of ones padded by 1 holds 4 of 9 ones.
+    y = avg_pool2d(np.ones((1, 1, 4, 4)), (3, 3), (1, 1), (1, 1, 1, 1))
+    assert y[0, 0, 0, 0] == pytest.approx(4 / 9) and y[0, 0, 1, 1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_is_kept(device, dtype):
+    x = sn.to_device(distinct((2, 3, 7, 6)).astype(dtype), device)
+    y, idx = max_pool2d(x, (3, 2), (2, 1), (1, 1, 1, 1), (1, 2))
+    gx = max_pool2d_backward(sn.to_device(np.ones(y.shape, dtype), device), idx, x.shape,
+                             (3, 2), (2, 1), (1, 1, 1, 1), (1, 2))
+    assert y.dtype == gx.dtype == dtype
+    y = avg_pool2d(x, (3, 3), (2, 2), (1, 1, 1, 1))
+    gx = avg_pool2d_backward(sn.to_device(np.ones(y.shape, dtype), device), x.shape, (3, 3),
+                             (2, 2), (1, 1, 1, 1))
+    assert y.dtype == gx.dtype == dtype
+    for output_size in ((1, 1), (3, 4)):
+        y = adaptive_avg_pool2d(x, output_size)
+        gx = adaptive_avg_pool2d_backward(sn.to_device(np.ones(y.shape, dtype), device),
+                                          x.shape)
+        assert y.dtype == gx.dtype == dtype and gx.shape == x.shape
