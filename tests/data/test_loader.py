@@ -1,0 +1,135 @@
+"""DataLoader: batching, shuffling, scaling and resizing (checked against PyTorch)."""
+import os
+import pathlib
+import types
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import scratchnet as sn
+from scratchnet.data import DataLoader, FashionMNIST, resize_bilinear
+
+DATA = pathlib.Path(os.environ.get("SCRATCHNET_DATA", "/nonexistent"))
+
+
+def indexed(n, size=28):
+    """A data set whose label is the index of the image (and every pixel is index % 256)."""
+    images = np.broadcast_to((np.arange(n) % 256).astype(np.uint8)[:, None, None],
+                             (n, size, size)).copy()
+    return types.SimpleNamespace(images=images, labels=np.arange(n, dtype=np.int64))
+
+
+def labels_seen(loader):
+    return [sn.to_numpy(y).tolist() for _, y in loader]
+
+
+@pytest.fixture(scope="module")
+def fashion_test():
+    if not (DATA / "fashion-mnist").is_dir():
+        pytest.skip(f"{DATA / 'fashion-mnist'} not found: set SCRATCHNET_DATA")
+    return FashionMNIST(train=False, download=False)
+
+
+@pytest.mark.parametrize("n, batch_size, drop_last, sizes", [
+    (10, 3, False, [3, 3, 3, 1]),
+    (10, 3, True, [3, 3, 3]),
+    (9, 3, False, [3, 3, 3]),
+    (9, 3, True, [3, 3, 3]),
+    (2, 5, False, [2]),
+    (2, 5, True, []),
+])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_batch_count(n, batch_size, drop_last, sizes, shuffle):
+    loader = DataLoader(indexed(n), batch_size=batch_size, drop_last=drop_last, shuffle=shuffle)
+    assert len(loader) == len(sizes)
+    assert [len(y) for y in labels_seen(loader)] == sizes
+
+
+def test_not_shuffled_is_dataset_order():
+    loader = DataLoader(indexed(10), batch_size=4)
+    for _ in range(2):
+        assert labels_seen(loader) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_shuffle_is_without_replacement():
+    loader = DataLoader(indexed(1000), batch_size=64, shuffle=True)
+    for _ in range(3):
+        seen = np.concatenate(labels_seen(loader))
+        assert sorted(seen) == list(range(1000))
+
+
+def test_shuffle_seeded_and_new_every_epoch():
+    def epochs(seed, k=3):
+        loader = DataLoader(indexed(200), batch_size=16, shuffle=True, seed=seed)
+        return [labels_seen(loader) for _ in range(k)]
+
+    first = epochs(seed=1)
+    assert epochs(seed=1) == first
+    assert first[0] != first[1] and first[1] != first[2] and first[0] != first[2]
+    assert epochs(seed=2)[0] != first[0]
+    assert first[0] != labels_seen(DataLoader(indexed(200), batch_size=16))
+
+
+def test_images_follow_their_labels():
+    for X, y in DataLoader(indexed(300), batch_size=32, shuffle=True):
+        X, y = sn.to_numpy(X), sn.to_numpy(y)
+        np.testing.assert_allclose(X[:, 0, 5, 7] * 255, y % 256, atol=1e-4)
+
+
+def test_batches_of_real_images(fashion_test, device):
+    loader = DataLoader(fashion_test, batch_size=256, subset=1000)
+    seen = 0
+    for X, y in loader:
+        assert sn.get_array_module(X) is sn.backend.device_module(device)
+        X, y = sn.to_numpy(X), sn.to_numpy(y)
+        assert X.dtype == np.float32 and X.shape == (len(y), 1, 28, 28)
+        assert y.dtype == np.int64
+        assert X.min() >= 0 and X.max() <= 1
+        expected = fashion_test.images[seen:seen + len(y)].astype(np.float32) / 255
+        np.testing.assert_allclose(X[:, 0], expected, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(y, fashion_test.labels[seen:seen + len(y)])
+        seen += len(y)
+    assert seen == 1000
+
+
+def test_full_range_scales_to_zero_and_one():
+    data = types.SimpleNamespace(images=np.array([[[0, 255]]], np.uint8),
+                                 labels=np.zeros(1, np.int64))
+    (X, _), = DataLoader(data, batch_size=1)
+    assert sn.to_numpy(X).tolist() == [[[[0.0, 1.0]]]]
+
+
+@pytest.mark.parametrize("subset", [1, 100, 999, 10000, 20000])
+def test_subset(fashion_test, subset):
+    loader = DataLoader(fashion_test, batch_size=128, subset=subset)
+    n = min(subset, len(fashion_test))
+    assert len(loader) == -(-n // 128)
+    y = np.concatenate(labels_seen(loader))
+    np.testing.assert_array_equal(y, fashion_test.labels[:n])
+
+
+@pytest.mark.parametrize("size", [(56, 56), (14, 14), (224, 224), (20, 35), (28, 28), (1, 1)])
+def test_resize_matches_torch(fashion_test, device, size):
+    loader = DataLoader(fashion_test, batch_size=8, subset=16, resize=size)
+    for b, (X, _) in enumerate(loader):
+        X = sn.to_numpy(X)
+        assert X.shape == (8, 1, *size) and X.dtype == np.float32
+        x = torch.from_numpy(fashion_test.images[8 * b:8 * (b + 1), None] / np.float32(255))
+        ref = F.interpolate(x, size=size, mode="bilinear", align_corners=False).numpy()
+        np.testing.assert_allclose(X, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape, size", [((2, 3, 5, 7), (13, 4)), ((1, 2, 9, 4), (3, 11)),
+                                         ((3, 1, 6, 6), (4, 9))])
+def test_resize_bilinear_matches_torch(shape, size):
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    ref = F.interpolate(torch.from_numpy(x), size=size, mode="bilinear", align_corners=False)
+    np.testing.assert_allclose(resize_bilinear(x, size), ref.numpy(), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_batch_size_must_be_positive(batch_size):
+    with pytest.raises(ValueError, match="batch_size"):
+        DataLoader(indexed(4), batch_size=batch_size)
