@@ -1,0 +1,71 @@
+"""ResNet as in d2l 8.6: Residual blocks, the b1 stem, four stages, global pooling."""
+from .. import nn
+from .classifier import Classifier
+
+
+class Residual(nn.Module):
+    """Y = relu(bn2(conv2(relu(bn1(conv1(X))))) + skip(X)), skip = conv3 (1x1) or identity.
+
+    backward sends the gradient down both paths and sums them at X.
+    """
+
+    def __init__(self, num_channels, use_1x1conv=False, strides=1):
+        super().__init__()
+        self.conv1 = nn.LazyConv2d(num_channels, kernel_size=3, padding=1, stride=strides)
+        self.conv2 = nn.LazyConv2d(num_channels, kernel_size=3, padding=1)
+        self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1, stride=strides) \
+            if use_1x1conv else None
+        self.bn1 = nn.LazyBatchNorm2d()
+        self.bn2 = nn.LazyBatchNorm2d()
+        self.relu1 = nn.ReLU()
+        self.relu2 = nn.ReLU()
+
+    def forward(self, X):
+        Y = self.relu1(self.bn1(self.conv1(X)))
+        Y = self.bn2(self.conv2(Y))
+        skip = self.conv3(X) if self.conv3 is not None else X
+        if skip.shape != Y.shape:
+            raise ValueError(f"Residual: the skip path gives {tuple(skip.shape)} but the main "
+                             f"path {tuple(Y.shape)}; use use_1x1conv=True when the channels "
+                             "or the stride change")
+        Y += skip
+        return self.relu2(Y)
+
+    def backward(self, gy):
+        g = self.relu2.backward(gy)
+        g_main = self.conv1.backward(self.bn1.backward(self.relu1.backward(
+            self.conv2.backward(self.bn2.backward(g)))))
+        g_skip = self.conv3.backward(g) if self.conv3 is not None else g
+        return g_skip if g_main is None else g_main + g_skip
+
+
+class ResNet(Classifier):
+    def __init__(self, arch, num_classes=10):
+        super().__init__()
+        self.net = nn.Sequential(self.b1())
+        for i, b in enumerate(arch):
+            self.net.add_module(f"b{i + 2}", self.block(*b, first_block=(i == 0)))
+        self.net.add_module("last", nn.Sequential(
+            nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(num_classes)))
+
+    @staticmethod
+    def b1():
+        return nn.Sequential(
+            nn.LazyConv2d(64, kernel_size=7, stride=2, padding=3),
+            nn.LazyBatchNorm2d(), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+
+    @staticmethod
+    def block(num_residuals, num_channels, first_block=False):
+        blk = []
+        for i in range(num_residuals):
+            if i == 0 and not first_block:
+                blk.append(Residual(num_channels, use_1x1conv=True, strides=2))
+            else:
+                blk.append(Residual(num_channels))
+        return nn.Sequential(*blk)
+
+
+class ResNet18(ResNet):
+    def __init__(self, num_classes=10):
+        super().__init__(((2, 64), (2, 128), (2, 256), (2, 512)), num_classes)

@@ -1,0 +1,221 @@
+"""Trainer: d2l's fit loop in NumPy, with history, plots and checkpoints.
+
+    trainer = Trainer(max_epochs=10, out="runs/lenet")
+    history = trainer.fit(model, train_iter, val_iter, optimizer)
+
+Per epoch it records train loss and accuracy, validation loss and accuracy and
+images/s; writes ``history.json`` and ``history.csv``, a PNG of the curves
+(d2l's board) and ``checkpoint.npz`` (model, optimizer, epoch, RNG state), all
+atomically. ``fit(..., resume=True)`` continues from that checkpoint and, on
+the CPU, reaches bit-identical weights to an uninterrupted run.
+"""
+import csv
+import io as _io
+import json
+import math
+import os
+import pathlib
+import tempfile
+import time
+
+import numpy as np
+
+from . import backend
+from .io import load, save
+from .nn.loss import CrossEntropyLoss
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; training stopped."""
+
+
+def _atomic_write_text(path, text):
+    path = pathlib.Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def evaluate(model, data_iter, loss_fn=None):
+    """Mean loss and accuracy of ``model`` over ``data_iter``, in eval mode, without caches."""
+    loss_fn = loss_fn or CrossEntropyLoss()
+    was_training = model.training
+    model.eval()
+    total_loss = correct = n = 0
+    with backend.no_grad():
+        for X, y in data_iter:
+            logits = model(X)
+            total_loss += loss_fn(logits, y) * len(y)
+            correct += int((logits.argmax(axis=1) == y).sum())
+            n += len(y)
+    model.train(was_training)
+    return total_loss / max(n, 1), correct / max(n, 1)
+
+
+class Trainer:
+    def __init__(self, max_epochs=10, out=None, progress=True, checkpoint=True,
+                 loss_fn=None, log=print):
+        self.max_epochs = int(max_epochs)
+        self.out = None if out is None else pathlib.Path(out)
+        self.progress = progress
+        self.checkpoint = checkpoint
+        self.loss_fn = loss_fn or CrossEntropyLoss()
+        self.log = log or (lambda *a, **k: None)
+        self.history = []
+
+    @property
+    def checkpoint_path(self):
+        return None if self.out is None else self.out / "checkpoint.npz"
+
+    def fit(self, model, train_iter, val_iter=None, optimizer=None, resume=False):
+        if optimizer is None:
+            raise ValueError("Trainer.fit: expected an optimizer, e.g. "
+                             "sn.optim.SGD(model.parameters(), lr=0.1)")
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+        start = 0
+        if resume:
+            start = self._resume(model, optimizer)
+        for epoch in range(start, self.max_epochs):
+            if hasattr(train_iter, "epoch"):
+                train_iter.epoch = epoch  # the shuffle order depends on the epoch alone
+            row = self._train_epoch(model, train_iter, optimizer, epoch)
+            if val_iter is not None:
+                row["val_loss"], row["val_acc"] = evaluate(model, val_iter, self.loss_fn)
+            self.history.append(row)
+            self.log(self._format(row))
+            if self.out is not None:
+                self._write_history()
+                if self.checkpoint:
+                    self.save_checkpoint(model, optimizer, epoch)
+        if self.out is not None and self.history:
+            self.plot(self.out / "curves.png")
+        return self.history
+
+    def _train_epoch(self, model, train_iter, optimizer, epoch):
+        model.train()
+        total_loss = correct = n = 0
+        t0 = time.perf_counter()
+        bar = _progress_bar(len(train_iter) if hasattr(train_iter, "__len__") else None,
+                            f"epoch {epoch + 1}/{self.max_epochs}", self.progress)
+        for step, (X, y) in enumerate(train_iter):
+            logits = model(X)
+            loss = self.loss_fn(logits, y)
+            if not math.isfinite(loss):
+                bar.close()
+                last = self.checkpoint_path if self.checkpoint_path is not None and \
+                    self.checkpoint_path.exists() else None
+                raise NonFiniteLossError(
+                    f"loss became {loss} at epoch {epoch + 1}, step {step + 1}; training "
+                    f"stopped (try a smaller learning rate). "
+                    + (f"The last good checkpoint is {last}." if last else
+                       "No checkpoint was written yet."))
+            optimizer.zero_grad()
+            model.backward(self.loss_fn.backward())
+            optimizer.step()
+            total_loss += loss * len(y)
+            correct += int((logits.argmax(axis=1) == y).sum())
+            n += len(y)
+            bar.update(1)
+            bar.set_postfix(loss=f"{total_loss / n:.3f}", acc=f"{correct / n:.3f}")
+        bar.close()
+        seconds = time.perf_counter() - t0
+        return {"epoch": epoch + 1, "train_loss": total_loss / max(n, 1),
+                "train_acc": correct / max(n, 1), "seconds": seconds,
+                "images_per_s": n / seconds if seconds > 0 else float("nan")}
+
+    @staticmethod
+    def _format(row):
+        s = (f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f}  "
+             f"train acc {row['train_acc']:.4f}")
+        if "val_loss" in row:
+            s += f"  val loss {row['val_loss']:.4f}  val acc {row['val_acc']:.4f}"
+        return s + f"  {row['images_per_s']:.0f} img/s  {row['seconds']:.1f} s"
+
+    def _write_history(self):
+        _atomic_write_text(self.out / "history.json", json.dumps(self.history, indent=1))
+        buf = _io.StringIO()
+        keys = list(self.history[0])
+        for row in self.history:
+            keys += [k for k in row if k not in keys]
+        w = csv.DictWriter(buf, fieldnames=keys)
+        w.writeheader()
+        w.writerows(self.history)
+        _atomic_write_text(self.out / "history.csv", buf.getvalue())
+
+    def save_checkpoint(self, model, optimizer, epoch, path=None):
+        """model.* / optim.* arrays, the epoch, the history and the host RNG state, in one npz."""
+        state = {f"model.{k}": v for k, v in model.state_dict().items()}
+        state.update({f"optim.{k}": v for k, v in optimizer.state_dict().items()})
+        state["epoch"] = np.int64(epoch)
+        state["history"] = json.dumps(self.history)
+        state["rng"] = json.dumps(backend.rng().bit_generator.state)
+        save(state, path or self.checkpoint_path)
+
+    def _resume(self, model, optimizer):
+        path = self.checkpoint_path
+        if path is None or not path.exists():
+            raise FileNotFoundError(f"Trainer.fit(resume=True): no checkpoint at {path}")
+        state = load(path)
+        model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+        optimizer.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("optim.")})
+        backend.rng().bit_generator.state = json.loads(str(state["rng"]))
+        self.history = json.loads(str(state["history"]))
+        epoch = int(state["epoch"]) + 1
+        self.log(f"resumed from {path} after epoch {epoch}")
+        return epoch
+
+    def plot(self, path):
+        """The d2l board: losses and accuracies against epochs, as a PNG."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        epochs = [r["epoch"] for r in self.history]
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        styles = {"train_loss": "-", "val_loss": "--", "train_acc": "-.", "val_acc": ":"}
+        for key, style in styles.items():
+            if key in self.history[0]:
+                ax.plot(epochs, [r[key] for r in self.history], style, label=key)
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = pathlib.Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
+        os.close(fd)
+        try:
+            fig.savefig(tmp, dpi=100)
+            os.replace(tmp, path)
+        finally:
+            plt.close(fig)
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return path
+
+
+def _progress_bar(total, desc, enabled):
+    if enabled:
+        try:
+            from tqdm import tqdm
+            return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+        except ImportError:
+            pass
+
+    class _Quiet:
+        def update(self, n):
+            pass
+
+        def set_postfix(self, **kw):
+            pass
+
+        def close(self):
+            pass
+    return _Quiet()
