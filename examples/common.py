@@ -4,7 +4,7 @@ import sys
 
 import scratchnet as sn
 from scratchnet import nn
-from scratchnet.data import DataLoader, FashionMNIST
+from scratchnet.data import DataLoader, DownloadError, FashionMNIST
 from scratchnet.train import NonFiniteLossError, Trainer, evaluate
 
 
@@ -42,8 +42,11 @@ def run(args, make_model, name, resize=None, init=None):
     except sn.DeviceError as e:
         sys.exit(f"--device {args.device}: {e}")
     sn.manual_seed(args.seed)
-    train = FashionMNIST(root=args.data_dir, train=True)
-    test = FashionMNIST(root=args.data_dir, train=False)
+    try:
+        train = FashionMNIST(root=args.data_dir, train=True)
+        test = FashionMNIST(root=args.data_dir, train=False)
+    except DownloadError as e:
+        sys.exit(str(e))  # it says where it looked and how to provide the files
     test_subset = None if args.subset is None else max(args.subset // 6, 1)
     train_iter = DataLoader(train, args.batch_size, shuffle=True, seed=args.seed,
                             subset=args.subset, resize=resize)

@@ -7,7 +7,9 @@ Per epoch it records train loss and accuracy, validation loss and accuracy and
 images/s; writes ``history.json`` and ``history.csv``, a PNG of the curves
 (d2l's board) and ``checkpoint.npz`` (model, optimizer, epoch, RNG state), all
 atomically. ``fit(..., resume=True)`` continues from that checkpoint and, on
-the CPU, reaches bit-identical weights to an uninterrupted run.
+the CPU, reaches bit-identical weights to an uninterrupted run. A non-finite
+loss, validation loss or weight raises NonFiniteLossError before anything of
+that epoch is written, so the checkpoint on disk stays the last good one.
 """
 import csv
 import io as _io
@@ -80,6 +82,8 @@ class Trainer:
                              "sn.optim.SGD(model.parameters(), lr=0.1)")
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
+        # Only a checkpoint this fit loaded or wrote is "good": not one left by an older run.
+        self._good_checkpoint = None
         start = 0
         if resume:
             start = self._resume(model, optimizer)
@@ -89,12 +93,18 @@ class Trainer:
             row = self._train_epoch(model, train_iter, optimizer, epoch)
             if val_iter is not None:
                 row["val_loss"], row["val_acc"] = evaluate(model, val_iter, self.loss_fn)
+            # The last step's update may have overflowed: never checkpoint such weights.
+            bad = _non_finite(model, row)
+            if bad:
+                raise NonFiniteLossError(f"{bad} after epoch {epoch + 1}, step {self._steps} "
+                                         f"(the epoch's last); {self._stopped()}")
             self.history.append(row)
             self.log(self._format(row))
             if self.out is not None:
                 self._write_history()
                 if self.checkpoint:
                     self.save_checkpoint(model, optimizer, epoch)
+                    self._good_checkpoint = self.checkpoint_path
         if self.out is not None and self.history:
             self.plot(self.out / "curves.png")
         return self.history
@@ -105,21 +115,18 @@ class Trainer:
         t0 = time.perf_counter()
         bar = _progress_bar(len(train_iter) if hasattr(train_iter, "__len__") else None,
                             f"epoch {epoch + 1}/{self.max_epochs}", self.progress)
+        self._steps = 0
         for step, (X, y) in enumerate(train_iter):
             logits = model(X)
             loss = self.loss_fn(logits, y)
             if not math.isfinite(loss):
                 bar.close()
-                last = self.checkpoint_path if self.checkpoint_path is not None and \
-                    self.checkpoint_path.exists() else None
-                raise NonFiniteLossError(
-                    f"loss became {loss} at epoch {epoch + 1}, step {step + 1}; training "
-                    f"stopped (try a smaller learning rate). "
-                    + (f"The last good checkpoint is {last}." if last else
-                       "No checkpoint was written yet."))
+                raise NonFiniteLossError(f"loss became {loss} at epoch {epoch + 1}, step "
+                                         f"{step + 1}; {self._stopped()}")
             optimizer.zero_grad()
             model.backward(self.loss_fn.backward())
             optimizer.step()
+            self._steps = step + 1
             total_loss += loss * len(y)
             correct += int((logits.argmax(axis=1) == y).sum())
             n += len(y)
@@ -130,6 +137,12 @@ class Trainer:
         return {"epoch": epoch + 1, "train_loss": total_loss / max(n, 1),
                 "train_acc": correct / max(n, 1), "seconds": seconds,
                 "images_per_s": n / seconds if seconds > 0 else float("nan")}
+
+    def _stopped(self):
+        last = getattr(self, "_good_checkpoint", None)
+        return ("training stopped (try a smaller learning rate). "
+                + (f"The last good checkpoint is {last}." if last else
+                   "No checkpoint was written yet."))
 
     @staticmethod
     def _format(row):
@@ -169,6 +182,7 @@ class Trainer:
         backend.rng().bit_generator.state = json.loads(str(state["rng"]))
         self.history = json.loads(str(state["history"]))
         epoch = int(state["epoch"]) + 1
+        self._good_checkpoint = path
         self.log(f"resumed from {path} after epoch {epoch}")
         return epoch
 
@@ -199,6 +213,17 @@ class Trainer:
             if os.path.exists(tmp):
                 os.remove(tmp)
         return path
+
+
+def _non_finite(model, row):
+    """What is not finite after an epoch (the validation loss, a parameter), or None."""
+    if not math.isfinite(row.get("val_loss", 0.0)):
+        return f"the validation loss became {row['val_loss']}"
+    for name, p in model.named_parameters():
+        if p.data is not None and not bool(backend.get_array_module(p.data).isfinite(
+                p.data).all()):
+            return f"parameter {name} became non-finite"
+    return None
 
 
 def _progress_bar(total, desc, enabled):

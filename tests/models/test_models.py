@@ -1,0 +1,361 @@
+"""models: d2l's layer summaries of LeNet, VGG-11 and ResNet-18, and the Residual block
+and a small ResNet against finite differences and against the notebook's PyTorch code."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import scratchnet as sn
+from helpers import copy_weights_to_torch, fd_check, rel_err, torch_parity
+from scratchnet import nn
+from scratchnet.interop import (from_torch_state_dict, load_into_torch, to_torch_state_dict,
+                                torch_lenet)
+from scratchnet.models import (VGG, VGG11, LeNet, Residual, ResNet, ResNet18, layer_summary,
+                               vgg_block)
+
+
+class TorchResidual(torch.nn.Module):
+    """d2l 8.6.2's Residual, verbatim (F.relu: no modules, so the keys match ours)."""
+
+    def __init__(self, num_channels, use_1x1conv=False, strides=1):
+        super().__init__()
+        tnn = torch.nn
+        self.conv1 = tnn.LazyConv2d(num_channels, kernel_size=3, padding=1, stride=strides)
+        self.conv2 = tnn.LazyConv2d(num_channels, kernel_size=3, padding=1)
+        if use_1x1conv:
+            self.conv3 = tnn.LazyConv2d(num_channels, kernel_size=1, stride=strides)
+        else:
+            self.conv3 = None
+        self.bn1 = tnn.LazyBatchNorm2d()
+        self.bn2 = tnn.LazyBatchNorm2d()
+
+    def forward(self, X):
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = self.bn2(self.conv2(Y))
+        if self.conv3:
+            X = self.conv3(X)
+        Y += X
+        return F.relu(Y)
+
+
+class TorchResNet(torch.nn.Module):
+    """d2l 8.6.3's ResNet (without d2l.Classifier and init_cnn)."""
+
+    def __init__(self, arch, num_classes=10):
+        super().__init__()
+        tnn = torch.nn
+        self.net = tnn.Sequential(tnn.Sequential(
+            tnn.LazyConv2d(64, kernel_size=7, stride=2, padding=3),
+            tnn.LazyBatchNorm2d(), tnn.ReLU(),
+            tnn.MaxPool2d(kernel_size=3, stride=2, padding=1)))
+        for i, b in enumerate(arch):
+            self.net.add_module(f"b{i + 2}", self.block(*b, first_block=(i == 0)))
+        self.net.add_module("last", tnn.Sequential(
+            tnn.AdaptiveAvgPool2d((1, 1)), tnn.Flatten(), tnn.LazyLinear(num_classes)))
+
+    @staticmethod
+    def block(num_residuals, num_channels, first_block=False):
+        blk = []
+        for i in range(num_residuals):
+            if i == 0 and not first_block:
+                blk.append(TorchResidual(num_channels, use_1x1conv=True, strides=2))
+            else:
+                blk.append(TorchResidual(num_channels))
+        return torch.nn.Sequential(*blk)
+
+    def forward(self, X):
+        return self.net(X)
+
+
+RESNET18 = ((2, 64), (2, 128), (2, 256), (2, 512))
+
+
+def torch_parity_bn(layer, tlayer, x, steps=1, tol=1e-10, seed=0):
+    """helpers.torch_parity in float64 for networks in training mode with BatchNorm.
+
+    The bias of a layer followed by BatchNorm has a gradient that is zero in truth (the
+    batch mean removes it): both sides hold only rounding noise, so such a bias is
+    compared to the scale of its layer's weight gradient instead of to itself.
+    """
+    rs = np.random.default_rng((seed, 0x6A7))
+    layer.to(dtype=np.float64)
+    tlayer = tlayer.double()
+    training = layer.training
+    layer.eval()
+    tlayer.eval()
+    with sn.no_grad(), torch.no_grad():
+        layer(x)
+        tlayer(torch.from_numpy(x))
+    layer.train(training)
+    tlayer.train(training)
+    layer.zero_grad()
+    copy_weights_to_torch(layer, tlayer)
+    ours = dict(layer.named_parameters())
+    tparams = dict(tlayer.named_parameters())
+    worst = 0.0
+    for step in range(steps):
+        xs = x if step == 0 else rs.standard_normal(x.shape)
+        y = layer(xs)
+        xt = torch.tensor(xs, requires_grad=True)
+        yt = tlayer(xt)
+        gy = rs.standard_normal(yt.shape)
+        gx = layer.backward(gy)
+        yt.backward(torch.from_numpy(gy))
+        checks = [("output", y, yt, 1e-30), ("input grad", gx, xt.grad, 1e-30)]
+        for k, p in tparams.items():
+            floor = 1e-30
+            weight = tparams.get(k[:-len("bias")] + "weight")
+            if k.endswith(".bias") and weight is not None:
+                scale = float(weight.grad.abs().max())
+                if float(p.grad.abs().max()) <= 1e-9 * scale:
+                    floor = scale
+            checks.append((f"{k}.grad", ours[k].grad, p.grad, floor))
+        buffers = dict(layer.named_buffers())
+        for k, b in tlayer.named_buffers():
+            checks.append((k, buffers[k], b, 1e-30))
+        for what, a, b, floor in checks:
+            err = rel_err(a, b, floor)
+            assert err <= tol, f"step {step}: {what} differs from torch: {err:.2e} > {tol:.0e}"
+            worst = max(worst, err)
+    return worst
+
+
+def summary_lines(capsys, model, shape):
+    rows = layer_summary(model, shape)
+    lines = capsys.readouterr().out.splitlines()
+    return rows, lines
+
+
+def test_lenet_summary_is_d2ls(capsys):
+    rows, lines = summary_lines(capsys, LeNet(), (1, 1, 28, 28))
+    expected = [
+        ("Conv2d", (1, 6, 28, 28)), ("Sigmoid", (1, 6, 28, 28)), ("AvgPool2d", (1, 6, 14, 14)),
+        ("Conv2d", (1, 16, 10, 10)), ("Sigmoid", (1, 16, 10, 10)),
+        ("AvgPool2d", (1, 16, 5, 5)), ("Flatten", (1, 400)),
+        ("Linear", (1, 120)), ("Sigmoid", (1, 120)), ("Linear", (1, 84)),
+        ("Sigmoid", (1, 84)), ("Linear", (1, 10))]
+    assert rows == expected
+    assert lines[:-1] == [f"{name} output shape:\t {shape}" for name, shape in expected]
+    assert lines[0] == "Conv2d output shape:\t (1, 6, 28, 28)"
+    assert lines[-1] == "Total parameters: 61,706"
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_summary_leaves_the_model_as_it_was(capsys, training):
+    # A batch of one reaches BatchNorm1d: fine in eval mode, where the summary runs.
+    model = LeNet(modern=True)
+    model(np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32))
+    model.train(training)
+    before = {k: np.array(v) for k, v in model.state_dict().items()}
+    rows, lines = summary_lines(capsys, model, (1, 1, 28, 28))
+    assert rows[-1] == ("Linear", (1, 10)) and len(rows) == 16
+    assert lines[-1] == "Total parameters: 62,158"
+    assert all(m.training is training for m in model.modules())
+    for k, v in model.state_dict().items():
+        assert np.array_equal(v, before[k]), k
+
+
+@pytest.mark.parametrize("modern", [False, True])
+def test_lenet_parameter_count_equals_torch(modern):
+    model = LeNet(modern=modern)
+    with sn.no_grad():
+        model(np.zeros((2, 1, 28, 28), np.float32))
+    tcount = sum(p.numel() for p in torch_lenet(modern=modern).parameters())
+    assert model.num_parameters() == tcount
+    if not modern:
+        assert tcount == 61706
+
+
+def conv_parameters(arch, in_channels=1):
+    """The 3x3 convolutions' parameters (with bias), counted by hand."""
+    count, c = 0, in_channels
+    for num_convs, out in arch:
+        for _ in range(num_convs):
+            count += c * out * 9 + out
+            c = out
+    return count
+
+
+def vgg_parameters(arch, flat, num_classes=10):
+    return (conv_parameters(arch) + flat * 4096 + 4096 + 4096 * 4096 + 4096
+            + 4096 * num_classes + num_classes)
+
+
+def test_vgg11_block_shapes_at_224(capsys):
+    # The convolutional part at d2l's 224x224 (0.5 s); the 25088x4096 Linear is not built.
+    features = nn.Sequential(*[vgg_block(*b) for b in VGG11], nn.Flatten())
+    rows, lines = summary_lines(capsys, features, (1, 1, 224, 224))
+    assert rows == [("Sequential", (1, 64, 112, 112)), ("Sequential", (1, 128, 56, 56)),
+                    ("Sequential", (1, 256, 28, 28)), ("Sequential", (1, 512, 14, 14)),
+                    ("Sequential", (1, 512, 7, 7)), ("Flatten", (1, 25088))]
+    assert lines[0] == "Sequential output shape:\t (1, 64, 112, 112)"
+    assert lines[-1] == f"Total parameters: {conv_parameters(VGG11):,}"
+
+
+def test_vgg11_whole_summary_on_a_small_input(capsys):
+    rows, lines = summary_lines(capsys, VGG(VGG11), (1, 1, 32, 32))
+    assert [r[0] for r in rows] == ["Sequential"] * 5 + [
+        "Flatten", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+    assert [r[1] for r in rows[:6]] == [(1, 64, 16, 16), (1, 128, 8, 8), (1, 256, 4, 4),
+                                       (1, 512, 2, 2), (1, 512, 1, 1), (1, 512)]
+    assert [r[1] for r in rows[6:]] == [(1, 4096)] * 6 + [(1, 10)]
+    assert lines[-1] == f"Total parameters: {vgg_parameters(VGG11, 512):,}"
+    # At 224x224 the same formula gives the count sec8_2_vgg.py prints.
+    assert vgg_parameters(VGG11, 25088) == 128_806_154
+
+
+def test_resnet18_summary_and_parameter_count_equal_torch(capsys):
+    rows, lines = summary_lines(capsys, ResNet18(), (1, 1, 96, 96))
+    assert rows == [("Sequential", (1, 64, 24, 24)), ("Sequential", (1, 64, 24, 24)),
+                    ("Sequential", (1, 128, 12, 12)), ("Sequential", (1, 256, 6, 6)),
+                    ("Sequential", (1, 512, 3, 3)), ("Sequential", (1, 10))]
+    assert lines[0] == "Sequential output shape:\t (1, 64, 24, 24)"
+    tmodel = TorchResNet(RESNET18)
+    with torch.no_grad():
+        tmodel.eval()(torch.zeros(1, 1, 96, 96))
+    tcount = sum(p.numel() for p in tmodel.parameters())
+    assert lines[-1] == f"Total parameters: {tcount:,}"
+    assert tcount == 11_178_378
+
+
+def test_resnet18_keys_match_torch():
+    model = ResNet18()
+    with sn.no_grad():
+        model.eval()(np.zeros((1, 1, 32, 32), np.float32))
+    tmodel = TorchResNet(RESNET18)
+    with torch.no_grad():
+        tmodel.eval()(torch.zeros(1, 1, 32, 32))
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in tmodel.state_dict().items()}
+    assert ours == theirs
+
+
+def x_residual(shape=(4, 3, 6, 6), dtype=np.float32):
+    return np.random.default_rng(0).standard_normal(shape).astype(dtype)
+
+
+def test_residual_shapes_as_in_the_notebook():
+    X = x_residual()
+    assert Residual(3)(X).shape == (4, 3, 6, 6)
+    assert Residual(6, use_1x1conv=True, strides=2)(X).shape == (4, 6, 3, 3)
+
+
+def test_residual_with_mismatched_skip_says_so():
+    with pytest.raises(ValueError, match=r"Residual.*use_1x1conv=True"):
+        Residual(6)(x_residual())
+    with pytest.raises(ValueError, match="Residual"):
+        Residual(3, strides=2)(x_residual())
+
+
+RESIDUALS = {"identity": dict(num_channels=3),
+             "1x1conv": dict(num_channels=6, use_1x1conv=True, strides=2)}
+
+
+@pytest.mark.parametrize("kind", RESIDUALS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_residual_matches_torch(kind, dtype, mode):
+    layer = Residual(**RESIDUALS[kind])
+    tlayer = TorchResidual(**RESIDUALS[kind])
+    layer.train(mode == "train")
+    x = x_residual((2, 3, 5, 5), np.float64)
+    if mode == "train" and dtype == np.float64:
+        # conv1/conv2 biases feed BatchNorm: zero gradients in truth (see torch_parity_bn).
+        torch_parity_bn(layer, tlayer, x, steps=2)
+    else:
+        torch_parity(layer, tlayer, x, dtype=dtype, steps=2)
+
+
+def test_residual_state_dict_keys_are_torchs():
+    layer = Residual(6, use_1x1conv=True, strides=2)
+    tlayer = TorchResidual(6, use_1x1conv=True, strides=2)
+    layer(x_residual())
+    tlayer(torch.from_numpy(x_residual()))
+    assert list(layer.state_dict()) == list(tlayer.state_dict())
+
+
+@pytest.mark.parametrize("kind", RESIDUALS)
+def test_residual_gradients_match_finite_differences(kind):
+    fd_check(Residual(**RESIDUALS[kind]), x_residual((2, 3, 5, 5), np.float64))
+
+
+def test_residual_backward_sums_skip_and_main_paths():
+    # With the main path's last BatchNorm scaled to 0, Y = relu(X): dL/dX is gy where X > 0
+    # and only the skip path carries it.
+    X = x_residual((2, 3, 5, 5), np.float64)
+    sn.set_default_dtype(np.float64)
+    blk = Residual(3)
+    blk(X)
+    blk.bn2.weight.data[...] = 0
+    blk.bn2.bias.data[...] = 0
+    gy = np.random.default_rng(1).standard_normal(X.shape)
+    blk(X)
+    gx = blk.backward(gy)
+    np.testing.assert_allclose(gx, gy * (X > 0), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_small_resnet_matches_torch_float64(mode):
+    # The first stage keeps b1's 64 channels (identity skip), the second halves the size.
+    arch = ((1, 64), (1, 16))
+    model, tmodel = ResNet(arch), TorchResNet(arch)
+    model.train(mode == "train")
+    x = x_residual((2, 1, 16, 16), np.float64)
+    if mode == "train":
+        torch_parity_bn(model, tmodel, x, steps=2)
+    else:
+        torch_parity(model, tmodel, x, dtype=np.float64, steps=2)
+
+
+def lenet_pair(modern, dtype=np.float64):
+    sn.set_default_dtype(dtype)
+    model = LeNet(modern=modern)
+    x = np.random.default_rng(0).random((4, 1, 28, 28)).astype(dtype)
+    nn.init.apply_init(model, [x[:2]], None if modern else nn.init.init_cnn)
+    tmodel = torch_lenet(modern=modern)
+    if dtype == np.float64:
+        tmodel.double()
+    load_into_torch(tmodel, model)
+    return model, tmodel, x
+
+
+@pytest.mark.parametrize("modern", [False, True])
+def test_lenet_matches_torch_via_interop(modern):
+    model, tmodel, x = lenet_pair(modern)
+    y = model(x)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = tmodel(xt)
+    assert rel_err(y, yt) <= 1e-10
+    labels = np.array([0, 3, 7, 9])
+    loss = nn.CrossEntropyLoss()
+    lt = torch.nn.functional.cross_entropy(yt, torch.from_numpy(labels))
+    assert abs(loss(y, labels) - lt.item()) <= 1e-12
+    model.zero_grad()
+    gx = model.backward(loss.backward())
+    lt.backward()
+    assert rel_err(gx, xt.grad) <= 1e-10
+    ours = dict(model.named_parameters())
+    tparams = dict(tmodel.named_parameters())
+    for k, p in tparams.items():
+        # A bias followed by BatchNorm has a zero gradient in truth: compare it absolutely.
+        floor = float(tparams[k[:-4] + "weight"].grad.abs().max()) \
+            if modern and k.endswith("bias") and p.grad.abs().max() < 1e-12 else 1e-30
+        assert rel_err(ours[k].grad, p.grad, floor) <= 1e-10, k
+    if modern:
+        for k, b in tmodel.named_buffers():
+            assert rel_err(model.state_dict()[k], b) <= 1e-10, k
+
+
+@pytest.mark.parametrize("modern", [False, True])
+def test_lenet_weights_round_trip_through_torch(modern):
+    model, tmodel, x = lenet_pair(modern)
+    model.eval()
+    tmodel.eval()
+    other = LeNet(modern=modern)
+    from_torch_state_dict(other, tmodel.state_dict())
+    other.eval()
+    np.testing.assert_array_equal(other(x), model(x))
+    state = to_torch_state_dict(model)
+    assert list(state) == list(tmodel.state_dict())
+    for k, v in tmodel.state_dict().items():
+        assert torch.equal(state[k], v), k
