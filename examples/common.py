@@ -17,6 +17,8 @@ def parser(description, recipes, default_out):
     p.add_argument("--lr", type=float)
     p.add_argument("--momentum", type=float)
     p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=("constant", "cosine"),
+                   help="learning-rate schedule over the epochs")
     p.add_argument("--data-dir", help="folder holding the four Fashion-MNIST IDX files")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--subset", type=int, help="train on the first N images only (and test "
@@ -56,13 +58,16 @@ def run(args, make_model, name, resize=None, init=None):
     nn.init.apply_init(model, [next(iter(train_iter))[0][:2]], init)
     opt = sn.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
                        weight_decay=args.weight_decay)
+    schedule = getattr(args, "schedule", None) or "constant"
+    scheduler = (sn.optim.CosineAnnealingLR(opt, T_max=args.epochs) if schedule == "cosine"
+                 else None)
     print(f"{name} ({args.recipe} recipe) on {args.device}: {model.num_parameters():,} "
           f"parameters, {len(train_iter.labels)} training images"
           f"{'' if resize is None else f' resized to {resize}'}, batch {args.batch_size}, "
-          f"lr {args.lr}, {args.epochs} epochs")
+          f"lr {args.lr} ({schedule}), {args.epochs} epochs")
     trainer = Trainer(max_epochs=args.epochs, out=args.out, progress=not args.no_progress)
     try:
-        trainer.fit(model, train_iter, test_iter, opt, resume=args.resume)
+        trainer.fit(model, train_iter, test_iter, opt, resume=args.resume, scheduler=scheduler)
     except NonFiniteLossError as e:
         sys.exit(str(e))
     loss, acc = evaluate(model, test_iter)

@@ -14,9 +14,12 @@ from scratchnet.models import LeNet
 
 RECIPES = {
     # d2l 7.6: sigmoid LeNet, Xavier init, plain SGD.
-    "d2l": dict(lr=0.1, momentum=0.0, weight_decay=0.0, batch_size=128, epochs=10),
-    # ReLU + BatchNorm + max pooling, PyTorch's default init, SGD with momentum.
-    "modern": dict(lr=0.05, momentum=0.9, weight_decay=5e-4, batch_size=128, epochs=10),
+    "d2l": dict(lr=0.1, momentum=0.0, weight_decay=0.0, batch_size=128, epochs=10,
+                schedule="constant"),
+    # ReLU + BatchNorm + max pooling, PyTorch's default init, SGD with momentum and a
+    # cosine schedule (a constant rate leaves the test accuracy jumping by 2-3 points).
+    "modern": dict(lr=0.05, momentum=0.9, weight_decay=5e-4, batch_size=128, epochs=10,
+                   schedule="cosine"),
 }
 
 if __name__ == "__main__":

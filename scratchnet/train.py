@@ -76,7 +76,9 @@ class Trainer:
     def checkpoint_path(self):
         return None if self.out is None else self.out / "checkpoint.npz"
 
-    def fit(self, model, train_iter, val_iter=None, optimizer=None, resume=False):
+    def fit(self, model, train_iter, val_iter=None, optimizer=None, resume=False,
+            scheduler=None):
+        """Train for max_epochs; ``scheduler`` (e.g. optim.CosineAnnealingLR) steps per epoch."""
         if optimizer is None:
             raise ValueError("Trainer.fit: expected an optimizer, e.g. "
                              "sn.optim.SGD(model.parameters(), lr=0.1)")
@@ -86,11 +88,14 @@ class Trainer:
         self._good_checkpoint = None
         start = 0
         if resume:
-            start = self._resume(model, optimizer)
+            start = self._resume(model, optimizer, scheduler)
         for epoch in range(start, self.max_epochs):
             if hasattr(train_iter, "epoch"):
                 train_iter.epoch = epoch  # the shuffle order depends on the epoch alone
             row = self._train_epoch(model, train_iter, optimizer, epoch)
+            row["lr"] = optimizer.param_groups[0]["lr"]
+            if scheduler is not None:
+                scheduler.step()
             if val_iter is not None:
                 row["val_loss"], row["val_acc"] = evaluate(model, val_iter, self.loss_fn)
             # The last step's update may have overflowed: never checkpoint such weights.
@@ -103,7 +108,7 @@ class Trainer:
             if self.out is not None:
                 self._write_history()
                 if self.checkpoint:
-                    self.save_checkpoint(model, optimizer, epoch)
+                    self.save_checkpoint(model, optimizer, epoch, scheduler=scheduler)
                     self._good_checkpoint = self.checkpoint_path
         if self.out is not None and self.history:
             self.plot(self.out / "curves.png")
@@ -163,22 +168,31 @@ class Trainer:
         w.writerows(self.history)
         _atomic_write_text(self.out / "history.csv", buf.getvalue())
 
-    def save_checkpoint(self, model, optimizer, epoch, path=None):
-        """model.* / optim.* arrays, the epoch, the history and the host RNG state, in one npz."""
+    def save_checkpoint(self, model, optimizer, epoch, path=None, scheduler=None):
+        """model.* / optim.* / sched.* arrays, the epoch, the history and the host RNG
+        state, in one npz."""
         state = {f"model.{k}": v for k, v in model.state_dict().items()}
         state.update({f"optim.{k}": v for k, v in optimizer.state_dict().items()})
+        if scheduler is not None:
+            state.update({f"sched.{k}": v for k, v in scheduler.state_dict().items()})
         state["epoch"] = np.int64(epoch)
         state["history"] = json.dumps(self.history)
         state["rng"] = json.dumps(backend.rng().bit_generator.state)
         save(state, path or self.checkpoint_path)
 
-    def _resume(self, model, optimizer):
+    def _resume(self, model, optimizer, scheduler=None):
         path = self.checkpoint_path
         if path is None or not path.exists():
             raise FileNotFoundError(f"Trainer.fit(resume=True): no checkpoint at {path}")
         state = load(path)
         model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
         optimizer.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("optim.")})
+        if scheduler is not None:
+            sched = {k[6:]: v for k, v in state.items() if k.startswith("sched.")}
+            if not sched:
+                raise ValueError(f"Trainer.fit(resume=True): {path} holds no scheduler state "
+                                 "but a scheduler was given")
+            scheduler.load_state_dict(sched)
         backend.rng().bit_generator.state = json.loads(str(state["rng"]))
         self.history = json.loads(str(state["history"]))
         epoch = int(state["epoch"]) + 1
