@@ -19,10 +19,12 @@ from scratchnet import nn
 from scratchnet.data import DataLoader, FashionMNIST
 from scratchnet.interop import load_into_torch, torch_lenet
 from scratchnet.models import LeNet
-from scratchnet.train import evaluate
+from scratchnet.train import evaluate, first_layer
 
+# The recipes of examples/train_lenet.py; modern also anneals the rate (cosine) per epoch.
 RECIPES = {"d2l": dict(lr=0.1, momentum=0.0, weight_decay=0.0),
            "modern": dict(lr=0.05, momentum=0.9, weight_decay=5e-4)}
+COSINE = {"d2l": False, "modern": True}
 
 
 def torch_evaluate(tmodel, data_iter):
@@ -43,6 +45,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--subset", type=int)
+    p.add_argument("--data-dir", help="folder holding the four Fashion-MNIST IDX files")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", default="runs/compare")
     args = p.parse_args()
@@ -53,16 +56,21 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     sn.manual_seed(args.seed)
-    train_iter = DataLoader(FashionMNIST(train=True), args.batch_size, shuffle=True,
+    train_iter = DataLoader(FashionMNIST(root=args.data_dir, train=True), args.batch_size, shuffle=True,
                             seed=args.seed, subset=args.subset)
-    test_iter = DataLoader(FashionMNIST(train=False), 1000)
+    test_iter = DataLoader(FashionMNIST(root=args.data_dir, train=False), 1000)
     model = LeNet(modern=args.recipe == "modern")
     nn.init.apply_init(model, [next(iter(train_iter))[0]],
                        nn.init.init_cnn if args.recipe == "d2l" else None)
     tmodel = load_into_torch(torch_lenet(modern=args.recipe == "modern"), model)
+    first_layer(model).needs_input_grad = False  # as the Trainer does; torch skips it too
     opt = sn.optim.SGD(model.parameters(), **recipe)
     topt = torch.optim.SGD(tmodel.parameters(), **recipe)
     loss_fn, tloss_fn = nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
+    sched = tsched = None
+    if COSINE[args.recipe]:
+        sched = sn.optim.CosineAnnealingLR(opt, T_max=args.epochs)
+        tsched = torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=args.epochs)
 
     rows, losses, tlosses = [], [], []
     for epoch in range(args.epochs):
@@ -85,6 +93,9 @@ def main():
             tl.backward()
             topt.step()
         torch_time = time.perf_counter() - t0
+        if sched is not None:
+            sched.step()
+            tsched.step()
         acc = evaluate(model, test_iter)[1]
         tacc = torch_evaluate(tmodel, test_iter)
         rows.append(dict(epoch=epoch + 1, scratchnet_acc=acc, torch_acc=tacc,

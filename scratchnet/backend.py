@@ -179,11 +179,3 @@ def no_grad():
     finally:
         _state.grad_enabled = previous
 
-
-def special(xp):
-    """scipy.special for numpy arrays, cupyx.scipy.special for cupy arrays."""
-    if xp is np:
-        import scipy.special
-        return scipy.special
-    import cupyx.scipy.special
-    return cupyx.scipy.special

@@ -45,6 +45,26 @@ def _atomic_write_text(path, text):
             os.remove(tmp)
 
 
+def first_layer(model):
+    """The layer that sees the input, when it can skip dL/dx (Conv2d, Linear), else None.
+
+    Nothing consumes the gradient with respect to the images, so the Trainer
+    lets that layer skip it (PyTorch skips it too: the input needs no grad).
+    Follows ``model.net`` and the first child of each Sequential.
+    """
+    from .nn.module import Sequential
+    m = model
+    while True:
+        if hasattr(m, "needs_input_grad"):
+            return m
+        if hasattr(m, "net"):
+            m = m.net
+        elif isinstance(m, Sequential) and len(m):
+            m = m[0]
+        else:
+            return None
+
+
 def evaluate(model, data_iter, loss_fn=None):
     """Mean loss and accuracy of ``model`` over ``data_iter``, in eval mode, without caches."""
     loss_fn = loss_fn or CrossEntropyLoss()
@@ -89,6 +109,20 @@ class Trainer:
         start = 0
         if resume:
             start = self._resume(model, optimizer, scheduler)
+        first = first_layer(model)
+        previous = first is not None and first.needs_input_grad
+        if first is not None:
+            first.needs_input_grad = False
+        try:
+            self._fit_epochs(model, train_iter, val_iter, optimizer, scheduler, start)
+        finally:
+            if first is not None:
+                first.needs_input_grad = previous
+        if self.out is not None and self.history:
+            self.plot(self.out / "curves.png")
+        return self.history
+
+    def _fit_epochs(self, model, train_iter, val_iter, optimizer, scheduler, start):
         for epoch in range(start, self.max_epochs):
             if hasattr(train_iter, "epoch"):
                 train_iter.epoch = epoch  # the shuffle order depends on the epoch alone
@@ -110,9 +144,6 @@ class Trainer:
                 if self.checkpoint:
                     self.save_checkpoint(model, optimizer, epoch, scheduler=scheduler)
                     self._good_checkpoint = self.checkpoint_path
-        if self.out is not None and self.history:
-            self.plot(self.out / "curves.png")
-        return self.history
 
     def _train_epoch(self, model, train_iter, optimizer, epoch):
         model.train()

@@ -1,7 +1,11 @@
 """Convolution (cross-correlation, as in deep learning) through im2col.
 
-Forward:  col = im2col(x);  y[n] = W2 @ col[n] + b   with W2 = W.reshape(O, C*kh*kw)
-Backward: gW = sum_n gy[n] @ col[n].T;  gb = sum gy;  gx = col2im(W2.T @ gy[n])
+Forward:  col = im2col(x) as a (C*kh*kw, N*oh*ow) matrix;  y = W2 @ col + b,
+          with W2 = W.reshape(O, C*kh*kw), then (O, N, oh, ow) -> (N, O, oh, ow)
+Backward: gy2 = gy as (O, N*oh*ow);  gW = gy2 @ col.T;  gb = sum gy;
+          gx = col2im(W2.T @ gy2)
+Each is one BLAS product for the whole batch (``dot``: NumPy's ``@`` skips BLAS
+for a transposed operand).
 
 Shapes: x (N, C, H, W), W (O, C, kh, kw), b (O,), y (N, O, oh, ow).
 ``pads`` is always the resolved (top, bottom, left, right); :func:`conv_pads`
@@ -31,10 +35,11 @@ def conv2d(x, W, b, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1)):
     o, c, kh, kw = W.shape
     sh, sw = stride
     dh, dw = dilation
+    xp = get_array_module(x)
     col = im2col(x, kh, kw, sh, sw, pads, dh, dw)
-    n, _, _, _, oh, ow = col.shape
-    y = W.reshape(o, -1) @ col.reshape(n, c * kh * kw, oh * ow)
-    y = y.reshape(n, o, oh, ow)
+    n, oh, ow = col.shape[3:]
+    y = W.reshape(o, -1).dot(col.reshape(c * kh * kw, -1))
+    y = xp.ascontiguousarray(y.reshape(o, n, oh, ow).transpose(1, 0, 2, 3))
     if b is not None:
         y += b.reshape(1, o, 1, 1)
     return y, col
@@ -43,16 +48,14 @@ def conv2d(x, W, b, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1)):
 def conv2d_backward(gy, col, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1),
                     need_gx=True, need_gb=True):
     """Returns (gx, gW, gb); gx is None when not needed (a network's first layer)."""
-    o, c, kh, kw = W.shape
-    n, _, _, _, oh, ow = col.shape
-    gy3 = gy.reshape(n, o, oh * ow)
-    col3 = col.reshape(n, c * kh * kw, oh * ow)
-    gW = (gy3 @ col3.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)
-    gb = gy.sum(axis=(0, 2, 3)) if need_gb else None
+    xp = get_array_module(gy)
+    o = W.shape[0]
+    gy2 = xp.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(o, -1)
+    col2 = col.reshape(-1, gy2.shape[1])
+    gW = gy2.dot(col2.T).reshape(W.shape)
+    gb = gy2.sum(axis=1) if need_gb else None
     gx = None
     if need_gx:
-        # A contiguous W.T: batched matmul with a transposed operand is 2x slower.
-        W2t = get_array_module(W).ascontiguousarray(W.reshape(o, -1).T)
-        gcol = (W2t @ gy3).reshape(col.shape)
+        gcol = W.reshape(o, -1).T.dot(gy2).reshape(col.shape)
         gx = col2im(gcol, x_shape[2], x_shape[3], *stride, pads, *dilation)
     return gx, gW, gb

@@ -39,7 +39,7 @@ def max_pool2d(x, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1)):
         # Strictly greater: ties keep the earlier offset, as PyTorch does.
         better = v > y
         xp.copyto(y, v, where=better)
-        idx[better] = k
+        xp.copyto(idx, k, where=better)
     return y, idx
 
 

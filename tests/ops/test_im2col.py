@@ -37,9 +37,9 @@ def loop_im2col(x, kh, kw, sh, sw, pads, dh, dw):
     img = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     oh = out_size(h, kh, sh, top, bottom, dh)
     ow = out_size(w, kw, sw, left, right, dw)
-    col = np.zeros((n, c, kh, kw, oh, ow), dtype=x.dtype)
+    col = np.zeros((c, kh, kw, n, oh, ow), dtype=x.dtype)
     for i, j, y, z in itertools.product(range(kh), range(kw), range(oh), range(ow)):
-        col[:, :, i, j, y, z] = img[:, :, y * sh + i * dh, z * sw + j * dw]
+        col[:, i, j, :, y, z] = img[:, :, y * sh + i * dh, z * sw + j * dw].T
     return col
 
 
@@ -59,11 +59,14 @@ def test_im2col_and_col2im_match_torch_unfold_and_fold(kernel, stride, pads, dil
     x = np.random.default_rng(1).standard_normal((2, 3, 8, 7))
     kw = dict(kernel_size=kernel, dilation=dilation, padding=pads[0::2], stride=stride)
     col = im2col(x, *kernel, *stride, pads, *dilation)
-    n, c, kh, kw_, oh, ow = col.shape
+    c, kh, kw_, n, oh, ow = col.shape
+    # torch's unfold is (N, C*kh*kw, oh*ow); ours keeps the batch inside the columns.
+    as_torch = col.transpose(3, 0, 1, 2, 4, 5).reshape(n, c * kh * kw_, oh * ow)
     unfolded = F.unfold(torch.from_numpy(x), **kw).numpy()
-    np.testing.assert_array_equal(col.reshape(n, c * kh * kw_, oh * ow), unfolded)
-    c_rand = np.random.default_rng(2).standard_normal(col.shape)
-    folded = F.fold(torch.from_numpy(c_rand.reshape(unfolded.shape)), (8, 7), **kw).numpy()
+    np.testing.assert_array_equal(as_torch, unfolded)
+    u_rand = np.random.default_rng(2).standard_normal(unfolded.shape)
+    folded = F.fold(torch.from_numpy(u_rand), (8, 7), **kw).numpy()
+    c_rand = u_rand.reshape(n, c, kh, kw_, oh, ow).transpose(1, 2, 3, 0, 4, 5)
     img = col2im(c_rand, 8, 7, *stride, pads, *dilation)
     assert rel_error(img, folded) <= 1e-14
 
