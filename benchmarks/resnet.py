@@ -43,8 +43,8 @@ def run_one(framework, batch, device, steps):
     else:
         import torch
         dev = "cuda" if device == "gpu" else "cpu"
-        from benchmarks.torch_models import resnet18
-        model = resnet18().to(dev)
+        from scratchnet.interop import torch_resnet18
+        model = torch_resnet18().to(dev)
         X, y = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
         model(X[:2])
         opt = torch.optim.SGD(model.parameters(), lr=0.01)

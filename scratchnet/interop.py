@@ -43,41 +43,125 @@ def load_into_torch(tmodel, model):
 
 
 def from_torch_state_dict(model, tstate):
-    """Load a torch state_dict (tensors) into a scratchnet model; keys must match."""
+    """Load a torch state_dict (tensors) into a scratchnet model of the same architecture.
+
+    Every key is checked first: missing, unexpected and mis-shaped entries are all
+    listed in one ValueError and nothing is changed.
+    """
     state = {k: v.detach().cpu().numpy() for k, v in tstate.items()}
     return model.load_state_dict(state)
 
 
+def load_from_torch(model, tmodel):
+    """Copy a torch model's weights into the scratchnet model of the same architecture."""
+    return from_torch_state_dict(model, tmodel.state_dict())
+
+
+def _d2l_torch_models():
+    """The notebook's PyTorch classes, defined on first use so torch stays optional."""
+    torch = _torch()
+    nn, F = torch.nn, torch.nn.functional
+
+    class Residual(nn.Module):
+        """d2l 8.6.2, verbatim (F.relu: no modules, so the keys match scratchnet's)."""
+
+        def __init__(self, num_channels, use_1x1conv=False, strides=1):
+            super().__init__()
+            self.conv1 = nn.LazyConv2d(num_channels, kernel_size=3, padding=1, stride=strides)
+            self.conv2 = nn.LazyConv2d(num_channels, kernel_size=3, padding=1)
+            self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1, stride=strides) \
+                if use_1x1conv else None
+            self.bn1 = nn.LazyBatchNorm2d()
+            self.bn2 = nn.LazyBatchNorm2d()
+
+        def forward(self, X):
+            Y = F.relu(self.bn1(self.conv1(X)))
+            Y = self.bn2(self.conv2(Y))
+            if self.conv3:
+                X = self.conv3(X)
+            Y += X
+            return F.relu(Y)
+
+    class Net(nn.Module):
+        """d2l's Classifier without the training glue: the layers live in self.net."""
+
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, X):
+            return self.net(X)
+
+    return torch, nn, Residual, Net
+
+
+def _materialized(model, in_shape):
+    torch = _torch()
+    with torch.no_grad():
+        model.eval()(torch.zeros(*in_shape))
+    return model.train()
+
+
 def torch_lenet(num_classes=10, modern=False):
     """d2l 7.6's LeNet in PyTorch (``net.*`` names, as scratchnet.models.LeNet)."""
-    torch = _torch()
-    nn = torch.nn
+    torch, nn, _, Net = _d2l_torch_models()
+    if not modern:
+        net = nn.Sequential(
+            nn.LazyConv2d(6, kernel_size=5, padding=2), nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.LazyConv2d(16, kernel_size=5), nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2), nn.Flatten(),
+            nn.LazyLinear(120), nn.Sigmoid(), nn.LazyLinear(84), nn.Sigmoid(),
+            nn.LazyLinear(num_classes))
+    else:
+        net = nn.Sequential(
+            nn.LazyConv2d(6, kernel_size=5, padding=2), nn.LazyBatchNorm2d(), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.LazyConv2d(16, kernel_size=5), nn.LazyBatchNorm2d(), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2), nn.Flatten(),
+            nn.LazyLinear(120), nn.BatchNorm1d(120), nn.ReLU(),
+            nn.LazyLinear(84), nn.BatchNorm1d(84), nn.ReLU(),
+            nn.LazyLinear(num_classes))
+    return _materialized(Net(net), (2, 1, 28, 28))
 
-    class LeNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            if not modern:
-                self.net = nn.Sequential(
-                    nn.LazyConv2d(6, kernel_size=5, padding=2), nn.Sigmoid(),
-                    nn.AvgPool2d(kernel_size=2, stride=2),
-                    nn.LazyConv2d(16, kernel_size=5), nn.Sigmoid(),
-                    nn.AvgPool2d(kernel_size=2, stride=2), nn.Flatten(),
-                    nn.LazyLinear(120), nn.Sigmoid(), nn.LazyLinear(84), nn.Sigmoid(),
-                    nn.LazyLinear(num_classes))
-            else:
-                self.net = nn.Sequential(
-                    nn.LazyConv2d(6, kernel_size=5, padding=2), nn.LazyBatchNorm2d(), nn.ReLU(),
-                    nn.MaxPool2d(kernel_size=2, stride=2),
-                    nn.LazyConv2d(16, kernel_size=5), nn.LazyBatchNorm2d(), nn.ReLU(),
-                    nn.MaxPool2d(kernel_size=2, stride=2), nn.Flatten(),
-                    nn.LazyLinear(120), nn.BatchNorm1d(120), nn.ReLU(),
-                    nn.LazyLinear(84), nn.BatchNorm1d(84), nn.ReLU(),
-                    nn.LazyLinear(num_classes))
 
-        def forward(self, x):
-            return self.net(x)
+def torch_vgg(arch, num_classes=10, in_shape=(2, 1, 224, 224)):
+    """d2l 8.2's VGG in PyTorch, materialised for inputs of ``in_shape``."""
+    torch, nn, _, Net = _d2l_torch_models()
 
-    model = LeNet()
-    with torch.no_grad():
-        model.eval()(torch.zeros(2, 1, 28, 28))
-    return model.train()
+    def vgg_block(num_convs, out_channels):
+        layers = []
+        for _ in range(num_convs):
+            layers += [nn.LazyConv2d(out_channels, kernel_size=3, padding=1), nn.ReLU()]
+        return nn.Sequential(*layers, nn.MaxPool2d(kernel_size=2, stride=2))
+
+    net = nn.Sequential(
+        *[vgg_block(*b) for b in arch], nn.Flatten(),
+        nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.LazyLinear(num_classes))
+    return _materialized(Net(net), in_shape)
+
+
+def torch_residual(num_channels, use_1x1conv=False, strides=1):
+    """d2l 8.6.2's Residual block in PyTorch (lazy: materialised by its first call)."""
+    return _d2l_torch_models()[2](num_channels, use_1x1conv, strides)
+
+
+def torch_resnet(arch, num_classes=10, in_shape=(2, 1, 96, 96)):
+    """d2l 8.6's ResNet in PyTorch (b1 stem, stages b2.., 'last'), materialised."""
+    torch, nn, Residual, Net = _d2l_torch_models()
+    net = nn.Sequential(nn.Sequential(
+        nn.LazyConv2d(64, kernel_size=7, stride=2, padding=3),
+        nn.LazyBatchNorm2d(), nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2, padding=1)))
+    for i, (num_residuals, num_channels) in enumerate(arch):
+        net.add_module(f"b{i + 2}", nn.Sequential(*[
+            Residual(num_channels, use_1x1conv=True, strides=2) if j == 0 and i > 0
+            else Residual(num_channels) for j in range(num_residuals)]))
+    net.add_module("last", nn.Sequential(
+        nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(num_classes)))
+    return _materialized(Net(net), in_shape)
+
+
+def torch_resnet18(num_classes=10, in_shape=(2, 1, 96, 96)):
+    return torch_resnet(((2, 64), (2, 128), (2, 256), (2, 512)), num_classes, in_shape)

@@ -9,62 +9,9 @@ import scratchnet as sn
 from helpers import copy_weights_to_torch, fd_check, rel_err, torch_parity
 from scratchnet import nn
 from scratchnet.interop import (from_torch_state_dict, load_into_torch, to_torch_state_dict,
-                                torch_lenet)
+                                torch_lenet, torch_residual, torch_resnet)
 from scratchnet.models import (VGG, VGG11, LeNet, Residual, ResNet, ResNet18, layer_summary,
                                vgg_block)
-
-
-class TorchResidual(torch.nn.Module):
-    """d2l 8.6.2's Residual, verbatim (F.relu: no modules, so the keys match ours)."""
-
-    def __init__(self, num_channels, use_1x1conv=False, strides=1):
-        super().__init__()
-        tnn = torch.nn
-        self.conv1 = tnn.LazyConv2d(num_channels, kernel_size=3, padding=1, stride=strides)
-        self.conv2 = tnn.LazyConv2d(num_channels, kernel_size=3, padding=1)
-        if use_1x1conv:
-            self.conv3 = tnn.LazyConv2d(num_channels, kernel_size=1, stride=strides)
-        else:
-            self.conv3 = None
-        self.bn1 = tnn.LazyBatchNorm2d()
-        self.bn2 = tnn.LazyBatchNorm2d()
-
-    def forward(self, X):
-        Y = F.relu(self.bn1(self.conv1(X)))
-        Y = self.bn2(self.conv2(Y))
-        if self.conv3:
-            X = self.conv3(X)
-        Y += X
-        return F.relu(Y)
-
-
-class TorchResNet(torch.nn.Module):
-    """d2l 8.6.3's ResNet (without d2l.Classifier and init_cnn)."""
-
-    def __init__(self, arch, num_classes=10):
-        super().__init__()
-        tnn = torch.nn
-        self.net = tnn.Sequential(tnn.Sequential(
-            tnn.LazyConv2d(64, kernel_size=7, stride=2, padding=3),
-            tnn.LazyBatchNorm2d(), tnn.ReLU(),
-            tnn.MaxPool2d(kernel_size=3, stride=2, padding=1)))
-        for i, b in enumerate(arch):
-            self.net.add_module(f"b{i + 2}", self.block(*b, first_block=(i == 0)))
-        self.net.add_module("last", tnn.Sequential(
-            tnn.AdaptiveAvgPool2d((1, 1)), tnn.Flatten(), tnn.LazyLinear(num_classes)))
-
-    @staticmethod
-    def block(num_residuals, num_channels, first_block=False):
-        blk = []
-        for i in range(num_residuals):
-            if i == 0 and not first_block:
-                blk.append(TorchResidual(num_channels, use_1x1conv=True, strides=2))
-            else:
-                blk.append(TorchResidual(num_channels))
-        return torch.nn.Sequential(*blk)
-
-    def forward(self, X):
-        return self.net(X)
 
 
 RESNET18 = ((2, 64), (2, 128), (2, 256), (2, 512))
@@ -210,7 +157,7 @@ def test_resnet18_summary_and_parameter_count_equal_torch(capsys):
                     ("Sequential", (1, 128, 12, 12)), ("Sequential", (1, 256, 6, 6)),
                     ("Sequential", (1, 512, 3, 3)), ("Sequential", (1, 10))]
     assert lines[0] == "Sequential output shape:\t (1, 64, 24, 24)"
-    tmodel = TorchResNet(RESNET18)
+    tmodel = torch_resnet(RESNET18)
     with torch.no_grad():
         tmodel.eval()(torch.zeros(1, 1, 96, 96))
     tcount = sum(p.numel() for p in tmodel.parameters())
@@ -222,7 +169,7 @@ def test_resnet18_keys_match_torch():
     model = ResNet18()
     with sn.no_grad():
         model.eval()(np.zeros((1, 1, 32, 32), np.float32))
-    tmodel = TorchResNet(RESNET18)
+    tmodel = torch_resnet(RESNET18)
     with torch.no_grad():
         tmodel.eval()(torch.zeros(1, 1, 32, 32))
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -256,7 +203,7 @@ RESIDUALS = {"identity": dict(num_channels=3),
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_residual_matches_torch(kind, dtype, mode):
     layer = Residual(**RESIDUALS[kind])
-    tlayer = TorchResidual(**RESIDUALS[kind])
+    tlayer = torch_residual(**RESIDUALS[kind])
     layer.train(mode == "train")
     x = x_residual((2, 3, 5, 5), np.float64)
     if mode == "train" and dtype == np.float64:
@@ -268,7 +215,7 @@ def test_residual_matches_torch(kind, dtype, mode):
 
 def test_residual_state_dict_keys_are_torchs():
     layer = Residual(6, use_1x1conv=True, strides=2)
-    tlayer = TorchResidual(6, use_1x1conv=True, strides=2)
+    tlayer = torch_residual(6, use_1x1conv=True, strides=2)
     layer(x_residual())
     tlayer(torch.from_numpy(x_residual()))
     assert list(layer.state_dict()) == list(tlayer.state_dict())
@@ -298,7 +245,7 @@ def test_residual_backward_sums_skip_and_main_paths():
 def test_small_resnet_matches_torch_float64(mode):
     # The first stage keeps b1's 64 channels (identity skip), the second halves the size.
     arch = ((1, 64), (1, 16))
-    model, tmodel = ResNet(arch), TorchResNet(arch)
+    model, tmodel = ResNet(arch), torch_resnet(arch, in_shape=(2, 1, 32, 32))
     model.train(mode == "train")
     x = x_residual((2, 1, 16, 16), np.float64)
     if mode == "train":
