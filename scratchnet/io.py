@@ -6,6 +6,7 @@ GPU is the job of ``load_state_dict``.
 """
 import errno
 import os
+import socket
 import tempfile
 import zipfile
 
@@ -26,9 +27,7 @@ def save(obj, path):
     """
     arrays = _flatten(obj)
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=directory)
+    fd, tmp = temp_file(path)
     try:
         with os.fdopen(fd, "wb") as f:
             _write_npz(f, arrays)
@@ -41,6 +40,42 @@ def save(obj, path):
         except FileNotFoundError:
             pass
         raise
+
+
+def temp_file(path, suffix=".tmp"):
+    """(fd, name) of a new temp file next to ``path``, to be renamed onto it when complete.
+
+    Its name records this host and process: a writer killed before the rename (SIGKILL,
+    a power cut) cannot remove its temp file, so each call first removes those of
+    ``path`` whose process on this host is gone.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = f".{os.path.basename(path)}."
+    owner = f"{socket.gethostname()}-{os.getpid()}"
+    for name in os.listdir(directory) if os.path.isdir(directory) else ():
+        if not (name.startswith(prefix) and name.endswith(suffix)):
+            continue
+        # .<name>.<host>-<pid>.<random><suffix>; mkstemp's random part has no dots.
+        host, _, pid = name[len(prefix):-len(suffix)].rpartition(".")[0].rpartition("-")
+        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
+    return tempfile.mkstemp(prefix=f"{prefix}{owner}.", suffix=suffix, dir=directory)
+
+
+def _alive(pid):
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would end the process on Windows: never remove
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _write_npz(f, arrays):
@@ -101,7 +136,6 @@ def load(path):
                 out = {}
                 for key in npz.files:
                     out[key] = npz[key]
-                return out
         except ValueError as e:
             # numpy refuses object arrays with a message naming allow_pickle.
             if key is not None and "allow_pickle" in str(e):
@@ -114,3 +148,17 @@ def load(path):
             # compression" (RuntimeError, NotImplementedError).
             raise ValueError(f"scratchnet.load: {path!r} is not a valid .npz checkpoint: "
                              f"{e}") from e
+    # np.load hands back a member that is not a .npy array (a torch.save pickle) as bytes.
+    for key, value in out.items():
+        if not isinstance(value, np.ndarray):
+            raise ValueError(_not_an_array(path, key, value))
+    return out
+
+
+def _not_an_array(path, key, raw):
+    if key.endswith(".pkl") or raw.startswith(_PICKLE_MAGIC):
+        return (f"scratchnet.load: entry {key!r} of {path!r} is a pickle (is this a torch.save "
+                f"file?); pickled objects are refused (checkpoints are .npz files of plain "
+                f"arrays)")
+    return (f"scratchnet.load: {path!r} is not a valid .npz checkpoint: entry {key!r} is not "
+            f"a .npy array")

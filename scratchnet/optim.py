@@ -135,6 +135,12 @@ class Optimizer:
         if sorted(groups) != list(range(len(self.param_groups))):
             raise ValueError(f"{name}.load_state_dict: expected {len(self.param_groups)} "
                              f"param groups, got {len(groups)}")
+        for g, group in enumerate(self.param_groups):
+            saved, own = set(groups[g]) - {"params"}, set(group) - {"params"}
+            if saved != own:
+                raise ValueError(f"{name}.load_state_dict: param group {g} was saved with "
+                                 f"hyper-parameters {sorted(saved)} but {name} has "
+                                 f"{sorted(own)} (the state of another optimizer?)")
         # Saved parameter numbers map to the current parameters group by group, in order.
         by_number = {}
         for g, group in enumerate(self.param_groups):

@@ -13,12 +13,12 @@ import gzip
 import hashlib
 import os
 import pathlib
-import tempfile
 import time
 import zlib
 
 import numpy as np
 
+from ..io import temp_file
 from .idx import read_idx
 
 REPO_CACHE = pathlib.Path(__file__).resolve().parents[2] / "datasets"
@@ -49,6 +49,11 @@ class _IDXDataset:
         if self.images.ndim != 3 or labels.ndim != 1:
             raise ValueError(f"{self.name}: expected images (N, H, W) and labels (N,), got "
                              f"{self.images.shape} and {labels.shape} in {self.root}")
+        # DataLoader scales by 1/255 and indexes classes by label: other types would
+        # train on wrong inputs or truncated labels without a word.
+        if self.images.dtype != np.uint8 or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"{self.name}: expected uint8 images and integer labels, got "
+                             f"{self.images.dtype} and {labels.dtype} in {self.root}")
         if len(labels) != len(self.images):
             raise ValueError(f"{self.name}: {len(self.images)} images but {len(labels)} labels "
                              f"in {self.root}")
@@ -184,7 +189,7 @@ def download_file(dataset, stem, target, mirrors=None, retries=3, timeout=30.0, 
     for base in mirrors or dataset.mirrors:
         url = base + f"{stem}.gz"
         for attempt in range(retries):
-            fd, tmp = tempfile.mkstemp(dir=target, prefix=f".{stem}.", suffix=".part")
+            fd, tmp = temp_file(final, ".part")
             try:
                 with os.fdopen(fd, "wb") as f, requests.get(url, stream=True,
                                                             timeout=timeout) as r:

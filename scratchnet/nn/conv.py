@@ -55,6 +55,12 @@ class Conv2d(Module):
     def _weight_shape(self, in_channels):
         return (self.out_channels, in_channels) + self.kernel_size
 
+    def _lazy_shapes(self, state):
+        shapes = {"weight": self._weight_shape(None)}
+        if self.bias is not None:
+            shapes["bias"] = (self.out_channels,)
+        return shapes
+
     def _materialize(self, in_channels, xp, dtype):
         if in_channels < 1:
             raise ValueError(f"{self.name}: in_channels must be positive, got {in_channels}")

@@ -28,6 +28,12 @@ class Linear(Module):
         w = self._parameters.get("weight")
         return None if w is None or w.data is None else int(w.data.shape[1])
 
+    def _lazy_shapes(self, state):
+        shapes = {"weight": (self.out_features, None)}
+        if self.bias is not None:
+            shapes["bias"] = (self.out_features,)
+        return shapes
+
     def _materialize(self, in_features, xp, dtype):
         if in_features < 1:
             raise ValueError(f"{self.name}: in_features must be positive, got {in_features}")

@@ -205,27 +205,58 @@ class Module:
                         out[f"{mod_prefix}.{k}" if mod_prefix else k] = v
         return out
 
+    def _lazy_shapes(self, state):
+        """The shapes this module's not yet materialised (lazy) parameters and buffers
+        must have, by local name, with None for a dimension the first input fixes.
+
+        ``state`` holds the entries being loaded into this module, by local name (a lazy
+        BatchNorm reads its channel count from them). Modules that know nothing: {}.
+        """
+        return {}
+
     def load_state_dict(self, state, strict=True):
         """Copy arrays into parameters and buffers; lazy parameters take the saved shape.
 
         Every key is checked before anything is copied, so a mismatch changes nothing.
+        A lazy layer checks what it already knows: a LazyConv2d(6, 5) takes a weight of
+        shape (6, any, 5, 5) only.
         """
         params = dict(self.named_parameters(remove_duplicate=False))
-        owners = {}
+        owners, local = {}, {}
         for mod_prefix, m in self.named_modules():
-            for k, b in m._buffers.items():
-                owners[f"{mod_prefix}.{k}" if mod_prefix else k] = (m, k)
+            for table in (m._parameters, m._buffers):
+                for k in table:
+                    key = f"{mod_prefix}.{k}" if mod_prefix else k
+                    local[key] = (m, mod_prefix, k)
+                    if table is m._buffers:
+                        owners[key] = (m, k)
         expected = set(params) | set(owners)
         missing = sorted(expected - set(state))
         unexpected = sorted(set(state) - expected)
-        misshaped = []
+        misshaped, lazy = [], {}
         for k, v in state.items():
-            if k in params and params[k].data is not None and tuple(np.shape(v)) != params[k].shape:
-                misshaped.append(f"{k}: expected {params[k].shape}, got {tuple(np.shape(v))}")
-            elif k in owners:
-                cur = owners[k][0]._buffers[owners[k][1]]
-                if cur is not None and tuple(np.shape(v)) != tuple(cur.shape):
-                    misshaped.append(f"{k}: expected {tuple(cur.shape)}, got {tuple(np.shape(v))}")
+            if k not in local:
+                continue
+            m, mod_prefix, name = local[k]
+            cur = params[k].data if k in params else m._buffers[name]
+            got = tuple(np.shape(v))
+            if cur is not None:
+                if got != tuple(cur.shape):
+                    misshaped.append(f"{k}: expected {tuple(cur.shape)}, got {got}")
+                continue
+            if id(m) not in lazy:
+                prefix = f"{mod_prefix}." if mod_prefix else ""
+                lazy[id(m)] = m._lazy_shapes({n: state[prefix + n] for n in
+                                              (*m._parameters, *m._buffers)
+                                              if prefix + n in state})
+            want = lazy[id(m)].get(name)
+            if want is not None and not (len(got) == len(want) and all(
+                    w is None or w == g for w, g in zip(want, got))):
+                shown = ", ".join("any" if w is None else str(w) for w in want)
+                shown = f"({shown},)" if len(want) == 1 else f"({shown})"
+                misshaped.append(f"{k}: expected {shown}, got {got}")
+        not_numbers = sorted(k for k, v in state.items() if k in local and (
+            v.dtype if hasattr(v, "dtype") else np.asarray(v).dtype).kind not in "biuf")
         problems = []
         if strict and missing:
             problems.append(f"missing keys {missing}")
@@ -233,6 +264,8 @@ class Module:
             problems.append(f"unexpected keys {unexpected}")
         if misshaped:
             problems.append("mis-shaped " + "; ".join(misshaped))
+        if not_numbers:
+            problems.append(f"not arrays of numbers: {not_numbers}")
         if problems:
             raise ValueError(f"{self.name}.load_state_dict: " + ", ".join(problems))
         # Values are copied in, never aliased: two models loaded from one state_dict (or a

@@ -43,6 +43,17 @@ class _BatchNorm(Module):
             self.running_var = xp.ones((c,), dtype=dtype)
             self.num_batches_tracked = xp.zeros((), dtype=np.int64)
 
+    def _lazy_shapes(self, state):
+        """Every per-channel entry has the channel count of the first one present."""
+        c = self.num_features
+        for k in ("weight", "bias", "running_mean", "running_var"):
+            if c is None and k in state and np.ndim(state[k]) == 1:
+                c = np.shape(state[k])[0]
+        shapes = {"num_batches_tracked": ()}
+        if c is not None:
+            shapes.update((k, (c,)) for k in ("weight", "bias", "running_mean", "running_var"))
+        return shapes
+
     def reset_running_stats(self):
         if self.track_running_stats:
             self.running_mean[...] = 0

@@ -25,18 +25,20 @@ def sigmoid(x):
     expected, so neither is warned about.
     """
     xp = get_array_module(x)
-    y = xp.negative(x)
     with np.errstate(over="ignore", under="ignore"):
+        y = xp.negative(x)
         xp.exp(y, out=y)
-    y += 1
-    xp.reciprocal(y, out=y)
+        y += 1
+        xp.reciprocal(y, out=y)
     return y
 
 
 def sigmoid_backward(gy, y):
-    g = 1 - y
-    g *= y
-    g *= gy
+    # y(1 - y) is subnormal where y is: underflow to 0 there is the right answer.
+    with np.errstate(under="ignore"):
+        g = 1 - y
+        g *= y
+        g *= gy
     return g
 
 

@@ -4,13 +4,23 @@ Cross-entropy takes raw logits and integer class labels (PyTorch's
 ``CrossEntropyLoss``): log-softmax is computed with the log-sum-exp shift,
 so a logit of 1e4 neither overflows nor gives NaN.
 """
+import numpy as np
+
 from ..backend import get_array_module
+
+
+def _exp(z):
+    """exp of z <= 0. A logit far below the largest one gives exp(z) = 0 (a probability
+    below 1e-308, correctly rounded): expected, so not reported even under
+    np.errstate(all="raise")."""
+    with np.errstate(under="ignore"):
+        return get_array_module(z).exp(z)
 
 
 def log_softmax(x, axis=1):
     xp = get_array_module(x)
     z = x - x.max(axis=axis, keepdims=True)
-    return z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
+    return z - xp.log(_exp(z).sum(axis=axis, keepdims=True))
 
 
 def softmax_cross_entropy(logits, labels, reduction="mean"):
@@ -19,7 +29,7 @@ def softmax_cross_entropy(logits, labels, reduction="mean"):
     logp = log_softmax(logits)
     picked = -logp[xp.arange(logits.shape[0]), labels]
     loss = picked.mean() if reduction == "mean" else picked.sum() if reduction == "sum" else picked
-    return loss, xp.exp(logp)
+    return loss, _exp(logp)
 
 
 def softmax_cross_entropy_backward(probs, labels, reduction="mean", gy=1.0):
@@ -28,10 +38,12 @@ def softmax_cross_entropy_backward(probs, labels, reduction="mean", gy=1.0):
     n = probs.shape[0]
     g = probs.copy()
     g[xp.arange(n), labels] -= 1
-    if reduction == "none":
-        return g * gy.reshape(n, 1).astype(g.dtype, copy=False)
-    scale = gy / n if reduction == "mean" else gy
-    return g * g.dtype.type(scale)
+    # Scaling a probability that is already tiny may round it to 0 (as _exp may).
+    with np.errstate(under="ignore"):
+        if reduction == "none":
+            return g * gy.reshape(n, 1).astype(g.dtype, copy=False)
+        scale = gy / n if reduction == "mean" else gy
+        return g * g.dtype.type(scale)
 
 
 def mse(y, t, reduction="mean"):
