@@ -5,7 +5,8 @@ import sys
 import scratchnet as sn
 from scratchnet import nn
 from scratchnet.data import DataLoader, DownloadError, FashionMNIST
-from scratchnet.train import NonFiniteLossError, Trainer, evaluate
+from scratchnet.trace import trace
+from scratchnet.train import NonFiniteLossError, Trainer, evaluate, first_layer
 
 
 def parser(description, recipes, default_out):
@@ -26,6 +27,9 @@ def parser(description, recipes, default_out):
     p.add_argument("--out", default=default_out, help="where history, plot and checkpoints go")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--trace", action="store_true", help="before training, print a per-layer "
+                   "table of one forward and backward on the first batch (shapes, FLOPs, "
+                   "cached bytes, times, gradient norms)")
     return p
 
 
@@ -49,6 +53,8 @@ def run(args, make_model, name, resize=None, init=None):
         test = FashionMNIST(root=args.data_dir, train=False)
     except DownloadError as e:
         sys.exit(str(e))  # it says where it looked and how to provide the files
+    except (ValueError, FileNotFoundError) as e:  # a damaged or incomplete data folder
+        sys.exit(f"{type(e).__name__}: {e}")
     test_subset = None if args.subset is None else max(args.subset // 6, 1)
     train_iter = DataLoader(train, args.batch_size, shuffle=True, seed=args.seed,
                             subset=args.subset, resize=resize)
@@ -65,12 +71,31 @@ def run(args, make_model, name, resize=None, init=None):
           f"parameters, {len(train_iter.labels)} training images"
           f"{'' if resize is None else f' resized to {resize}'}, batch {args.batch_size}, "
           f"lr {args.lr} ({schedule}), {args.epochs} epochs")
+    if getattr(args, "trace", False):
+        print_trace(model, train_iter)
     trainer = Trainer(max_epochs=args.epochs, out=args.out, progress=not args.no_progress)
     try:
         trainer.fit(model, train_iter, test_iter, opt, resume=args.resume, scheduler=scheduler)
-    except NonFiniteLossError as e:
-        sys.exit(str(e))
+    except (NonFiniteLossError, ValueError, FileNotFoundError) as e:
+        # A diverged run, a corrupt or missing checkpoint, a damaged data file: one
+        # line that says which and where, not a traceback.
+        sys.exit(f"{type(e).__name__}: {e}")
     loss, acc = evaluate(model, test_iter)
     print(f"test accuracy {acc:.4f} (loss {loss:.4f}) on {len(test_iter.labels)} images; "
           f"history and curves.png in {args.out}/")
     return acc
+
+
+def print_trace(model, train_iter):
+    """The trace of the first batch, with its labels, as the Trainer will run it: the
+    first layer computes no dL/dx."""
+    X, y = next(iter(train_iter))
+    first = first_layer(model)
+    previous = first is not None and first.needs_input_grad
+    if first is not None:
+        first.needs_input_grad = False
+    try:
+        print(trace(model, X, labels=y))
+    finally:
+        if first is not None:
+            first.needs_input_grad = previous

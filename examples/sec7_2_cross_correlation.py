@@ -1,11 +1,17 @@
 """d2l 7.2: cross-correlation, edge detection, and learning a kernel.
 
-    python examples/sec7_2_cross_correlation.py
+    python examples/sec7_2_cross_correlation.py [--plot docs/img/learned_kernel.png]
 """
+import argparse
+
 import numpy as np
 
 import scratchnet as sn
 from scratchnet import nn
+
+p = argparse.ArgumentParser(description="d2l 7.2: cross-correlation and learning a kernel")
+p.add_argument("--plot", help="write the learned and the hand-made kernel side by side (PNG)")
+args = p.parse_args()
 
 # 7.2.1 The cross-correlation operation.
 X = np.array([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]], dtype=np.float32)
@@ -36,3 +42,7 @@ for i in range(10):
     if (i + 1) % 2 == 0:
         print(f"epoch {i + 1}, loss {l.sum():.3f}")
 print("learned kernel:", conv2d.weight.data.reshape((1, 2)), " hand-made: [[ 1. -1.]]")
+
+if args.plot:
+    sn.viz.plot_kernel_pair(conv2d.weight.data.reshape((1, 2)), K, args.plot)
+    print("kernels drawn in", args.plot)

@@ -3,9 +3,12 @@
     python examples/train_lenet.py                     # d2l recipe on the CPU
     python examples/train_lenet.py --device gpu        # the same on the GPU (CuPy)
     python examples/train_lenet.py --recipe modern     # ReLU + BatchNorm + momentum
+    python examples/train_lenet.py --trace --epochs 1  # first, a per-layer table of one step
 
 Prints one line per epoch and writes history.json/.csv, curves.png and
-checkpoint.npz to --out; --resume continues an interrupted run.
+checkpoint.npz to --out; --resume continues an interrupted run. --trace prints,
+before training, each layer's shapes, FLOPs, cached bytes, times and gradient
+norms on the first batch (scratchnet.trace).
 """
 from common import parse, parser, run
 

@@ -117,6 +117,13 @@ def device_of(a):
     return "gpu" if is_cupy_array(a) else "cpu"
 
 
+def synchronize(a=None):
+    """Wait for the GPU to finish queued work (for timing); a no-op for numpy arrays."""
+    if a is None or is_cupy_array(a):
+        if _cupy is not None:
+            _cupy.cuda.get_current_stream().synchronize()
+
+
 def to_numpy(a):
     """A numpy array holding ``a`` (copies from the GPU when needed)."""
     if is_cupy_array(a):

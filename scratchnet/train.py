@@ -10,6 +10,13 @@ atomically. ``fit(..., resume=True)`` continues from that checkpoint and, on
 the CPU, reaches bit-identical weights to an uninterrupted run. A non-finite
 loss, validation loss or weight raises NonFiniteLossError before anything of
 that epoch is written, so the checkpoint on disk stays the last good one.
+
+Gradient flow: ``Trainer(grad_norms_every=N)`` records, every N steps (step 0,
+N, 2N, ... counted over all epochs), the norm of each layer's weight gradient
+(Conv and Linear layers, the gradient of that step's batch, before the update)
+in ``trainer.grad_norms``: ``[{"step": 0, "net.0": 0.012, ...}, ...]``, keyed
+by module path; written to ``grad_norms.json`` and, by :func:`plot_grad_norms`,
+``grad_norms.png``.
 """
 import csv
 import io as _io
@@ -17,13 +24,12 @@ import json
 import math
 import os
 import pathlib
-import tempfile
 import time
 
 import numpy as np
 
 from . import backend
-from .io import load, save
+from .io import load, save, temp_file
 from .nn.loss import CrossEntropyLoss
 
 
@@ -32,8 +38,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 def _atomic_write_text(path, text):
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file(path)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -83,8 +88,16 @@ def evaluate(model, data_iter, loss_fn=None):
 
 class Trainer:
     def __init__(self, max_epochs=10, out=None, progress=True, checkpoint=True,
-                 loss_fn=None, log=print):
+                 loss_fn=None, log=print, grad_norms_every=None):
         self.max_epochs = int(max_epochs)
+        if grad_norms_every is not None and (isinstance(grad_norms_every, bool) or
+                                             int(grad_norms_every) != grad_norms_every or
+                                             grad_norms_every < 1):
+            raise ValueError(f"Trainer: grad_norms_every must be a positive int or None, got "
+                             f"{grad_norms_every!r}")
+        self.grad_norms_every = None if grad_norms_every is None else int(grad_norms_every)
+        self.grad_norms = []
+        self.global_step = 0
         self.out = None if out is None else pathlib.Path(out)
         self.progress = progress
         self.checkpoint = checkpoint
@@ -120,6 +133,9 @@ class Trainer:
                 first.needs_input_grad = previous
         if self.out is not None and self.history:
             self.plot(self.out / "curves.png")
+        if self.out is not None and self.grad_norms:
+            plot_grad_norms(self.grad_norms, self.out / "grad_norms.png",
+                            labels=weight_layer_labels(model))
         return self.history
 
     def _fit_epochs(self, model, train_iter, val_iter, optimizer, scheduler, start):
@@ -141,6 +157,9 @@ class Trainer:
             self.log(self._format(row))
             if self.out is not None:
                 self._write_history()
+                if self.grad_norms_every is not None:
+                    _atomic_write_text(self.out / "grad_norms.json",
+                                       json.dumps(self.grad_norms, indent=1))
                 if self.checkpoint:
                     self.save_checkpoint(model, optimizer, epoch, scheduler=scheduler)
                     self._good_checkpoint = self.checkpoint_path
@@ -161,7 +180,10 @@ class Trainer:
                                          f"{step + 1}; {self._stopped()}")
             optimizer.zero_grad()
             model.backward(self.loss_fn.backward())
+            if self.grad_norms_every is not None and self.global_step % self.grad_norms_every == 0:
+                self.grad_norms.append({"step": self.global_step, **weight_grad_norms(model)})
             optimizer.step()
+            self.global_step += 1
             self._steps = step + 1
             total_loss += loss * len(y)
             correct += int((logits.argmax(axis=1) == y).sum())
@@ -208,6 +230,8 @@ class Trainer:
             state.update({f"sched.{k}": v for k, v in scheduler.state_dict().items()})
         state["epoch"] = np.int64(epoch)
         state["history"] = json.dumps(self.history)
+        state["global_step"] = np.int64(self.global_step)
+        state["grad_norms"] = json.dumps(self.grad_norms)
         state["rng"] = json.dumps(backend.rng().bit_generator.state)
         save(state, path or self.checkpoint_path)
 
@@ -216,27 +240,48 @@ class Trainer:
         if path is None or not path.exists():
             raise FileNotFoundError(f"Trainer.fit(resume=True): no checkpoint at {path}")
         state = load(path)
-        model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
-        optimizer.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("optim.")})
-        if scheduler is not None:
-            sched = {k[6:]: v for k, v in state.items() if k.startswith("sched.")}
-            if not sched:
-                raise ValueError(f"Trainer.fit(resume=True): {path} holds no scheduler state "
-                                 "but a scheduler was given")
-            scheduler.load_state_dict(sched)
-        backend.rng().bit_generator.state = json.loads(str(state["rng"]))
-        self.history = json.loads(str(state["history"]))
-        epoch = int(state["epoch"]) + 1
+        missing = [k for k in ("epoch", "history", "rng") if k not in state]
+        if missing:
+            raise ValueError(f"Trainer.fit(resume=True): {path} is not a Trainer checkpoint: "
+                             f"it has no {', '.join(missing)} (a file from sn.save?)")
+        # All or nothing: a checkpoint that does not fit leaves everything as it was.
+        model_before = {k: v.copy() for k, v in model.state_dict().items()}
+        optim_before = optimizer.state_dict()
+        sched_before = None if scheduler is None else scheduler.state_dict()
+        try:
+            history = json.loads(str(state["history"]))
+            epoch = int(state["epoch"]) + 1
+            rng_state = json.loads(str(state["rng"]))
+            type(backend.rng().bit_generator)().state = rng_state  # valid before it is used
+            model.load_state_dict({k[6:]: v for k, v in state.items()
+                                   if k.startswith("model.")})
+            optimizer.load_state_dict({k[6:]: v for k, v in state.items()
+                                       if k.startswith("optim.")})
+            if scheduler is not None:
+                sched = {k[6:]: v for k, v in state.items() if k.startswith("sched.")}
+                if not sched:
+                    raise ValueError("it holds no scheduler state but a scheduler was given")
+                scheduler.load_state_dict(sched)
+        except (ValueError, TypeError, KeyError) as e:
+            model.load_state_dict(model_before, strict=False)
+            optimizer.load_state_dict(optim_before)
+            if scheduler is not None:
+                scheduler.load_state_dict(sched_before)
+            why = f"the saved scheduler state has no {e}" if isinstance(e, KeyError) else e
+            raise ValueError(f"Trainer.fit(resume=True): cannot resume from {path}: "
+                             f"{why}") from e
+        backend.rng().bit_generator.state = rng_state
+        self.history = history
+        # Checkpoints written before gradient-flow recording hold neither.
+        self.global_step = int(state["global_step"]) if "global_step" in state else 0
+        self.grad_norms = json.loads(str(state["grad_norms"])) if "grad_norms" in state else []
         self._good_checkpoint = path
         self.log(f"resumed from {path} after epoch {epoch}")
         return epoch
 
     def plot(self, path):
         """The d2l board: losses and accuracies against epochs, as a PNG."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = _pyplot()
         epochs = [r["epoch"] for r in self.history]
         fig, ax = plt.subplots(figsize=(5, 3.5))
         styles = {"train_loss": "-", "val_loss": "--", "train_acc": "-.", "val_acc": ":"}
@@ -246,18 +291,91 @@ class Trainer:
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        path = pathlib.Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=100)
-            os.replace(tmp, path)
-        finally:
-            plt.close(fig)
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
+        return save_figure(fig, path)
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path, dpi=100):
+    """Write ``fig`` to ``path`` as a PNG, atomically, and close it."""
+    plt = _pyplot()
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    fd, tmp = temp_file(path, ".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def weight_layers(model):
+    """(module path, layer) of every layer with a weight matrix or kernel (Conv, Linear),
+    in registration order (forward order for a Sequential tree); BatchNorm's per-channel
+    scale is left out."""
+    return [(path, m) for path, m in model.named_modules()
+            if getattr(m._parameters.get("weight"), "data", None) is not None
+            and m._parameters["weight"].data.ndim >= 2]
+
+
+def weight_layer_labels(model):
+    """{module path: "path (Class)"}, the legend of :func:`plot_grad_norms`."""
+    return {path: f"{path} ({m.name})" for path, m in weight_layers(model)}
+
+
+def weight_grad_norms(model):
+    """{module path: norm of that layer's weight gradient} for :func:`weight_layers`."""
+    out = {}
+    for path, m in weight_layers(model):
+        g = m.weight.grad
+        if g is not None:
+            out[path] = float(backend.get_array_module(g).linalg.norm(g.ravel()))
+    return out
+
+
+def draw_grad_norms(ax, grad_norms, title=None, labels=None):
+    """One line per layer (first layer darkest) of weight-gradient norm against step,
+    log scale, on the matplotlib axes ``ax``."""
+    import matplotlib
+    layers = []
+    for row in grad_norms:
+        layers += [k for k in row if k != "step" and k not in layers]
+    cmap = matplotlib.colormaps["viridis"]
+    for i, name in enumerate(layers):
+        points = [(r["step"], r[name]) for r in grad_norms if r.get(name, 0) > 0]
+        if points:
+            steps, norms = zip(*points)
+            ax.plot(steps, norms, color=cmap(0.9 * i / max(len(layers) - 1, 1)),
+                    label=(labels or {}).get(name, name))
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("weight gradient norm")
+    ax.grid(True, which="both", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    # Below the axes: inside, any corner would hide some layer's line.
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3,
+              frameon=False)
+    return ax
+
+
+def plot_grad_norms(grad_norms, path, title=None, labels=None):
+    """Trainer.grad_norms as a PNG at ``path`` (see :func:`draw_grad_norms`)."""
+    if not grad_norms:
+        raise ValueError("plot_grad_norms: no rows; train with Trainer(grad_norms_every=N)")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    draw_grad_norms(ax, grad_norms, title, labels)
+    return save_figure(fig, path)
 
 
 def _non_finite(model, row):

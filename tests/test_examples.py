@@ -184,7 +184,8 @@ def test_train_lenet_divergence_exits_with_one_clear_line(tmp_path):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]  # numpy's overflow warnings come first
-    assert re.fullmatch(r"loss became nan at epoch 1, step \d+; training stopped \(try a "
+    assert re.fullmatch(r"NonFiniteLossError: loss became nan at epoch 1, step \d+; "
+                        r"training stopped \(try a "
                         r"smaller learning rate\)\. No checkpoint was written yet\.", last)
     assert not (tmp_path / "checkpoint.npz").exists()
 

@@ -1,0 +1,92 @@
+"""What the network learned, as pictures: first-layer kernels and feature maps (PNG).
+
+    viz.plot_kernels(model.net[0].weight.data, "kernels.png")
+    viz.plot_feature_maps(model, image, "feature_maps.png")
+
+matplotlib is imported only when a function is called (Agg backend, no screen).
+"""
+import numpy as np
+
+from . import backend
+from .train import _pyplot, save_figure
+
+
+def _grid(n, cols):
+    cols = min(cols, n)
+    return int(np.ceil(n / cols)), cols
+
+
+def plot_kernels(weight, path, title="first-layer kernels", cols=8, names=None):
+    """One grey image per (output channel, input channel 0) kernel of a conv weight
+    (out, in, kh, kw), on a common colour scale centred at 0 (blue < 0 < red)."""
+    w = backend.to_numpy(weight)
+    if w.ndim != 4:
+        raise ValueError(f"plot_kernels: expected a conv weight (out, in, kh, kw), got shape "
+                         f"{w.shape}")
+    plt = _pyplot()
+    k = w[:, 0]
+    rows, cols = _grid(len(k), cols)
+    lim = float(np.abs(k).max()) or 1.0
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(k):
+            ax.imshow(k[i], cmap="bwr", vmin=-lim, vmax=lim)
+            ax.set_title(names[i] if names else f"{i}", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def conv_outputs(model, x):
+    """(name, feature maps) after every Conv2d of a Sequential model, for one forward."""
+    from .nn.conv import Conv2d
+    from .trace import leaf_layers
+    maps = []
+    with backend.no_grad():
+        h = x
+        for name, layer in leaf_layers(model):
+            h = layer(h)
+            if isinstance(layer, Conv2d):
+                maps.append((f"{name} {layer.name}", backend.to_numpy(h)))
+    return maps
+
+
+def plot_feature_maps(model, image, path, max_maps=16):
+    """The input image and the feature maps of every convolution for it (model in eval)."""
+    img = np.asarray(backend.to_numpy(image))
+    x = img.reshape((1, 1) + img.shape[-2:]).astype(backend.get_default_dtype())
+    was_training = model.training
+    model.eval()
+    try:
+        maps = conv_outputs(model, backend.to_device(x))
+    finally:
+        model.train(was_training)
+    plt = _pyplot()
+    cols = max_maps
+    fig, axes = plt.subplots(len(maps) + 1, cols, figsize=(1.1 * cols, 1.25 * (len(maps) + 1)),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    axes[0, 0].imshow(x[0, 0], cmap="gray")
+    axes[0, 0].set_title("input", fontsize=8)
+    for r, (name, fm) in enumerate(maps, start=1):
+        for c in range(min(cols, fm.shape[1])):
+            axes[r, c].imshow(fm[0, c], cmap="viridis")
+        axes[r, 0].set_title(name, fontsize=8, loc="left")
+    return save_figure(fig, path)
+
+
+def plot_kernel_pair(learned, handmade, path, labels=("learned", "hand-made")):
+    """Two small kernels side by side on one colour scale (d2l 7.2.4: [1, -1])."""
+    a, b = (np.atleast_2d(backend.to_numpy(k)) for k in (learned, handmade))
+    lim = float(max(np.abs(a).max(), np.abs(b).max())) or 1.0
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(4.5, 1.8))
+    for ax, k, label in zip(axes, (a, b), labels):
+        ax.imshow(k, cmap="bwr", vmin=-lim, vmax=lim)
+        for (i, j), v in np.ndenumerate(k):
+            ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=9)
+        ax.set_title(label, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return save_figure(fig, path)
