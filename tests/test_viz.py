@@ -50,3 +50,27 @@ def test_plot_kernels_rejects_a_linear_weight(tmp_path):
     with pytest.raises(ValueError, match=r"plot_kernels: expected a conv weight.*\(10, 84\)"):
         sn.viz.plot_kernels(np.zeros((10, 84)), tmp_path / "k.png")
     assert not any(tmp_path.iterdir())
+
+
+def test_visualize_lenet_example_draws_both_pictures(tmp_path):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    from scratchnet.train import Trainer
+    root = pathlib.Path(__file__).resolve().parents[1]
+    rs = np.random.default_rng(0)
+    X = rs.random((64, 1, 28, 28), dtype=np.float32)
+    y = rs.integers(0, 10, 64)
+    model = LeNet(modern=True)
+    sn.nn.init.apply_init(model, [X[:2]])
+    Trainer(max_epochs=1, out=tmp_path / "run", progress=False, log=None).fit(
+        model, [(X, y)], optimizer=sn.optim.SGD(model.parameters(), lr=0.01))
+    proc = subprocess.run(
+        [sys.executable, str(root / "examples" / "visualize_lenet.py"), "--checkpoint",
+         str(tmp_path / "run" / "checkpoint.npz"), "--out", str(tmp_path / "img")],
+        capture_output=True, text=True, cwd=root, env=dict(os.environ), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert is_png(tmp_path / "img" / "kernels.png")
+    assert is_png(tmp_path / "img" / "feature_maps.png")
