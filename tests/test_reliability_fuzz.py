@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 import scratchnet as sn
 from scratchnet import nn
 
-torch.set_num_threads(1)
 
 TOL = 1e-10
 FUZZ = settings(derandomize=True, database=None, deadline=None, print_blob=True,

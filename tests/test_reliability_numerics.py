@@ -19,7 +19,6 @@ from scratchnet.data import DataLoader
 from scratchnet.models import LeNet
 from scratchnet.train import Trainer
 
-torch.set_num_threads(1)
 
 DTYPES = [np.float64, np.float32]
 TDTYPE = {np.float64: torch.float64, np.float32: torch.float32}

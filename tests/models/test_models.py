@@ -3,7 +3,6 @@ and a small ResNet against finite differences and against the notebook's PyTorch
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import scratchnet as sn
 from helpers import copy_weights_to_torch, fd_check, rel_err, torch_parity

@@ -11,8 +11,6 @@ import scratchnet as sn
 from scratchnet import nn
 from scratchnet.reference import corr2d, corr2d_multi_in_out_1x1
 
-# Tiny tensors: torch's thread pool only adds waiting (0.1 s a call on two busy cores).
-torch.set_num_threads(1)
 
 # torch warns that an even 'same' kernel makes it copy the input; that is its business.
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")

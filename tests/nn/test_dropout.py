@@ -14,15 +14,6 @@ from scratchnet import nn
 DTYPES = [np.float64, np.float32]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: torch's thread pool costs more than it saves (3x on a busy 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("p", [0.0, 0.3, 0.7])
 @pytest.mark.parametrize("shape", [(1, 6), (3, 4), (2, 3, 2, 2)])

@@ -12,15 +12,6 @@ from scratchnet import nn
 DTYPES = [np.float64, np.float32]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: torch's thread pool costs more than it saves (3x on a busy 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make(kind, bias=True, in_features=4, out_features=3):
     """The scratchnet layer and its torch twin."""
     if kind == "Linear":

@@ -17,15 +17,6 @@ DTYPES = [np.float64, np.float32]
 REDUCTIONS = ["mean", "sum", "none"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: torch's thread pool costs more than it saves (3x on a busy 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class WithTarget(nn.Module):
     """A loss as a one-input layer, so torch_parity can drive it: the scalar loss comes
     back as a 0-d array and backward passes the upstream gradient on."""

@@ -13,15 +13,6 @@ import scratchnet as sn
 from scratchnet import nn
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: torch's thread pool costs more than it saves (3x on a busy 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def small_net(lazy=False):
     """Conv2d, BatchNorm2d, ReLU, Flatten, Linear on (N, 1, 4, 4) inputs."""
     if lazy:

@@ -21,15 +21,6 @@ KINDS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: torch's thread pool costs more than it saves (3x on a busy 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make(kind, **kw):
     cls, tcls, shape = KINDS[kind]
     if kind.startswith("lazy"):

@@ -8,8 +8,6 @@ from helpers import distinct, fd_check, torch_parity
 import scratchnet as sn
 from scratchnet import nn
 
-# Tiny tensors: torch's thread pool only adds waiting (0.1 s a call on two busy cores).
-torch.set_num_threads(1)
 
 DTYPES = [np.float64, np.float32]
 

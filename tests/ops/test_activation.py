@@ -15,15 +15,6 @@ FUNCS = {"relu": (ops.relu, ops.relu_backward, torch.relu),
 TOL = {np.float64: 1e-13, np.float32: 1e-6}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: torch's thread pool costs more than it saves (3x on a busy 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def inputs(shape, dtype, seed=0):
     """Normal values moved at least 0.1 away from ReLU's kink."""
     x = np.random.default_rng(seed).standard_normal(shape) * 3

@@ -11,9 +11,6 @@ from scratchnet.gradcheck import numerical_gradient, rel_error
 from scratchnet.ops import conv2d, conv2d_backward, conv_pads, out_size, pair
 from scratchnet.reference import conv2d_naive
 
-# Tiny tensors: torch's thread pool only adds waiting (0.1 s a call on two busy cores).
-torch.set_num_threads(1)
-
 
 def naive_grid():
     """kernel x stride x padding x dilation, minus kernels larger than the padded input."""

@@ -10,8 +10,6 @@ import scratchnet as sn
 from scratchnet.gradcheck import numerical_gradient, rel_error
 from scratchnet.ops import col2im, im2col, out_size, pair
 
-# Tiny tensors: torch's thread pool only adds waiting (0.1 s a call on two busy cores).
-torch.set_num_threads(1)
 
 # (kh, kw), (sh, sw), (top, bottom, left, right), (dh, dw)
 GEOMETRIES = [

@@ -11,15 +11,6 @@ from scratchnet.gradcheck import numerical_gradient, rel_error
 TOL = {np.float64: 1e-13, np.float32: 1e-6}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: torch's thread pool costs more than it saves (3x on a busy 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_log_softmax_matches_torch_even_for_huge_logits(dtype):
     x = np.random.default_rng(0).standard_normal((4, 5)).astype(dtype)

@@ -12,15 +12,6 @@ TOL = {np.float64: 1e-12, np.float32: 1e-5}
 SHAPES = [(5, 3), (3, 3, 4), (2, 3, 3, 4)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: torch's thread pool costs more than it saves (3x on a busy 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def data(shape, dtype, seed=0, affine=True):
     rs = np.random.default_rng(seed)
     c = shape[1]

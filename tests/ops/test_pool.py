@@ -15,9 +15,6 @@ from scratchnet.ops import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, a
                             pair)
 from scratchnet.reference import pool2d_naive
 
-# Tiny tensors: torch's thread pool only adds waiting (0.1 s a call on two busy cores).
-torch.set_num_threads(1)
-
 
 def naive_grid():
     """kernel x stride x padding, minus what PyTorch refuses (padding over half the kernel)."""
