@@ -100,3 +100,19 @@ def distinct(shape, rs=None, scale=1.0):
     # Half-integers times the step: never exactly 0, even for an odd count.
     v = (np.arange(n) - n // 2 + 0.5) * (scale * 4.0 / n)
     return rs.permutation(v).reshape(shape)
+
+
+def assert_works_like(layer, fresh, x, seed=0):
+    """After a refused call the layer is as it was: a correct forward and backward give
+    exactly what an untouched twin gives (output, dL/dx and every parameter gradient)."""
+    gy = None
+    outputs = []
+    for m in (layer, fresh):
+        y = m(x)
+        if gy is None:
+            gy = np.random.default_rng(seed).standard_normal(y.shape).astype(y.dtype)
+        m.zero_grad()
+        outputs.append([y, m.backward(gy)] + [p.grad for p in m.parameters()])
+    assert len(outputs[0]) == len(outputs[1])
+    for a, b in zip(*outputs):
+        np.testing.assert_array_equal(sn.to_numpy(a), sn.to_numpy(b))

@@ -5,7 +5,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from helpers import fd_check, torch_parity
+from helpers import assert_works_like, fd_check, torch_parity
 
 import scratchnet as sn
 from scratchnet import nn
@@ -218,20 +218,6 @@ def test_dtype_is_kept(device, make, shape, dtype):
     assert y.dtype == gx.dtype == dtype
     for name, p in layer.named_parameters():
         assert p.data.dtype == p.grad.dtype == dtype, name
-
-
-def assert_works_like(layer, fresh, x, seed=0):
-    """A correct forward and backward give exactly what an untouched twin gives."""
-    gy = None
-    outputs = []
-    for m in (layer, fresh):
-        y = m(x)
-        if gy is None:
-            gy = np.random.default_rng(seed).standard_normal(y.shape).astype(y.dtype)
-        m.zero_grad()
-        outputs.append([y, m.backward(gy)] + [p.grad for p in m.parameters()])
-    for a, b in zip(*outputs):
-        np.testing.assert_array_equal(a, b)
 
 
 X4 = np.random.default_rng(7).standard_normal((2, 2, 5, 5)).astype(np.float32)

@@ -3,7 +3,7 @@ examples (d2l 7.5), dtype, and bad input."""
 import numpy as np
 import pytest
 import torch
-from helpers import distinct, fd_check, torch_parity
+from helpers import assert_works_like, distinct, fd_check, torch_parity
 
 import scratchnet as sn
 from scratchnet import nn
@@ -130,19 +130,6 @@ def test_dtype_is_kept(device, make, dtype):
     y = layer(x)
     gx = layer.backward(sn.to_device(np.ones(y.shape, dtype), device))
     assert y.dtype == gx.dtype == dtype and gx.shape == x.shape
-
-
-def assert_works_like(layer, fresh, x, seed=0):
-    """A correct forward and backward give exactly what an untouched twin gives."""
-    gy = None
-    outputs = []
-    for m in (layer, fresh):
-        y = m(x)
-        if gy is None:
-            gy = np.random.default_rng(seed).standard_normal(y.shape).astype(y.dtype)
-        outputs.append((y, m.backward(gy)))
-    for a, b in zip(*outputs):
-        np.testing.assert_array_equal(a, b)
 
 
 X4 = distinct((2, 2, 5, 5)).astype(np.float32)
