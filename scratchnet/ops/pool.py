@@ -19,6 +19,11 @@ def _windows(img, kh, kw, sh, sw, dh, dw, oh, ow):
             yield i * kw + j, img[:, :, y0:y0 + sh * oh:sh, x0:x0 + sw * ow:sw]
 
 
+def _disjoint(kernel, stride, dilation):
+    """Windows that do not overlap write disjoint pixels: backward can store, not add."""
+    return all(s >= d * (k - 1) + 1 for s, d, k in zip(stride, dilation, kernel))
+
+
 def _pool_geometry(x_shape, kernel, stride, pads, dilation):
     kh, kw = kernel
     oh = out_size(x_shape[2], kh, stride[0], pads[0], pads[1], dilation[0])
@@ -54,8 +59,7 @@ def max_pool2d_backward(gy, idx, x_shape, kernel, stride, pads=(0, 0, 0, 0), dil
     n, c, h, w = x_shape
     oh, ow = gy.shape[2:]
     gimg = xp.zeros((n, c, h + pads[0] + pads[1], w + pads[2] + pads[3]), dtype=gy.dtype)
-    # Windows that do not overlap write disjoint pixels: store instead of accumulate.
-    disjoint = all(s >= d * (k - 1) + 1 for s, d, k in zip(stride, dilation, kernel))
+    disjoint = _disjoint(kernel, stride, dilation)
     for k, v in _windows(gimg, *kernel, *stride, *dilation, oh, ow):
         if disjoint:
             xp.multiply(idx == k, gy, out=v)
@@ -87,8 +91,12 @@ def avg_pool2d_backward(gy, x_shape, kernel, stride, pads=(0, 0, 0, 0)):
     oh, ow = gy.shape[2:]
     g = gy * gy.dtype.type(1.0 / (kh * kw))
     gimg = xp.zeros((n, c, h + pads[0] + pads[1], w + pads[2] + pads[3]), dtype=gy.dtype)
+    disjoint = _disjoint(kernel, stride, (1, 1))
     for _, v in _windows(gimg, kh, kw, *stride, 1, 1, oh, ow):
-        v += g
+        if disjoint:
+            v[...] = g
+        else:
+            v += g
     return gimg[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + w]
 
 
