@@ -27,6 +27,7 @@ import pathlib
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 from . import backend
 from .io import load, save, temp_file
@@ -168,8 +169,9 @@ class Trainer:
         model.train()
         total_loss = correct = n = 0
         t0 = time.perf_counter()
-        bar = _progress_bar(len(train_iter) if hasattr(train_iter, "__len__") else None,
-                            f"epoch {epoch + 1}/{self.max_epochs}", self.progress)
+        bar = tqdm(total=len(train_iter) if hasattr(train_iter, "__len__") else None,
+                   desc=f"epoch {epoch + 1}/{self.max_epochs}", leave=False,
+                   dynamic_ncols=True, disable=not self.progress)
         self._steps = 0
         for step, (X, y) in enumerate(train_iter):
             logits = model(X)
@@ -388,22 +390,3 @@ def _non_finite(model, row):
             return f"parameter {name} became non-finite"
     return None
 
-
-def _progress_bar(total, desc, enabled):
-    if enabled:
-        try:
-            from tqdm import tqdm
-            return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
-        except ImportError:
-            pass
-
-    class _Quiet:
-        def update(self, n):
-            pass
-
-        def set_postfix(self, **kw):
-            pass
-
-        def close(self):
-            pass
-    return _Quiet()

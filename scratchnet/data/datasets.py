@@ -17,6 +17,7 @@ import time
 import zlib
 
 import numpy as np
+from tqdm import tqdm
 
 from ..io import temp_file
 from .idx import read_idx
@@ -195,7 +196,8 @@ def download_file(dataset, stem, target, mirrors=None, retries=3, timeout=30.0, 
                                                             timeout=timeout) as r:
                     r.raise_for_status()
                     total = int(r.headers.get("content-length", 0)) or None
-                    bar = _progress(total, f"{dataset.name}/{stem}.gz", progress)
+                    bar = tqdm(total=total, desc=f"{dataset.name}/{stem}.gz", unit="B",
+                               unit_scale=True, leave=False, disable=not progress)
                     got = 0
                     # The raw bytes, as sent: a server that labels the .gz with
                     # Content-Encoding: gzip must not have it decoded on the way
@@ -228,18 +230,3 @@ def download_file(dataset, stem, target, mirrors=None, retries=3, timeout=30.0, 
                     os.remove(tmp)
     raise DownloadError("; ".join(f"{url}: {why}" for url, why in errors.items()))
 
-
-def _progress(total, desc, enabled):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        enabled = False
-    if not enabled:
-        class _Quiet:
-            def update(self, n):
-                pass
-
-            def close(self):
-                pass
-        return _Quiet()
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, leave=False)

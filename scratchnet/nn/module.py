@@ -222,15 +222,11 @@ class Module:
         shape (6, any, 5, 5) only.
         """
         params = dict(self.named_parameters(remove_duplicate=False))
-        owners, local = {}, {}
+        local = {}  # every parameter and buffer key -> (module, its prefix, local name)
         for mod_prefix, m in self.named_modules():
-            for table in (m._parameters, m._buffers):
-                for k in table:
-                    key = f"{mod_prefix}.{k}" if mod_prefix else k
-                    local[key] = (m, mod_prefix, k)
-                    if table is m._buffers:
-                        owners[key] = (m, k)
-        expected = set(params) | set(owners)
+            for k in (*m._parameters, *m._buffers):
+                local[f"{mod_prefix}.{k}" if mod_prefix else k] = (m, mod_prefix, k)
+        expected = set(params) | {k for k, (m, _, n) in local.items() if n in m._buffers}
         missing = sorted(expected - set(state))
         unexpected = sorted(set(state) - expected)
         misshaped, lazy = [], {}
@@ -278,8 +274,8 @@ class Module:
                 else:
                     a = np.array(backend.to_numpy(v), dtype=backend.get_default_dtype())
                     p.materialize(backend.to_device(a, backend.get_device()))
-            elif k in owners:
-                m, name = owners[k]
+            elif k in expected:  # a buffer
+                m, _, name = local[k]
                 cur = m._buffers[name]
                 if cur is not None:
                     cur[...] = backend.to_device(backend.to_numpy(v), backend.device_of(cur))
