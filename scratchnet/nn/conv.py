@@ -106,8 +106,12 @@ class Conv2d(Module):
         if self.weight.data is None:
             self._materialize(x.shape[1], backend.get_array_module(x), x.dtype)
         b = None if self.bias is None else self.bias.data
-        y, col = ops.conv2d(x, self._kernel(), b, self.stride, self.pads, self.dilation)
-        self.save_for_backward(y, col, x.shape)
+        # The layer keeps the memory of its padded input from one step to the next:
+        # fresh memory every step costs page faults (see ops.workspace).
+        y, saved = ops.conv2d(x, self._kernel(), b, self.stride, self.pads, self.dilation,
+                              saved=self.__dict__.get("_saved"))
+        object.__setattr__(self, "_saved", saved)
+        self.save_for_backward(y, saved, x.shape)
         return y
 
     def backward(self, gy):
@@ -115,8 +119,8 @@ class Conv2d(Module):
 
     def _backward4(self, gy, gy4):
         """gy as the caller gave it (checked against the forward output), gy4 as 4-D."""
-        col, x_shape = self.saved_for_backward(gy)
-        gx, gW, gb = ops.conv2d_backward(gy4, col, self._kernel(), x_shape, self.stride,
+        saved, x_shape = self.saved_for_backward(gy)
+        gx, gW, gb = ops.conv2d_backward(gy4, saved, self._kernel(), x_shape, self.stride,
                                          self.pads, self.dilation,
                                          need_gx=self.needs_input_grad,
                                          need_gb=self.bias is not None)

@@ -3,17 +3,26 @@
 The column buffer has shape ``(C, kh, kw, N, oh, ow)``:
 ``col[c, i, j, n, y, x] = x_pad[n, c, y*sh + i*dh, x*sw + j*dw]``.
 Read as a matrix it is (C*kh*kw, N*oh*ow), so a convolution is ONE matrix
-product with W.reshape(O, C*kh*kw) for the whole batch, not N small ones
-(Chainer's (N, C, kh, kw, oh, ow) layout needs a batched product; measured
-here 1.5-2x slower for ResNet's 3x3 layers, forward and backward).
-Both directions loop over the ``kh*kw`` kernel offsets, each a strided slice
-copy of the whole batch, so the Python loop is short and the copies are
-large. col2im is the mirror loop with ``+=`` into a padded buffer; no
+product with W.reshape(O, C*kh*kw) for a whole batch (or a chunk of it), not N
+small ones (Chainer's (N, C, kh, kw, oh, ow) layout needs a batched product;
+measured here 1.5-2x slower for ResNet's 3x3 layers, forward and backward).
+
+Both directions read and write the padded image in the layout (C, N, Hp, Wp)
+(``pad_channels_first``): for each of the ``kh*kw`` kernel offsets, one strided
+slice copy covers every image and channel, so the Python loop is short and the
+copies are large, and their rows are contiguous in memory (measured up to 1.5x
+faster than slicing (N, C, H, W)). col2im is the mirror loop with ``+=``; no
 ``np.add.at`` (measured several times slower).
+
+``im2col_chunk`` / ``col2im_chunk`` do this for the images ``a..b-1`` only:
+the convolution runs chunk by chunk (``parallel_for``) so that a chunk's
+columns stay in the CPU cache. ``im2col`` / ``col2im`` are the whole-batch
+versions (the tests check them against the book's loops).
 """
 import numbers
 
 from ..backend import get_array_module
+from .workspace import reuse
 
 
 def _is_int(v):
@@ -51,8 +60,48 @@ def pad_images(x, pads, value=0.0):
     return out
 
 
+def pad_channels_first(x, pads, pad_value=0.0, out=None):
+    """x: (N, C, H, W) -> (C, N, H + top + bottom, W + left + right), padded.
+
+    ``out``, when it has that shape and dtype, is filled and returned instead of
+    a new array (a layer keeps its buffer from one step to the next: fresh
+    memory costs page faults, see ``workspace``).
+    """
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    top, bottom, left, right = pads
+    img = reuse(out, (c, n, h + top + bottom, w + left + right), x.dtype, xp)
+    if top or bottom or left or right:
+        img[...] = pad_value
+    img[:, :, top:top + h, left:left + w] = x.transpose(1, 0, 2, 3)
+    return img
+
+
+def _offsets(kh, kw, sh, sw, dh, dw, oh, ow):
+    """(i, j, rows, cols): the slice of the padded image that kernel offset (i, j) reads."""
+    for i in range(kh):
+        for j in range(kw):
+            yield (i, j, slice(i * dh, i * dh + sh * oh, sh),
+                   slice(j * dw, j * dw + sw * ow, sw))
+
+
+def im2col_chunk(img, a, b, kh, kw, sh, sw, dh, dw, oh, ow, col):
+    """Fill ``col`` (C, kh, kw, b - a, oh, ow) from images a..b-1 of ``img`` (C, N, Hp, Wp)."""
+    for i, j, rows, cols in _offsets(kh, kw, sh, sw, dh, dw, oh, ow):
+        col[:, i, j] = img[:, a:b, rows, cols]
+    return col
+
+
+def col2im_chunk(col, gimg, sh, sw, dh, dw):
+    """Add every entry of ``col`` (C, kh, kw, m, oh, ow) back into ``gimg`` (C, m, Hp, Wp)."""
+    kh, kw, _, oh, ow = col.shape[1:]
+    for i, j, rows, cols in _offsets(kh, kw, sh, sw, dh, dw, oh, ow):
+        gimg[:, :, rows, cols] += col[:, i, j]
+    return gimg
+
+
 def im2col(x, kh, kw, sh, sw, pads, dh=1, dw=1, pad_value=0.0):
-    """x: (N, C, H, W) -> col: (C, kh, kw, N, oh, ow).
+    """x: (N, C, H, W) -> col: (C, kh, kw, N, oh, ow), a new array.
 
     ``pads`` is (top, bottom, left, right); ``pad_value`` is 0 for
     convolution and -inf for max pooling.
@@ -61,39 +110,20 @@ def im2col(x, kh, kw, sh, sw, pads, dh=1, dw=1, pad_value=0.0):
     n, c, h, w = x.shape
     oh = out_size(h, kh, sh, pads[0], pads[1], dh)
     ow = out_size(w, kw, sw, pads[2], pads[3], dw)
-    # One transposed, padded copy (C, N, Hp, Wp): the kh*kw slice copies below then
-    # read rows that are contiguous in memory (measured up to 1.5x faster).
-    top, bottom, left, right = pads
-    img = xp.empty((c, n, h + top + bottom, w + left + right), dtype=x.dtype)
-    if top or bottom or left or right:
-        img[...] = pad_value
-    img[:, :, top:top + h, left:left + w] = x.transpose(1, 0, 2, 3)
+    img = pad_channels_first(x, pads, pad_value)
     col = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
-    for i in range(kh):
-        y0 = i * dh
-        y1 = y0 + sh * oh
-        for j in range(kw):
-            x0 = j * dw
-            x1 = x0 + sw * ow
-            col[:, i, j] = img[:, :, y0:y1:sh, x0:x1:sw]
-    return col
+    return im2col_chunk(img, 0, n, kh, kw, sh, sw, dh, dw, oh, ow, col)
 
 
 def col2im(col, h, w, sh, sw, pads, dh=1, dw=1):
-    """col: (C, kh, kw, N, oh, ow) -> (N, C, H, W), summing overlapping patches.
+    """col: (C, kh, kw, N, oh, ow) -> (N, C, H, W), a new array, summing overlapping patches.
 
     The adjoint of :func:`im2col`: every column entry is added back to the
     pixel it was copied from; entries that came from padding are dropped.
     """
     xp = get_array_module(col)
-    c, kh, kw, n, oh, ow = col.shape
+    c, n = col.shape[0], col.shape[3]
     top, bottom, left, right = pads
-    img = xp.zeros((c, n, h + top + bottom, w + left + right), dtype=col.dtype)
-    for i in range(kh):
-        y0 = i * dh
-        y1 = y0 + sh * oh
-        for j in range(kw):
-            x0 = j * dw
-            x1 = x0 + sw * ow
-            img[:, :, y0:y1:sh, x0:x1:sw] += col[:, i, j]
-    return img[:, :, top:top + h, left:left + w].transpose(1, 0, 2, 3)
+    gimg = xp.zeros((c, n, h + top + bottom, w + left + right), dtype=col.dtype)
+    col2im_chunk(col, gimg, sh, sw, dh, dw)
+    return xp.ascontiguousarray(gimg[:, :, top:top + h, left:left + w].transpose(1, 0, 2, 3))

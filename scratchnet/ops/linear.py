@@ -3,11 +3,22 @@
 Shapes: x (N, in), W (out, in), b (out,), y (N, out).
 ``dot`` rather than ``@``: NumPy's matmul skips BLAS for a transposed operand
 (measured 7 ms against 0.04 ms for a (32, 400) x (400, 120) product).
+
+A large layer (VGG's 6272 -> 4096) is split over the output features, on all
+cores (``parallel_for``): chunk [a:b] of the outputs needs rows a..b-1 of W
+only, for y, for dL/dW and for its share of dL/dx. A small one is one chunk.
 """
+from functools import reduce
+
+from ..backend import get_array_module
+from .parallel import parallel_for
 
 
 def linear(x, W, b):
-    y = x.dot(W.T)
+    xp = get_array_module(x)
+    parts = parallel_for(W.shape[0], W.shape[1] * W.itemsize,
+                         lambda a, c: x.dot(W[a:c].T), xp)
+    y = parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=1)
     if b is not None:
         y += b
     return y
@@ -15,7 +26,15 @@ def linear(x, W, b):
 
 def linear_backward(gy, x, W, need_gx=True, need_gb=True):
     """Returns (gx, gW, gb): gx = gy @ W, gW = gy.T @ x, gb = sum over the batch."""
-    gx = gy.dot(W) if need_gx else None
-    gW = gy.T.dot(x)
+    xp = get_array_module(gy)
+
+    def chunk(a, c):
+        g = gy[:, a:c]
+        return g.T.dot(x), (g.dot(W[a:c]) if need_gx else None)
+
+    parts = parallel_for(W.shape[0], W.shape[1] * W.itemsize, chunk, xp)
+    gW = parts[0][0] if len(parts) == 1 else xp.concatenate([p[0] for p in parts])
+    # dL/dx sums the chunks' shares in chunk order: the same bits every run.
+    gx = reduce(xp.add, [p[1] for p in parts]) if need_gx else None
     gb = gy.sum(axis=0) if need_gb else None
     return gx, gW, gb
