@@ -55,6 +55,37 @@ def timeit(fn, repeat=5, warmup=1, sync=None):
     return float(np.median(times))
 
 
+def paired(ours, theirs, repeat=9, sync=None, tsync=None, rounds=3, warmup_s=0.3):
+    """Best-of-``repeat`` seconds of each: ``rounds`` blocks of runs, alternating.
+
+    Alternating blocks put both under the same drift of a shared machine; the
+    best run drops those another process disturbed. Each block first runs its
+    function for ``warmup_s`` seconds untimed: a framework that trains runs
+    without pauses, and after one both the cores and the thread pools take a
+    while to come back to speed (measured: LeNet's second convolution 6.2 ms in
+    the first runs after a 0.2 s pause, 4.1 ms from the 20th on), while the
+    other framework's threads (OpenMP spins after its work) quiet down.
+    """
+    best = [float("inf"), float("inf")]
+    per_block = max(1, -(-repeat // rounds))
+    for _ in range(rounds):
+        for i, (fn, s) in enumerate(((ours, sync), (theirs, tsync))):
+            t0 = time.perf_counter()
+            while True:
+                fn()
+                if s:
+                    s()
+                if time.perf_counter() - t0 >= warmup_s:
+                    break
+            for _ in range(per_block):
+                t = time.perf_counter()
+                fn()
+                if s:
+                    s()
+                best[i] = min(best[i], time.perf_counter() - t)
+    return best[0], best[1]
+
+
 def table(rows, headers):
     """A Markdown table (rows of already formatted strings)."""
     widths = [max(len(str(r[i])) for r in rows + [headers]) for i in range(len(headers))]

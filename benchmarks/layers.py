@@ -4,7 +4,8 @@
 
 Conv2d at the layer shapes of LeNet (28x28), VGG-small (224x224) and ResNet-18
 (96x96), then pooling, BatchNorm, Linear and cross-entropy. Prints a Markdown
-table of milliseconds and the ratio scratchnet / PyTorch.
+table of milliseconds (best of --repeat runs, the two frameworks alternating)
+and the ratio scratchnet / PyTorch.
 """
 import argparse
 
@@ -14,7 +15,7 @@ import torch
 import scratchnet as sn
 from scratchnet import nn
 
-from .common import machine, table, timeit
+from .common import machine, paired, table
 
 # (name, batch, C_in, H, C_out, kernel, stride, padding)
 CONVS = [
@@ -60,13 +61,13 @@ def bench_pair(layer, tlayer, shape, xp, sync, repeat, labels=None):
         def theirs():
             tlayer(xt).backward(gyt)
     tsync = torch.cuda.synchronize if dev == "cuda" else None
-    return timeit(ours, repeat, sync=sync), timeit(theirs, repeat, sync=tsync)
+    return paired(ours, theirs, repeat, sync, tsync)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--repeat", type=int, default=9)
     args = p.parse_args()
     sn.use_device(args.device)
     xp = sn.backend.device_module()

@@ -37,9 +37,8 @@ Conventions:
   AvgPool2d: kh*kw per output element both ways; AdaptiveAvgPool2d: one per
   input element both ways; Flatten: 0. A layer of another kind shows "?".
 - Cached bytes: the ``nbytes`` of every array in the layer's ``_cache``
-  after its forward (what ``save_for_backward`` kept): a convolution's padded
-  input (its backward rebuilds the im2col columns from it), an activation's
-  output, a Linear's input. An array that two
+  after its forward (what ``save_for_backward`` kept): a convolution's im2col
+  column buffer, an activation's output, a Linear's input. An array that two
   layers keep (a Sigmoid's output is the next Linear's input) counts in both
   rows; the total counts it once.
 - Times are wall-clock seconds of one call (the GPU is synchronised around

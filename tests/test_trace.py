@@ -42,14 +42,13 @@ def test_parameter_counts_add_up():
         assert report.total("params") == model.num_parameters()
 
 
-def test_conv_caches_its_padded_input_not_the_columns():
+def test_conv_caches_its_column_buffer():
     model, x = lenet()
     rows = trace(model, x).rows
-    # The convolutions keep the padded input (C, N, H + 2p, W + 2p); backward builds the
-    # im2col columns (25x larger) again.
-    for row, pad in ((rows[0], 2), (rows[3], 0)):
-        n, c, h, w = row["in_shape"]
-        assert row["cache_bytes"] == c * n * (h + 2 * pad) * (w + 2 * pad) * 4
+    for row in (rows[0], rows[3]):  # the two convolutions: col (C, kh, kw, N, oh, ow)
+        n, c = row["in_shape"][:2]
+        oh, ow = row["out_shape"][2:]
+        assert row["cache_bytes"] == c * 5 * 5 * n * oh * ow * np.dtype(np.float32).itemsize
     # A sigmoid keeps its output, a Linear its input, average pooling only a shape.
     assert rows[1]["cache_bytes"] == x.shape[0] * 6 * 28 * 28 * 4
     assert rows[7]["cache_bytes"] == x.shape[0] * 400 * 4

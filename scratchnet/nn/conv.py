@@ -106,7 +106,7 @@ class Conv2d(Module):
         if self.weight.data is None:
             self._materialize(x.shape[1], backend.get_array_module(x), x.dtype)
         b = None if self.bias is None else self.bias.data
-        # The layer keeps the memory of its padded input from one step to the next:
+        # The layer keeps the memory of its im2col columns from one step to the next:
         # fresh memory every step costs page faults (see ops.workspace).
         y, saved = ops.conv2d(x, self._kernel(), b, self.stride, self.pads, self.dilation,
                               saved=self.__dict__.get("_saved"))
@@ -123,7 +123,7 @@ class Conv2d(Module):
         gx, gW, gb = ops.conv2d_backward(gy4, saved, self._kernel(), x_shape, self.stride,
                                          self.pads, self.dilation,
                                          need_gx=self.needs_input_grad,
-                                         need_gb=self.bias is not None)
+                                         need_gb=self.bias is not None, consume=True)
         self.weight.accumulate(gW.reshape(self.weight.data.shape))
         if self.bias is not None:
             self.bias.accumulate(gb)

@@ -1,20 +1,53 @@
-"""Element-wise activations. Each backward takes what its forward returned."""
+"""Element-wise activations. Each backward takes what its forward returned.
+
+A large array is split into chunks of elements on all cores (``parallel_for``);
+each chunk's ``np.errstate`` is set inside the chunk, as NumPy's error state
+belongs to the thread.
+"""
 import numpy as np
 
 from ..backend import get_array_module
+from .parallel import parallel_for
+
+
+def _map(f, *arrays):
+    """out = f(out_chunk, *chunks) over flat chunks of C-contiguous copies of arrays."""
+    xp = get_array_module(arrays[0])
+    flat = [xp.ascontiguousarray(a).reshape(-1) for a in arrays]
+    out = xp.empty(arrays[0].shape, dtype=arrays[0].dtype)
+    of = out.reshape(-1)
+    parallel_for(of.size, of.itemsize, lambda a, b: f(of[a:b], *(v[a:b] for v in flat)), xp,
+                 blas=False)
+    return out
+
+
+def _relu(out, x):
+    get_array_module(x).maximum(x, 0, out=out)
 
 
 def relu(x):
-    xp = get_array_module(x)
-    return xp.maximum(x, 0)
+    return _map(_relu, x)
+
+
+def _relu_backward(out, gy, y):
+    # The derivative at 0 is taken as 0, as PyTorch does: y > 0 iff x > 0. A multiply
+    # by the 0/1 mask: NumPy's where() was measured 6x slower.
+    xp = get_array_module(gy)
+    xp.greater(y, 0, out=out)  # 0/1 in gy's dtype
+    out *= gy
 
 
 def relu_backward(gy, y):
-    # The derivative at 0 is taken as 0, as PyTorch does: y > 0 iff x > 0. A multiply
-    # by the 0/1 mask: NumPy's where() was measured 6x slower.
-    g = (y > 0).astype(gy.dtype)
-    g *= gy
-    return g
+    return _map(_relu_backward, gy, y)
+
+
+def _sigmoid(out, x):
+    xp = get_array_module(x)
+    with np.errstate(over="ignore", under="ignore"):
+        xp.negative(x, out=out)
+        xp.exp(out, out=out)
+        out += 1
+        xp.reciprocal(out, out=out)
 
 
 def sigmoid(x):
@@ -24,22 +57,20 @@ def sigmoid(x):
     correctly rounded value (and for large x it underflows to 0, giving 1): both are
     expected, so neither is warned about.
     """
-    xp = get_array_module(x)
-    with np.errstate(over="ignore", under="ignore"):
-        y = xp.negative(x)
-        xp.exp(y, out=y)
-        y += 1
-        xp.reciprocal(y, out=y)
-    return y
+    return _map(_sigmoid, x)
+
+
+def _sigmoid_backward(out, gy, y):
+    # y(1 - y) is subnormal where y is: underflow to 0 there is the right answer.
+    xp = get_array_module(gy)
+    with np.errstate(under="ignore"):
+        xp.subtract(1, y, out=out)
+        out *= y
+        out *= gy
 
 
 def sigmoid_backward(gy, y):
-    # y(1 - y) is subnormal where y is: underflow to 0 there is the right answer.
-    with np.errstate(under="ignore"):
-        g = 1 - y
-        g *= y
-        g *= gy
-    return g
+    return _map(_sigmoid_backward, gy, y)
 
 
 def tanh(x):

@@ -123,10 +123,16 @@ def chunks(n, bytes_per_item, threads):
     return [(i * n // count, (i + 1) * n // count) for i in range(count)]
 
 
-def parallel_for(n, bytes_per_item, work, xp=np):
-    """``[work(a, b) for (a, b) in chunks]`` over ``range(n)``, on all threads (see above)."""
+def parallel_for(n, bytes_per_item, work, xp=np, blas=True):
+    """``[work(a, b) for (a, b) in chunks]`` over ``range(n)``, on all threads (see above).
+
+    ``blas=False`` says ``work`` makes no BLAS call: small work then runs at once,
+    without touching BLAS's thread count.
+    """
     if xp is not np:
         return [work(0, n)] if n > 0 else []
+    if not blas and n * bytes_per_item < MIN_PARALLEL_BYTES:
+        return [work(a, b) for a, b in chunks(n, bytes_per_item, 1)]
     threads = get_num_threads()
     if threads == 1:  # BLAS keeps its own threads
         return [work(a, b) for a, b in chunks(n, bytes_per_item, 1)]

@@ -290,3 +290,37 @@ def test_conv_layer_memory_reuse_never_leaks_into_results():
     assert np.array_equal(fresh(x2), y2)
     assert np.array_equal(fresh.backward(gy), gx2)
     assert np.array_equal(fresh.weight.grad, conv.weight.grad)
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_chunked_pooling_and_activations_equal_one_chunk(threads, n_threads):
+    from scratchnet import ops
+    rs = np.random.default_rng(5)
+    x = rs.standard_normal((5, 3, 9, 8))
+    gy_for = {}
+
+    def run():
+        out = {}
+        for name, f, b in (
+                ("max", lambda: ops.max_pool2d(x, (3, 3), (2, 2), (1, 1, 1, 1)),
+                 lambda y, g: ops.max_pool2d_backward(g, y[1], x.shape, (3, 3), (2, 2),
+                                                      (1, 1, 1, 1))),
+                ("max2", lambda: ops.max_pool2d(x, (2, 2), (2, 2)),
+                 lambda y, g: ops.max_pool2d_backward(g, y[1], x.shape, (2, 2), (2, 2))),
+                ("avg", lambda: (ops.avg_pool2d(x, (3, 2), (1, 2), (1, 1, 0, 0)),),
+                 lambda y, g: ops.avg_pool2d_backward(g, x.shape, (3, 2), (1, 2),
+                                                      (1, 1, 0, 0))),
+                ("relu", lambda: (ops.relu(x),), lambda y, g: ops.relu_backward(g, y[0])),
+                ("sigmoid", lambda: (ops.sigmoid(x),),
+                 lambda y, g: ops.sigmoid_backward(g, y[0]))):
+            y = f()
+            g = gy_for.setdefault(name, rs.standard_normal(y[0].shape))
+            out[name] = (y[0], b(y, g))
+        return out
+
+    whole = run()
+    force_chunks(n_threads)
+    chunked = run()
+    for name in whole:
+        for a, c in zip(whole[name], chunked[name]):
+            assert a.shape == c.shape and np.array_equal(a, c), name
