@@ -48,7 +48,7 @@ def _geometry(img, W, stride, dilation):
             out_size(wp, kw, stride[1], 0, 0, dilation[1]))
 
 
-def conv2d(x, W, b, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=None):
+def conv2d(x, W, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=None):
     """Returns y: (N, O, oh, ow) and ``cols``, the im2col columns backward needs.
 
     ``cols`` is one flat buffer: the columns of chunk (a, b) are its items
@@ -75,11 +75,11 @@ def conv2d(x, W, b, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=Non
         im2col_chunk(img, a, b, kh, kw, *stride, *dilation, oh, ow, col)
         y2 = scratch("conv2d.y", (o, m * oh * ow), x.dtype, xp)
         xp.dot(W2, col.reshape(c * kh * kw, -1), out=y2)
+        if bias is not None:
+            y2 += bias.reshape(o, 1)  # while the chunk is in the cache
         y[a:b] = y2.reshape(o, m, oh, ow).transpose(1, 0, 2, 3)
 
     parallel_for(n, per * x.itemsize, chunk, xp)
-    if b is not None:
-        y += b.reshape(1, o, 1, 1)
     return y, cols
 
 
