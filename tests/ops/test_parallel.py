@@ -324,3 +324,42 @@ def test_chunked_pooling_and_activations_equal_one_chunk(threads, n_threads):
     for name in whole:
         for a, c in zip(whole[name], chunked[name]):
             assert a.shape == c.shape and np.array_equal(a, c), name
+
+
+# Stride 1 with O*H*W <= C*oh*ow takes dL/dx as a correlation of gy with the flipped
+# kernel; these shapes take that path (with odd and even kernels, asymmetric 'same'
+# padding, dilation) and must agree with PyTorch and with finite differences.
+TRANSPOSED_CASES = [  # x shape, W shape, pads, dilation
+    ((3, 4, 7, 6), (4, 4, 3, 3), (1, 1, 1, 1), (1, 1)),
+    ((2, 8, 8, 8), (3, 8, 3, 3), (0, 0, 0, 0), (1, 1)),
+    ((2, 4, 7, 9), (2, 4, 2, 4), (0, 1, 1, 2), (1, 1)),
+    ((2, 3, 9, 8), (3, 3, 3, 2), (2, 2, 1, 1), (2, 2)),
+    ((4, 6, 5, 5), (6, 6, 1, 1), (0, 0, 0, 0), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("x_shape, W_shape, pads, dilation", TRANSPOSED_CASES, ids=str)
+def test_input_gradient_by_the_flipped_kernel(threads, n_threads, x_shape, W_shape, pads,
+                                              dilation):
+    from scratchnet.ops.conv import conv2d as conv_op
+    n, c, h, w = x_shape
+    o, _, kh, kw = W_shape
+    y_shape = conv_op(np.zeros(x_shape), np.zeros(W_shape), None, (1, 1), pads, dilation)[0].shape
+    assert o * h * w <= c * y_shape[2] * y_shape[3]  # the case takes that path
+    force_chunks(n_threads)
+    rs = np.random.default_rng(6)
+    x, W, b = rs.standard_normal(x_shape), rs.standard_normal(W_shape), rs.standard_normal(o)
+    gy = rs.standard_normal(y_shape)
+    y, gx, gW, gb = conv_all(x, W, b, (1, 1), pads, dilation, gy)
+    xt, Wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
+    yt = F.conv2d(F.pad(xt, (pads[2], pads[3], pads[0], pads[1])), Wt, bt, 1,
+                  dilation=dilation)
+    yt.backward(torch.from_numpy(gy))
+    for ours, theirs in ((y, yt), (gx, xt.grad), (gW, Wt.grad), (gb, bt.grad)):
+        assert rel_error(ours, theirs.detach().numpy()) <= 1e-12
+
+    def loss():
+        return (conv_op(x, W, b, (1, 1), pads, dilation)[0] * gy).sum()
+
+    assert rel_error(gx, numerical_gradient(loss, x)) <= 1e-7
