@@ -5,7 +5,10 @@ variance; y = gamma * xhat + beta. Evaluation uses the running statistics.
 The running variance is updated with the unbiased batch variance, as in
 PyTorch. Shapes: x (N, C) or (N, C, H, W); gamma, beta, running stats (C,).
 """
+from functools import reduce
+
 from ..backend import get_array_module
+from .parallel import parallel_for
 
 
 def _bshape(x, axes):
@@ -23,19 +26,41 @@ def _channel_sum(a, b=None):
     return xp.einsum("ncp,ncp->c", a3, b.reshape(a3.shape))
 
 
+def _sum_chunks(parts):
+    """Add per-chunk partial sums in chunk order (the same bits every run)."""
+    return reduce(lambda a, b: a + b, parts)
+
+
 def batch_norm_train(x, gamma, beta, eps, axes):
     """Returns y, (xc, invstd) for backward (xc = x - mean), and the batch mean and
-    biased variance. Two passes for the variance (no E[x^2] - E[x]^2 cancellation)."""
+    biased variance. Two passes for the variance (no E[x^2] - E[x]^2 cancellation).
+
+    Each pass runs over chunks of the batch on all cores (``parallel_for``); the
+    per-channel sums are added chunk by chunk.
+    """
+    xp = get_array_module(x)
     shape = _bshape(x, axes)
     m = x.size // x.shape[1]
-    mean = _channel_sum(x) / m
-    xc = x - mean.reshape(shape)
-    var = _channel_sum(xc, xc) / m
+    n, per = x.shape[0], x[:1].nbytes
+    mean = _sum_chunks(parallel_for(n, per, lambda a, b: _channel_sum(x[a:b]), xp,
+                                    blas=False)) / m
+    xc = xp.empty_like(x)
+
+    def center(a, b):
+        xp.subtract(x[a:b], mean.reshape(shape), out=xc[a:b])
+        return _channel_sum(xc[a:b], xc[a:b])
+
+    var = _sum_chunks(parallel_for(n, per, center, xp, blas=False)) / m
     invstd = 1.0 / (var + eps) ** 0.5
-    scale = invstd * gamma if gamma is not None else invstd
-    y = xc * scale.reshape(shape)
-    if beta is not None:
-        y += beta.reshape(shape)
+    scale = (invstd * gamma if gamma is not None else invstd).reshape(shape)
+    y = xp.empty_like(x)
+
+    def affine(a, b):
+        xp.multiply(xc[a:b], scale, out=y[a:b])
+        if beta is not None:
+            y[a:b] += beta.reshape(shape)
+
+    parallel_for(n, per, affine, xp, blas=False)
     return y, (xc, invstd), mean, var
 
 
@@ -44,21 +69,33 @@ def batch_norm_train_backward(gy, cache, gamma, axes):
 
     With xhat = xc * invstd, gxhat = gy * gamma and m values per channel,
     gx = invstd / m * (m * gxhat - sum(gxhat) - xhat * sum(gxhat * xhat)),
-    computed as gy * A + xc * B + C with per-channel A, B, C (four passes).
+    computed as gy * A + xc * B + C with per-channel A, B, C (four passes),
+    chunk by chunk on all cores like the forward.
     """
+    xp = get_array_module(gy)
     xc, invstd = cache
     shape = _bshape(gy, axes)
     m = xc.size // xc.shape[1]
-    gbeta = _channel_sum(gy)
-    ggamma = _channel_sum(gy, xc) * invstd  # sum(gy * xhat)
+    n, per = gy.shape[0], gy[:1].nbytes
+    parts = parallel_for(n, per, lambda a, b: (_channel_sum(gy[a:b]),
+                                               _channel_sum(gy[a:b], xc[a:b])), xp,
+                         blas=False)
+    gbeta = _sum_chunks([p[0] for p in parts])
+    ggamma = _sum_chunks([p[1] for p in parts]) * invstd  # sum(gy * xhat)
     g = gamma if gamma is not None else 1.0
     A = g * invstd
     B = -A * invstd * ggamma / m
     C = -A * gbeta / m
-    gx = gy * A.reshape(shape)
-    t = xc * B.reshape(shape)
-    gx += t
-    gx += C.reshape(shape)
+    gx = xp.empty_like(gy)
+
+    def grad(a, b):
+        out = gx[a:b]
+        xp.multiply(gy[a:b], A.reshape(shape), out=out)
+        t = xc[a:b] * B.reshape(shape)
+        out += t
+        out += C.reshape(shape)
+
+    parallel_for(n, per, grad, xp, blas=False)
     return gx, ggamma, gbeta
 
 
