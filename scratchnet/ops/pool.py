@@ -32,12 +32,21 @@ def _pool_geometry(x_shape, kernel, stride, pads, dilation):
     return oh, ow
 
 
-def _grad_image(gx, a, b, pads, xp):
+def _tiles(x_shape, out_hw, kernel, stride, pads, dilation):
+    """Windows that tile the image exactly (LeNet's 2x2/2 on 28x28): every pixel is in
+    exactly one window, so a backward that stores into each window writes all of gx."""
+    return (not any(pads) and dilation == (1, 1) and tuple(kernel) == tuple(stride)
+            and x_shape[2] == out_hw[0] * kernel[0] and x_shape[3] == out_hw[1] * kernel[1])
+
+
+def _grad_image(gx, a, b, pads, xp, tiles=False):
     """A zeroed gradient image for images a..b-1: gx's own slice when there is no padding,
-    else a padded buffer whose centre is copied into gx afterwards."""
+    else a padded buffer whose centre is copied into gx afterwards. Windows that tile
+    the image overwrite every pixel, so their slice is not zeroed first."""
     if not any(pads):
         g = gx[a:b]
-        g.fill(0)
+        if not tiles:
+            g.fill(0)
         return g
     n, c, h, w = gx[a:b].shape
     return xp.zeros((n, c, h + pads[0] + pads[1], w + pads[2] + pads[3]), dtype=gx.dtype)
@@ -80,9 +89,10 @@ def max_pool2d_backward(gy, idx, x_shape, kernel, stride, pads=(0, 0, 0, 0), dil
     oh, ow = gy.shape[2:]
     gx = xp.empty(x_shape, dtype=gy.dtype)
     disjoint = _disjoint(kernel, stride, dilation)
+    tiles = _tiles(x_shape, (oh, ow), kernel, stride, pads, dilation)
 
     def chunk(a, b):
-        gimg = _grad_image(gx, a, b, pads, xp)
+        gimg = _grad_image(gx, a, b, pads, xp, tiles)
         ga, ia = gy[a:b], idx[a:b]
         for k, v in _windows(gimg, *kernel, *stride, *dilation, oh, ow):
             if disjoint:
@@ -126,10 +136,11 @@ def avg_pool2d_backward(gy, x_shape, kernel, stride, pads=(0, 0, 0, 0)):
     oh, ow = gy.shape[2:]
     gx = xp.empty(x_shape, dtype=gy.dtype)
     disjoint = _disjoint(kernel, stride, (1, 1))
+    tiles = _tiles(x_shape, (oh, ow), kernel, stride, pads, (1, 1))
 
     def chunk(a, b):
         g = gy[a:b] * gy.dtype.type(1.0 / (kh * kw))
-        gimg = _grad_image(gx, a, b, pads, xp)
+        gimg = _grad_image(gx, a, b, pads, xp, tiles)
         for _, v in _windows(gimg, kh, kw, *stride, 1, 1, oh, ow):
             if disjoint:
                 v[...] = g

@@ -176,3 +176,28 @@ def test_dtype_is_kept(device, dtype):
         gx = adaptive_avg_pool2d_backward(sn.to_device(np.ones(y.shape, dtype), device),
                                           x.shape)
         assert y.dtype == gx.dtype == dtype and gx.shape == x.shape
+
+
+@pytest.mark.parametrize("size, tiles", [((8, 6), True), ((9, 7), False), ((8, 7), False)])
+def test_backward_writes_every_pixel_whether_or_not_the_windows_tile(size, tiles):
+    """2x2/2 windows that tile the image skip zeroing dL/dx (every pixel is written);
+    a last row or column outside every window must come back exactly 0."""
+    from scratchnet.ops.pool import _tiles
+    rs = np.random.default_rng(9)
+    x = rs.standard_normal((3, 2) + size)
+    oh, ow = size[0] // 2, size[1] // 2
+    assert _tiles(x.shape, (oh, ow), (2, 2), (2, 2), (0, 0, 0, 0), (1, 1)) == tiles
+    gy = rs.standard_normal((3, 2, oh, ow))
+    for _ in range(3):  # fresh (uninitialised) memory each time
+        y, idx = max_pool2d(x, (2, 2), (2, 2))
+        gmax = max_pool2d_backward(gy, idx, x.shape, (2, 2), (2, 2))
+        gavg = avg_pool2d_backward(gy, x.shape, (2, 2), (2, 2))
+        xt = torch.tensor(x, requires_grad=True)
+        torch.nn.functional.max_pool2d(xt, 2, 2).backward(torch.from_numpy(gy))
+        assert np.array_equal(gmax, xt.grad.numpy())
+        xt.grad = None
+        torch.nn.functional.avg_pool2d(xt, 2, 2).backward(torch.from_numpy(gy))
+        np.testing.assert_allclose(gavg, xt.grad.numpy(), rtol=1e-15, atol=0)
+        assert not tiles or np.all(gavg != 0)
+        if not tiles:
+            assert np.all(gmax[:, :, 2 * oh:, :] == 0) and np.all(gmax[:, :, :, 2 * ow:] == 0)
