@@ -98,6 +98,17 @@ def _executor(threads):
     return _pool
 
 
+def _forget_pool_after_fork():
+    # A forked child has the pool object but none of its threads: work submitted there
+    # would wait forever. The child starts a pool of its own when it needs one.
+    global _pool, _pool_threads
+    _pool, _pool_threads = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def _one_blas_thread():
     global _blas
     if ThreadpoolController is None:

@@ -370,3 +370,30 @@ def test_input_gradient_by_the_flipped_kernel(threads, n_threads, x_shape, W_sha
         return (conv_op(x, W, b, (1, 1), pads, dilation)[0] * gy).sum()
 
     assert rel_error(gx, numerical_gradient(loss, x)) <= 1e-7
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_a_working_pool(threads):
+    """The pool's threads do not survive fork(); the child must not wait on them."""
+    import os
+    force_chunks(2)
+    parallel.parallel_for(4, 1, lambda a, b: None)  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:  # child: run chunked work, exit 0 if it finished and was right
+        code = 1
+        try:
+            out = parallel.parallel_for(6, 1, lambda a, b: list(range(a, b)))
+            code = 0 if [i for p in out for i in p] == list(range(6)) else 2
+        finally:
+            os._exit(code)
+    import time
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung on the parent's thread pool")
