@@ -12,9 +12,9 @@ splits ``range(n)`` (the images of a batch) into chunks of at most
 CPU cache), and runs ``work`` on them from a small thread pool, chunk ``i`` on
 thread ``i % threads`` (thread 0 is the caller). Work under
 ``MIN_PARALLEL_BYTES`` in all runs on the caller alone: waking a sleeping
-thread costs more than it saves there. NumPy lets go of the GIL inside copies, ufuncs and
-BLAS calls, so the threads really run at once; BLAS is held to one thread per
-call meanwhile, or the threads would fight over the cores.
+thread costs more than it saves there. NumPy lets go of the GIL inside
+copies, ufuncs and BLAS calls, so the threads really run at once; BLAS is held
+to one thread per call meanwhile, or the threads would fight over the cores.
 
 Rules for ``work``: it writes only its own slice ``[a:b]`` of shared outputs,
 takes temporaries from ``workspace.scratch`` (one set per thread), and returns
@@ -88,13 +88,16 @@ def set_num_threads(n):
     _threads = int(n)
 
 
-def _executor(threads):
+def _executor():
+    """The pool: get_num_threads() - 1 workers (the caller is the other thread),
+    made again only when set_num_threads changed the count."""
     global _pool, _pool_threads
-    if _pool is None or _pool_threads != threads:
+    workers = get_num_threads() - 1
+    if _pool is None or _pool_threads != workers:
         if _pool is not None:
             _pool.shutdown(wait=True)
-        _pool = ThreadPoolExecutor(threads, thread_name_prefix="scratchnet")
-        _pool_threads = threads
+        _pool = ThreadPoolExecutor(workers, thread_name_prefix="scratchnet")
+        _pool_threads = workers
     return _pool
 
 
@@ -171,7 +174,8 @@ def parallel_for(n, bytes_per_item, work, xp=np, blas=True):
                 _local.inside = inside
 
         # Task 0 runs here while the pool runs the others: one thread fewer to wake.
-        futures = [_executor(threads - 1).submit(run, t) for t in range(1, threads)]
+        pool = _executor()
+        futures = [pool.submit(run, t) for t in range(1, threads)]
         try:
             run(0)
         finally:

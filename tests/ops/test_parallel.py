@@ -36,8 +36,9 @@ def force_chunks(n_threads, chunk_bytes=1):
     parallel.MIN_PARALLEL_BYTES = 0
 
 
-@pytest.mark.parametrize("n, per_item, threads_", [(1, 10, 2), (5, 1, 2), (7, 1, 3), (128, 78400, 2),
-                                                  (32, 10 ** 9, 2), (10, 1 << 20, 1), (3, 1, 4)])
+@pytest.mark.parametrize("n, per_item, threads_", [
+    (1, 10, 2), (5, 1, 2), (7, 1, 3), (128, 78400, 2), (32, 10 ** 9, 2), (10, 1 << 20, 1),
+    (3, 1, 4)])
 def test_chunks_cover_the_range_in_balanced_pieces(threads, n, per_item, threads_):
     parallel.CHUNK_BYTES = 1 << 22
     parts = parallel.chunks(n, per_item, threads_)
@@ -397,3 +398,15 @@ def test_a_forked_child_gets_a_working_pool(threads):
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     pytest.fail("the forked child hung on the parent's thread pool")
+
+
+def test_the_pool_is_made_once_per_thread_count(threads):
+    force_chunks(3)
+    parallel.parallel_for(6, 1, lambda a, b: None)
+    pool = parallel._pool
+    parallel.parallel_for(2, 1, lambda a, b: None)  # fewer chunks than threads
+    parallel.parallel_for(9, 1, lambda a, b: None)
+    assert parallel._pool is pool
+    parallel.set_num_threads(2)
+    parallel.parallel_for(4, 1, lambda a, b: None)
+    assert parallel._pool is not pool and parallel._pool_threads == 1
