@@ -36,6 +36,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
+from . import workspace
+
 try:
     from threadpoolctl import ThreadpoolController
 except ImportError:  # threadpoolctl is a dependency; without it BLAS keeps its threads
@@ -96,6 +98,7 @@ def _executor():
     if _pool is None or _pool_threads != workers:
         if _pool is not None:
             _pool.shutdown(wait=True)
+            workspace.release()  # the old workers' scratch memory
         _pool = ThreadPoolExecutor(workers, thread_name_prefix="scratchnet")
         _pool_threads = workers
     return _pool
