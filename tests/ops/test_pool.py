@@ -201,3 +201,24 @@ def test_backward_writes_every_pixel_whether_or_not_the_windows_tile(size, tiles
         assert not tiles or np.all(gavg != 0)
         if not tiles:
             assert np.all(gmax[:, :, 2 * oh:, :] == 0) and np.all(gmax[:, :, :, 2 * ow:] == 0)
+
+
+@pytest.mark.parametrize("kernel, stride, pads", [((2, 2), (2, 2), (0, 0, 0, 0)),
+                                                  ((3, 3), (2, 2), (1, 1, 1, 1)),
+                                                  ((3, 2), (1, 1), (1, 1, 0, 0))], ids=str)
+def test_max_pool_with_nan_matches_torch(kernel, stride, pads):
+    """A NaN wins its window (the output is NaN) and takes the gradient; with two NaNs
+    in a window PyTorch picks the last one, and so do we."""
+    rs = np.random.default_rng(10)
+    x = rs.standard_normal((2, 3, 6, 7))
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = x[1, 2, 4, 4] = x[1, 1, 5, 6] = np.nan
+    y, idx = max_pool2d(x, kernel, stride, pads)
+    gy = rs.standard_normal(y.shape)
+    gx = max_pool2d_backward(gy, idx, x.shape, kernel, stride, pads)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = F.max_pool2d(F.pad(xt, (pads[2], pads[3], pads[0], pads[1]), value=-np.inf),
+                      kernel, stride)
+    yt.backward(torch.from_numpy(gy))
+    np.testing.assert_array_equal(y, yt.detach().numpy())  # NaNs in the same places
+    # (overlapping windows add their gradients in another order: last-bit differences)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-14, atol=1e-15)
