@@ -20,7 +20,8 @@ turns PyTorch's ``padding`` argument (int, (h, w), "valid", "same") into it.
 from functools import reduce
 
 from ..backend import get_array_module
-from .im2col import col2im_chunk, im2col_chunk, out_size, pad_channels_first, pair
+from .im2col import (col2im_into, im2col_into, images_first, out_size, pad_channels_first,
+                     pair, spatial_slice)
 from .parallel import parallel_for
 from .workspace import reuse, scratch
 
@@ -40,12 +41,19 @@ def conv_pads(padding, kh, kw, dh=1, dw=1):
     return (ph, ph, pw, pw)
 
 
-def _geometry(img, W, stride, dilation):
-    """(oh, ow) of a convolution of the padded image ``img`` (C, N, Hp, Wp) with W."""
-    kh, kw = W.shape[2:]
-    hp, wp = img.shape[2:]
-    return (out_size(hp, kh, stride[0], 0, 0, dilation[0]),
-            out_size(wp, kw, stride[1], 0, 0, dilation[1]))
+def images_last(c, kh, kw, o):
+    """Which layout a layer's chunks use (see ``im2col``): images last when the
+    columns (C*kh*kw rows) outweigh the output (O rows) 8 times or more.
+
+    Images last makes im2col's copies and col2im's additions run along rows of
+    ow*N values, not ow, but the input, output and gradients must be transposed
+    into and out of it, and those transposes grow with O. Measured (2 cores,
+    forward + backward): 20% faster for LeNet's conv2 (C*kh*kw = 9.4 O, rows of
+    10), 8-19% for ResNet's 3x3 layers (9 O); even or slower at 4.5 O (VGG
+    b2-b3, ResNet's 3x3/2), and slower still below: LeNet's conv1 (4.2 O,
+    forward 1.5 -> 2.2 ms), the 1-channel first layers and ResNet's 1x1 shortcut.
+    """
+    return c * kh * kw >= 8 * o
 
 
 def conv2d(x, W, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=None):
@@ -53,17 +61,18 @@ def conv2d(x, W, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=
 
     ``cols`` is one flat buffer: the columns of chunk (a, b) are its items
     ``a*per .. b*per`` (per = C*kh*kw*oh*ow, one image's worth), a contiguous
-    (C, kh, kw, b - a, oh, ow) block. ``saved``: the ``cols`` of an earlier
-    call, refilled when the size matches (a layer does this every step: fresh
-    memory costs page faults, see ``workspace``); None means new memory.
+    (C, kh, kw, b - a, oh, ow) block, or (C, kh, kw, oh, ow, b - a) when
+    :func:`images_last`. ``saved``: the ``cols`` of an earlier call, refilled
+    when the size matches (a layer does this every step: fresh memory costs
+    page faults, see ``workspace``); None means new memory.
     """
     xp = get_array_module(x)
     o, c, kh, kw = W.shape
     n, _, h, w = x.shape
-    top, bottom, left, right = pads
-    img = scratch("conv2d.img", (c, n, h + top + bottom, w + left + right), x.dtype, xp)
-    pad_channels_first(x, pads, out=img)
-    oh, ow = _geometry(img, W, stride, dilation)
+    oh = out_size(h, kh, stride[0], pads[0], pads[1], dilation[0])
+    ow = out_size(w, kw, stride[1], pads[2], pads[3], dilation[1])
+    hp, wp = h + pads[0] + pads[1], w + pads[2] + pads[3]
+    last = images_last(c, kh, kw, o)
     per = c * kh * kw * oh * ow
     cols = reuse(saved, (n * per,), x.dtype, xp)
     W2 = W.reshape(o, -1)
@@ -71,16 +80,23 @@ def conv2d(x, W, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=
 
     def chunk(a, b):
         m = b - a
-        col = cols[a * per:b * per].reshape(c, kh, kw, m, oh, ow)
-        im2col_chunk(img, a, b, kh, kw, *stride, *dilation, oh, ow, col)
+        img = scratch("conv2d.img", (c, hp, wp, m) if last else (c, m, hp, wp), x.dtype, xp)
+        pad_channels_first(x[a:b], pads, out=img, images_last=last)
+        col = cols[a * per:b * per].reshape((c, kh, kw) + _grid(m, oh, ow, last))
+        im2col_into(img, kh, kw, *stride, *dilation, oh, ow, col, last)
         y2 = scratch("conv2d.y", (o, m * oh * ow), x.dtype, xp)
         xp.dot(W2, col.reshape(c * kh * kw, -1), out=y2)
         if bias is not None:
             y2 += bias.reshape(o, 1)  # while the chunk is in the cache
-        y[a:b] = y2.reshape(o, m, oh, ow).transpose(1, 0, 2, 3)
+        y[a:b] = images_first(y2.reshape((o,) + _grid(m, oh, ow, last)), last)
 
     parallel_for(n, per * x.itemsize, chunk, xp)
     return y, cols
+
+
+def _grid(m, oh, ow, last):
+    """The (images, rows, columns) axes of a chunk in its layout."""
+    return (oh, ow, m) if last else (m, oh, ow)
 
 
 def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
@@ -96,28 +112,18 @@ def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
     n, _, h, w = x_shape
     oh, ow = gy.shape[2:]
     top, bottom, left, right = pads
+    last = images_last(c, kh, kw, o)
     per = c * kh * kw * oh * ow
     W2t = W.reshape(o, -1).T
     gx = xp.empty(x_shape, dtype=gy.dtype) if need_gx else None
     small_gW = W.size <= 1 << 17
-    # dL/dx the other way, when it is cheaper: as the correlation of gy (padded by
-    # d(k-1) - p) with the flipped kernel, channels swapped. im2col of gy replaces
-    # the product into dL/dcol and col2im's kh*kw strided additions; worth it for
-    # stride 1 when gy's columns are no larger than x's (O*H*W <= C*oh*ow: ResNet's
-    # and VGG's O = C layers; measured 20-26% faster there, 2-3x slower where O > C).
-    qt, qb = dilation[0] * (kh - 1) - top, dilation[0] * (kh - 1) - bottom
-    ql, qr = dilation[1] * (kw - 1) - left, dilation[1] * (kw - 1) - right
-    transposed = (need_gx and stride == (1, 1) and min(qt, qb, ql, qr) >= 0
-                  and o * h * w <= c * oh * ow)
-    if transposed:
-        Wf2 = xp.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, -1)
 
     def chunk(a, b):
         m = b - a
-        col = cols[a * per:b * per].reshape(c, kh, kw, m, oh, ow)
+        col = cols[a * per:b * per].reshape((c, kh, kw) + _grid(m, oh, ow, last))
         col2 = col.reshape(c * kh * kw, -1)
-        gy2 = scratch("conv2d.gy", (o, m, oh, ow), gy.dtype, xp)
-        gy2[...] = gy[a:b].transpose(1, 0, 2, 3)
+        gy2 = scratch("conv2d.gy", (o,) + _grid(m, oh, ow, last), gy.dtype, xp)
+        images_first(gy2, last)[...] = gy[a:b]
         gy2 = gy2.reshape(o, -1)
         if small_gW:
             # col @ gy2^T, i.e. gW^T: 1.3-1.8x faster in OpenBLAS than gy2 @ col^T for
@@ -126,23 +132,17 @@ def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
         else:
             gW = gy2.dot(col2.T)  # transposing a large one is not (18 ms for ResNet's last)
         gb = gy2.sum(axis=1) if need_gb else None
-        if transposed:
-            gpad = scratch("conv2d.gypad", (o, m, oh + qt + qb, ow + ql + qr), gy.dtype, xp)
-            pad_channels_first(gy[a:b], (qt, qb, ql, qr), out=gpad)
-            gcol = scratch("conv2d.gcol", (o, kh, kw, m, h, w), gy.dtype, xp)
-            im2col_chunk(gpad, 0, m, kh, kw, 1, 1, *dilation, h, w, gcol)
-            gx2 = scratch("conv2d.gx", (c, m * h * w), gy.dtype, xp)
-            xp.dot(Wf2, gcol.reshape(o * kh * kw, -1), out=gx2)
-            gx[a:b] = gx2.reshape(c, m, h, w).transpose(1, 0, 2, 3)
-        elif need_gx:
+        if need_gx:
             # dL/dcol, over the spent columns when allowed
             gcol = col if consume else scratch("conv2d.gcol", col.shape, gy.dtype, xp)
             xp.dot(W2t, gy2, out=gcol.reshape(col2.shape))
-            gimg = scratch("conv2d.gimg", (c, m, h + top + bottom, w + left + right),
+            hp, wp = h + top + bottom, w + left + right
+            gimg = scratch("conv2d.gimg", (c, hp, wp, m) if last else (c, m, hp, wp),
                            gy.dtype, xp)
             gimg.fill(0)
-            col2im_chunk(gcol, gimg, *stride, *dilation)
-            gx[a:b] = gimg[:, :, top:top + h, left:left + w].transpose(1, 0, 2, 3)
+            col2im_into(gcol, gimg, *stride, *dilation, last)
+            inner = spatial_slice(gimg, slice(top, top + h), slice(left, left + w), last)
+            gx[a:b] = images_first(inner, last)
         return gW, gb
 
     parts = parallel_for(n, per * gy.itemsize, chunk, xp)

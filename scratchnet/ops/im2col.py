@@ -14,10 +14,12 @@ copies are large, and their rows are contiguous in memory (measured up to 1.5x
 faster than slicing (N, C, H, W)). col2im is the mirror loop with ``+=``; no
 ``np.add.at`` (measured several times slower).
 
-``im2col_chunk`` / ``col2im_chunk`` do this for the images ``a..b-1`` only:
-the convolution runs chunk by chunk (``parallel_for``) so that a chunk's
-columns stay in the CPU cache. ``im2col`` / ``col2im`` are the whole-batch
-versions (the tests check them against the book's loops).
+``im2col_into`` / ``col2im_into`` do this for one chunk of images, in either
+of two layouts: images second, (C, N, H, W), or images last, (C, H, W, N),
+where the rows a copy or an addition runs along are ow*N values long instead
+of ow (the convolution picks per layer, see ``ops.conv``). ``im2col`` /
+``col2im`` are the whole-batch versions in the first layout (the tests check
+them against the book's loops).
 """
 import numbers
 
@@ -60,21 +62,33 @@ def pad_images(x, pads, value=0.0):
     return out
 
 
-def pad_channels_first(x, pads, pad_value=0.0, out=None):
-    """x: (N, C, H, W) -> (C, N, H + top + bottom, W + left + right), padded.
+def pad_channels_first(x, pads, pad_value=0.0, out=None, images_last=False):
+    """x: (N, C, H, W) -> (C, N, Hp, Wp), padded; with ``images_last`` (C, Hp, Wp, N).
 
     ``out``, when it has that shape and dtype, is filled and returned instead of
-    a new array (a layer keeps its buffer from one step to the next: fresh
-    memory costs page faults, see ``workspace``).
+    a new array (scratch memory: fresh memory costs page faults, see ``workspace``).
     """
     xp = get_array_module(x)
     n, c, h, w = x.shape
     top, bottom, left, right = pads
-    img = reuse(out, (c, n, h + top + bottom, w + left + right), x.dtype, xp)
+    hp, wp = h + top + bottom, w + left + right
+    shape = (c, hp, wp, n) if images_last else (c, n, hp, wp)
+    img = reuse(out, shape, x.dtype, xp)
     if top or bottom or left or right:
         img[...] = pad_value
-    img[:, :, top:top + h, left:left + w] = x.transpose(1, 0, 2, 3)
+    inner = spatial_slice(img, slice(top, top + h), slice(left, left + w), images_last)
+    inner[...] = x.transpose((1, 2, 3, 0) if images_last else (1, 0, 2, 3))
     return img
+
+
+def spatial_slice(img, rows, cols, images_last=False):
+    """img[rows, cols] over the spatial axes of either padded layout: a view."""
+    return img[:, rows, cols, :] if images_last else img[:, :, rows, cols]
+
+
+def images_first(a, images_last):
+    """A padded-layout array (C, N, h, w) or (C, h, w, N) seen as (N, C, h, w): a view."""
+    return a.transpose((3, 0, 1, 2) if images_last else (1, 0, 2, 3))
 
 
 def _offsets(kh, kw, sh, sw, dh, dw, oh, ow):
@@ -85,37 +99,47 @@ def _offsets(kh, kw, sh, sw, dh, dw, oh, ow):
                    slice(j * dw, j * dw + sw * ow, sw))
 
 
-def patch_view(img, kh, kw, sh, sw, dh, dw, oh, ow):
+def patch_view(img, kh, kw, sh, sw, dh, dw, oh, ow, images_last=False):
     """A (C, kh, kw, N, oh, ow) *view* of ``img`` (C, N, Hp, Wp), no copy:
-    ``view[c, i, j, n, y, x] = img[c, n, y*sh + i*dh, x*sw + j*dw]``.
+    ``view[c, i, j, n, y, x] = img[c, n, y*sh + i*dh, x*sw + j*dw]``;
+    with ``images_last``, a (C, kh, kw, oh, ow, N) view of (C, Hp, Wp, N).
 
     Only the strides are new: moving one kernel row (i) moves dh image rows,
     one output row (y) moves sh image rows, and so on. Read-only: several view
     entries share one pixel.
     """
     xp = get_array_module(img)
+    as_strided = xp.lib.stride_tricks.as_strided
+    if images_last:
+        c, _, _, n = img.shape
+        s_c, s_y, s_x, s_n = img.strides
+        return as_strided(img, (c, kh, kw, oh, ow, n),
+                          (s_c, s_y * dh, s_x * dw, s_y * sh, s_x * sw, s_n))
     c, n = img.shape[:2]
     s_c, s_n, s_y, s_x = img.strides
-    return xp.lib.stride_tricks.as_strided(
-        img, (c, kh, kw, n, oh, ow), (s_c, s_y * dh, s_x * dw, s_n, s_y * sh, s_x * sw))
+    return as_strided(img, (c, kh, kw, n, oh, ow),
+                      (s_c, s_y * dh, s_x * dw, s_n, s_y * sh, s_x * sw))
 
 
-def im2col_chunk(img, a, b, kh, kw, sh, sw, dh, dw, oh, ow, col):
-    """Fill ``col`` (C, kh, kw, b - a, oh, ow) from images a..b-1 of ``img`` (C, N, Hp, Wp).
+def im2col_into(img, kh, kw, sh, sw, dh, dw, oh, ow, col, images_last=False):
+    """Fill ``col`` (C, kh, kw, N, oh, ow), or (C, kh, kw, oh, ow, N) with
+    ``images_last``, from the padded ``img`` of the same layout.
 
     One copy of :func:`patch_view`: the same work as a loop over the kh*kw
     offsets, each a strided slice copy, but one call (measured 1.0-1.5x faster,
     and one release of the GIL for ``parallel_for``'s threads instead of kh*kw).
     """
-    col[...] = patch_view(img[:, a:b], kh, kw, sh, sw, dh, dw, oh, ow)
+    col[...] = patch_view(img, kh, kw, sh, sw, dh, dw, oh, ow, images_last)
     return col
 
 
-def col2im_chunk(col, gimg, sh, sw, dh, dw):
-    """Add every entry of ``col`` (C, kh, kw, m, oh, ow) back into ``gimg`` (C, m, Hp, Wp)."""
-    kh, kw, _, oh, ow = col.shape[1:]
+def col2im_into(col, gimg, sh, sw, dh, dw, images_last=False):
+    """Add every entry of ``col`` back into the padded ``gimg`` of the same layout
+    (the adjoint of :func:`im2col_into`): one strided ``+=`` per kernel offset."""
+    kh, kw = col.shape[1:3]
+    oh, ow = col.shape[3:5] if images_last else col.shape[4:6]
     for i, j, rows, cols in _offsets(kh, kw, sh, sw, dh, dw, oh, ow):
-        gimg[:, :, rows, cols] += col[:, i, j]
+        spatial_slice(gimg, rows, cols, images_last)[...] += col[:, i, j]
     return gimg
 
 
@@ -131,7 +155,7 @@ def im2col(x, kh, kw, sh, sw, pads, dh=1, dw=1, pad_value=0.0):
     ow = out_size(w, kw, sw, pads[2], pads[3], dw)
     img = pad_channels_first(x, pads, pad_value)
     col = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
-    return im2col_chunk(img, 0, n, kh, kw, sh, sw, dh, dw, oh, ow, col)
+    return im2col_into(img, kh, kw, sh, sw, dh, dw, oh, ow, col)
 
 
 def col2im(col, h, w, sh, sw, pads, dh=1, dw=1):
@@ -144,5 +168,5 @@ def col2im(col, h, w, sh, sw, pads, dh=1, dw=1):
     c, n = col.shape[0], col.shape[3]
     top, bottom, left, right = pads
     gimg = xp.zeros((c, n, h + top + bottom, w + left + right), dtype=col.dtype)
-    col2im_chunk(col, gimg, sh, sw, dh, dw)
+    col2im_into(col, gimg, sh, sw, dh, dw)
     return xp.ascontiguousarray(gimg[:, :, top:top + h, left:left + w].transpose(1, 0, 2, 3))

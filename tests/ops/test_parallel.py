@@ -334,70 +334,46 @@ def test_chunked_pooling_activations_and_batchnorm_equal_one_chunk(threads, n_th
                 assert np.array_equal(a, c), name
 
 
-# Stride 1 with O*H*W <= C*oh*ow takes dL/dx as a correlation of gy with the flipped
-# kernel; these shapes take that path (with odd and even kernels, asymmetric 'same'
-# padding, dilation) and must agree with PyTorch and with finite differences.
-TRANSPOSED_CASES = [  # x shape, W shape, pads, dilation
-    ((3, 4, 7, 6), (4, 4, 3, 3), (1, 1, 1, 1), (1, 1)),
-    ((2, 8, 8, 8), (3, 8, 3, 3), (0, 0, 0, 0), (1, 1)),
-    ((2, 4, 7, 9), (2, 4, 2, 4), (0, 1, 1, 2), (1, 1)),
-    ((2, 3, 9, 8), (3, 3, 3, 2), (2, 2, 1, 1), (2, 2)),
-    ((4, 6, 5, 5), (6, 6, 1, 1), (0, 0, 0, 0), (1, 1)),
+# Each layer's chunks use one of two layouts (ops.conv.images_last): images second,
+# (C, N, H, W), or images last, (C, H, W, N). Both, with strides, dilation, asymmetric
+# padding and a last chunk of another size, must agree with PyTorch and with finite
+# differences.
+LAYOUT_CASES = [  # x shape, W shape, stride, pads, dilation, images last?
+    ((3, 4, 7, 6), (4, 4, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), True),
+    ((5, 6, 8, 8), (3, 6, 3, 3), (1, 1), (0, 0, 0, 0), (1, 1), True),
+    ((3, 8, 7, 9), (2, 8, 2, 4), (2, 1), (0, 1, 1, 2), (1, 1), True),
+    ((3, 9, 9, 8), (3, 9, 3, 2), (1, 2), (2, 2, 1, 1), (2, 2), True),
+    ((4, 6, 5, 5), (6, 6, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), False),
+    ((5, 2, 9, 8), (4, 2, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), False),
 ]
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
-@pytest.mark.parametrize("x_shape, W_shape, pads, dilation", TRANSPOSED_CASES, ids=str)
-def test_input_gradient_by_the_flipped_kernel(threads, n_threads, x_shape, W_shape, pads,
-                                              dilation):
-    from scratchnet.ops.conv import conv2d as conv_op
-    n, c, h, w = x_shape
-    o, _, kh, kw = W_shape
-    y_shape = conv_op(np.zeros(x_shape), np.zeros(W_shape), None, (1, 1), pads, dilation)[0].shape
-    assert o * h * w <= c * y_shape[2] * y_shape[3]  # the case takes that path
-    force_chunks(n_threads)
+@pytest.mark.parametrize("x_shape, W_shape, stride, pads, dilation, last", LAYOUT_CASES,
+                         ids=str)
+def test_both_chunk_layouts_match_torch_and_finite_differences(
+        threads, n_threads, x_shape, W_shape, stride, pads, dilation, last):
+    from scratchnet.ops.conv import conv2d as conv_op, images_last
+    o, c, kh, kw = W_shape
+    assert images_last(c, kh, kw, o) == last  # the case takes the layout it is meant to
+    force_chunks(n_threads, chunk_bytes=2 * c * kh * kw * 4 * 8)  # chunks of a few images
     rs = np.random.default_rng(6)
     x, W, b = rs.standard_normal(x_shape), rs.standard_normal(W_shape), rs.standard_normal(o)
+    y_shape = conv_op(x, W, b, stride, pads, dilation)[0].shape
     gy = rs.standard_normal(y_shape)
-    y, gx, gW, gb = conv_all(x, W, b, (1, 1), pads, dilation, gy)
+    y, gx, gW, gb = conv_all(x, W, b, stride, pads, dilation, gy)
     xt, Wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
-    yt = F.conv2d(F.pad(xt, (pads[2], pads[3], pads[0], pads[1])), Wt, bt, 1,
+    yt = F.conv2d(F.pad(xt, (pads[2], pads[3], pads[0], pads[1])), Wt, bt, stride,
                   dilation=dilation)
     yt.backward(torch.from_numpy(gy))
     for ours, theirs in ((y, yt), (gx, xt.grad), (gW, Wt.grad), (gb, bt.grad)):
         assert rel_error(ours, theirs.detach().numpy()) <= 1e-12
 
     def loss():
-        return (conv_op(x, W, b, (1, 1), pads, dilation)[0] * gy).sum()
+        return (conv_op(x, W, b, stride, pads, dilation)[0] * gy).sum()
 
     assert rel_error(gx, numerical_gradient(loss, x)) <= 1e-7
-
-
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
-def test_a_forked_child_gets_a_working_pool(threads):
-    """The pool's threads do not survive fork(); the child must not wait on them."""
-    import os
-    force_chunks(2)
-    parallel.parallel_for(4, 1, lambda a, b: None)  # the parent's pool exists now
-    pid = os.fork()
-    if pid == 0:  # child: run chunked work, exit 0 if it finished and was right
-        code = 1
-        try:
-            out = parallel.parallel_for(6, 1, lambda a, b: list(range(a, b)))
-            code = 0 if [i for p in out for i in p] == list(range(6)) else 2
-        finally:
-            os._exit(code)
-    import time
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-            return
-        time.sleep(0.05)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    pytest.fail("the forked child hung on the parent's thread pool")
+    assert rel_error(gW, numerical_gradient(loss, W)) <= 1e-7
 
 
 def test_the_pool_is_made_once_per_thread_count(threads):
