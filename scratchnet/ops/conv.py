@@ -99,6 +99,30 @@ def _grid(m, oh, ow, last):
     return (oh, ow, m) if last else (m, oh, ow)
 
 
+def flipped_input_grad(x_shape, W_shape, stride, pads, dilation):
+    """(use, gy_pads): whether backward takes dL/dx the other way, and gy's padding.
+
+    The other way: dL/dx as the correlation of gy, padded by d(k-1) - p, with the
+    flipped kernel, channels swapped. One product with a long sum (O*kh*kw)
+    replaces the product into dL/dcol (a sum over O only) and col2im. Taken in the
+    images-last layout, for stride 1, when gy's columns are no larger than x's
+    (O*H*W <= C*oh*ow) and flipping the weight costs less than the data
+    (W.size <= x.size). Measured: ResNet b2 backward 15.1 -> 14.0 ms, VGG b5 7.9 ->
+    7.4 ms; ResNet b5, whose 9 MB weight would be copied, 11.4 -> 14.2 ms without
+    the last condition.
+    """
+    n, c, h, w = x_shape
+    o, _, kh, kw = W_shape
+    top, bottom, left, right = pads
+    oh = out_size(h, kh, stride[0], top, bottom, dilation[0])
+    ow = out_size(w, kw, stride[1], left, right, dilation[1])
+    q = (dilation[0] * (kh - 1) - top, dilation[0] * (kh - 1) - bottom,
+         dilation[1] * (kw - 1) - left, dilation[1] * (kw - 1) - right)
+    use = (images_last(c, kh, kw, o) and tuple(stride) == (1, 1) and min(q) >= 0
+           and o * h * w <= c * oh * ow and o * c * kh * kw <= n * c * h * w)
+    return use, q
+
+
 def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
                     dilation=(1, 1), need_gx=True, need_gb=True, consume=False):
     """Returns (gx, gW, gb); gx is None when not needed (a network's first layer).
@@ -117,6 +141,11 @@ def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
     W2t = W.reshape(o, -1).T
     gx = xp.empty(x_shape, dtype=gy.dtype) if need_gx else None
     small_gW = W.size <= 1 << 17
+    flipped, gy_pads = flipped_input_grad(x_shape, W.shape, stride, pads, dilation)
+    flipped = flipped and need_gx
+    qt, qb, ql, qr = gy_pads
+    if flipped:
+        Wf2 = xp.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, -1)
 
     def chunk(a, b):
         m = b - a
@@ -132,7 +161,15 @@ def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
         else:
             gW = gy2.dot(col2.T)  # transposing a large one is not (18 ms for ResNet's last)
         gb = gy2.sum(axis=1) if need_gb else None
-        if need_gx:
+        if flipped:
+            gpad = scratch("conv2d.gypad", (o, oh + qt + qb, ow + ql + qr, m), gy.dtype, xp)
+            pad_channels_first(gy[a:b], (qt, qb, ql, qr), out=gpad, images_last=True)
+            gcol = scratch("conv2d.gcolf", (o, kh, kw, h, w, m), gy.dtype, xp)
+            im2col_into(gpad, kh, kw, 1, 1, *dilation, h, w, gcol, True)
+            gx2 = scratch("conv2d.gx", (c, h, w, m), gy.dtype, xp)
+            xp.dot(Wf2, gcol.reshape(o * kh * kw, -1), out=gx2.reshape(c, -1))
+            gx[a:b] = images_first(gx2, True)
+        elif need_gx:
             # dL/dcol, over the spent columns when allowed
             gcol = col if consume else scratch("conv2d.gcol", col.shape, gy.dtype, xp)
             xp.dot(W2t, gy2, out=gcol.reshape(col2.shape))

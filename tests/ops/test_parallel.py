@@ -335,27 +335,32 @@ def test_chunked_pooling_activations_and_batchnorm_equal_one_chunk(threads, n_th
 
 
 # Each layer's chunks use one of two layouts (ops.conv.images_last): images second,
-# (C, N, H, W), or images last, (C, H, W, N). Both, with strides, dilation, asymmetric
-# padding and a last chunk of another size, must agree with PyTorch and with finite
-# differences.
-LAYOUT_CASES = [  # x shape, W shape, stride, pads, dilation, images last?
-    ((3, 4, 7, 6), (4, 4, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), True),
-    ((5, 6, 8, 8), (3, 6, 3, 3), (1, 1), (0, 0, 0, 0), (1, 1), True),
-    ((3, 8, 7, 9), (2, 8, 2, 4), (2, 1), (0, 1, 1, 2), (1, 1), True),
-    ((3, 9, 9, 8), (3, 9, 3, 2), (1, 2), (2, 2, 1, 1), (2, 2), True),
-    ((4, 6, 5, 5), (6, 6, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), False),
-    ((5, 2, 9, 8), (4, 2, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), False),
+# (C, N, H, W), or images last, (C, H, W, N); in the latter, some layers take dL/dx by
+# the flipped kernel (ops.conv.flipped_input_grad). Every route, with strides, dilation,
+# asymmetric padding and a last chunk of another size, must agree with PyTorch and with
+# finite differences.
+LAYOUT_CASES = [  # x shape, W shape, stride, pads, dilation, images last?, flipped dL/dx?
+    ((3, 4, 7, 6), (4, 4, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), True, True),
+    ((5, 6, 8, 8), (3, 6, 3, 3), (1, 1), (0, 0, 0, 0), (1, 1), True, True),
+    ((3, 8, 9, 9), (4, 8, 2, 3), (1, 1), (0, 1, 2, 2), (2, 2), True, True),
+    ((2, 16, 3, 3), (16, 16, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), True, False),  # big W
+    ((3, 8, 7, 9), (2, 8, 2, 4), (2, 1), (0, 1, 1, 2), (1, 1), True, False),
+    ((3, 9, 9, 8), (3, 9, 3, 2), (1, 2), (2, 2, 1, 1), (2, 2), True, False),
+    ((4, 6, 5, 5), (6, 6, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), False, False),
+    ((5, 2, 9, 8), (4, 2, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), False, False),
 ]
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
-@pytest.mark.parametrize("x_shape, W_shape, stride, pads, dilation, last", LAYOUT_CASES,
-                         ids=str)
+@pytest.mark.parametrize("x_shape, W_shape, stride, pads, dilation, last, flipped",
+                         LAYOUT_CASES, ids=str)
 def test_both_chunk_layouts_match_torch_and_finite_differences(
-        threads, n_threads, x_shape, W_shape, stride, pads, dilation, last):
-    from scratchnet.ops.conv import conv2d as conv_op, images_last
+        threads, n_threads, x_shape, W_shape, stride, pads, dilation, last, flipped):
+    from scratchnet.ops.conv import conv2d as conv_op, flipped_input_grad, images_last
     o, c, kh, kw = W_shape
-    assert images_last(c, kh, kw, o) == last  # the case takes the layout it is meant to
+    # the case takes the layout and the dL/dx route it is meant to
+    assert images_last(c, kh, kw, o) == last
+    assert flipped_input_grad(x_shape, W_shape, stride, pads, dilation)[0] == flipped
     force_chunks(n_threads, chunk_bytes=2 * c * kh * kw * 4 * 8)  # chunks of a few images
     rs = np.random.default_rng(6)
     x, W, b = rs.standard_normal(x_shape), rs.standard_normal(W_shape), rs.standard_normal(o)
