@@ -6,9 +6,13 @@ Forward:  col = im2col(x) as a (C*kh*kw, m*oh*ow) matrix;  y = W2 @ col + b,
           with W2 = W.reshape(O, C*kh*kw), then (O, m, oh, ow) -> (m, O, oh, ow)
 Backward: gy2 = gy as (O, m*oh*ow);  gW = gy2 @ col.T (summed over chunks);
           gb = sum gy;  gx = col2im(W2.T @ gy2)
+          (or, where :func:`flipped_input_grad` says so, gx = the correlation
+          of the padded gy with the flipped kernel: im2col and one product)
 
 Each is one BLAS product per chunk. The chunks run on all CPU cores
-(``parallel_for``). The columns are kept from forward to backward (kh*kw
+(``parallel_for``), each in one of two layouts, images second or images last
+(:func:`images_last`); the arithmetic is the same, only the order of the
+columns differs. The columns are kept from forward to backward (kh*kw
 times the input: 25x for LeNet's 5x5 kernels), as Caffe and Chainer do;
 building them again in backward from the padded input saved that memory but
 cost a LeNet step about 1 ms and ResNet-18's 24x24 layers 2 ms each.
