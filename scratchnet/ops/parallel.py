@@ -47,9 +47,10 @@ CHUNK_BYTES = 1 << 24  # 16 MiB. Measured (conv forward + backward, 2 cores): as
                        # 256 KiB-4 MiB chunks for VGG's large layers, faster for LeNet's and
                        # ResNet's (fewer chunks: less Python, larger products)
 
-MIN_PARALLEL_BYTES = 1 << 22  # 4 MiB: below this, one chunk on the calling thread. Waking a
-                               # pool thread costs 70-200 us on these (virtual) machines,
-                               # more than it saves on LeNet's 2.4 MB sigmoid (0.5 ms).
+MIN_PARALLEL_BYTES = 1 << 21  # 2 MiB: below this, one chunk on the calling thread. Waking a
+                               # pool thread costs 70-200 us on these (virtual) machines.
+                               # LeNet step (d2l), p10 of 180 steps: 10.6-10.9 ms at 2 MiB,
+                               # 10.8 at 1 MiB, 11.0-11.3 at 512 KiB, 11.2-11.5 at 4 MiB.
 
 _pool = None
 _pool_threads = 0
