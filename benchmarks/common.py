@@ -39,22 +39,6 @@ def machine():
     return "; ".join(parts)
 
 
-def timeit(fn, repeat=5, warmup=1, sync=None):
-    """Median seconds of ``fn()`` over ``repeat`` runs (after ``warmup``)."""
-    for _ in range(warmup):
-        fn()
-    if sync:
-        sync()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
 def paired(ours, theirs, repeat=9, sync=None, tsync=None, rounds=3, warmup_s=0.3):
     """Best-of-``repeat`` seconds of each: ``rounds`` blocks of runs, alternating.
 

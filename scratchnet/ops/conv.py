@@ -21,12 +21,10 @@ Shapes: x (N, C, H, W), W (O, C, kh, kw), b (O,), y (N, O, oh, ow).
 ``pads`` is always the resolved (top, bottom, left, right); :func:`conv_pads`
 turns PyTorch's ``padding`` argument (int, (h, w), "valid", "same") into it.
 """
-from functools import reduce
-
 from ..backend import get_array_module
 from .im2col import (col2im_into, im2col_into, images_first, out_size, pad_channels_first,
                      pair, spatial_slice)
-from .parallel import parallel_for
+from .parallel import add_in_order, parallel_for
 from .workspace import reuse, scratch
 
 
@@ -187,7 +185,6 @@ def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
         return gW, gb
 
     parts = parallel_for(n, per * gy.itemsize, chunk, xp)
-    # Partial sums added in chunk order: the same bits every run.
-    gW = xp.ascontiguousarray(reduce(xp.add, [p[0] for p in parts])).reshape(W.shape)
-    gb = reduce(xp.add, [p[1] for p in parts]) if need_gb else None
+    gW = xp.ascontiguousarray(add_in_order([p[0] for p in parts])).reshape(W.shape)
+    gb = add_in_order([p[1] for p in parts]) if need_gb else None
     return gx, gW, gb

@@ -8,10 +8,8 @@ A large layer (VGG's 6272 -> 4096) is split over the output features, on all
 cores (``parallel_for``): chunk [a:b] of the outputs needs rows a..b-1 of W
 only, for y, for dL/dW and for its share of dL/dx. A small one is one chunk.
 """
-from functools import reduce
-
 from ..backend import get_array_module
-from .parallel import parallel_for
+from .parallel import add_in_order, parallel_for
 
 
 def linear(x, W, b):
@@ -34,7 +32,6 @@ def linear_backward(gy, x, W, need_gx=True, need_gb=True):
 
     parts = parallel_for(W.shape[0], W.shape[1] * W.itemsize, chunk, xp)
     gW = parts[0][0] if len(parts) == 1 else xp.concatenate([p[0] for p in parts])
-    # dL/dx sums the chunks' shares in chunk order: the same bits every run.
-    gx = reduce(xp.add, [p[1] for p in parts]) if need_gx else None
+    gx = add_in_order([p[1] for p in parts]) if need_gx else None  # the chunks' shares
     gb = gy.sum(axis=0) if need_gb else None
     return gx, gW, gb

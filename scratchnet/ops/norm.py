@@ -5,10 +5,8 @@ variance; y = gamma * xhat + beta. Evaluation uses the running statistics.
 The running variance is updated with the unbiased batch variance, as in
 PyTorch. Shapes: x (N, C) or (N, C, H, W); gamma, beta, running stats (C,).
 """
-from functools import reduce
-
 from ..backend import get_array_module
-from .parallel import parallel_for
+from .parallel import add_in_order, parallel_for
 
 
 def _bshape(x, axes):
@@ -26,11 +24,6 @@ def _channel_sum(a, b=None):
     return xp.einsum("ncp,ncp->c", a3, b.reshape(a3.shape))
 
 
-def _sum_chunks(parts):
-    """Add per-chunk partial sums in chunk order (the same bits every run)."""
-    return reduce(lambda a, b: a + b, parts)
-
-
 def batch_norm_train(x, gamma, beta, eps, axes):
     """Returns y, (xc, invstd) for backward (xc = x - mean), and the batch mean and
     biased variance. Two passes for the variance (no E[x^2] - E[x]^2 cancellation).
@@ -42,7 +35,7 @@ def batch_norm_train(x, gamma, beta, eps, axes):
     shape = _bshape(x, axes)
     m = x.size // x.shape[1]
     n, per = x.shape[0], x[:1].nbytes
-    mean = _sum_chunks(parallel_for(n, per, lambda a, b: _channel_sum(x[a:b]), xp,
+    mean = add_in_order(parallel_for(n, per, lambda a, b: _channel_sum(x[a:b]), xp,
                                     blas=False)) / m
     xc = xp.empty_like(x)
 
@@ -50,7 +43,7 @@ def batch_norm_train(x, gamma, beta, eps, axes):
         xp.subtract(x[a:b], mean.reshape(shape), out=xc[a:b])
         return _channel_sum(xc[a:b], xc[a:b])
 
-    var = _sum_chunks(parallel_for(n, per, center, xp, blas=False)) / m
+    var = add_in_order(parallel_for(n, per, center, xp, blas=False)) / m
     invstd = 1.0 / (var + eps) ** 0.5
     scale = (invstd * gamma if gamma is not None else invstd).reshape(shape)
     y = xp.empty_like(x)
@@ -80,8 +73,8 @@ def batch_norm_train_backward(gy, cache, gamma, axes):
     parts = parallel_for(n, per, lambda a, b: (_channel_sum(gy[a:b]),
                                                _channel_sum(gy[a:b], xc[a:b])), xp,
                          blas=False)
-    gbeta = _sum_chunks([p[0] for p in parts])
-    ggamma = _sum_chunks([p[1] for p in parts]) * invstd  # sum(gy * xhat)
+    gbeta = add_in_order([p[0] for p in parts])
+    ggamma = add_in_order([p[1] for p in parts]) * invstd  # sum(gy * xhat)
     g = gamma if gamma is not None else 1.0
     A = g * invstd
     B = -A * invstd * ggamma / m

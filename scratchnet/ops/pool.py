@@ -115,7 +115,7 @@ def max_pool2d_backward(gy, idx, x_shape, kernel, stride, pads=(0, 0, 0, 0), dil
                 g = (ia == k).astype(gy.dtype)
                 g *= ga
                 v += g
-        if gimg.base is not gx:  # padded: drop the border
+        if any(pads):  # gimg was a padded buffer: copy its centre
             gx[a:b] = gimg[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + w]
 
     parallel_for(n, gx[:1].nbytes, chunk, xp, blas=False)
@@ -160,7 +160,7 @@ def avg_pool2d_backward(gy, x_shape, kernel, stride, pads=(0, 0, 0, 0)):
                 v[...] = g
             else:
                 v += g
-        if gimg.base is not gx:  # padded: drop the border
+        if any(pads):  # gimg was a padded buffer: copy its centre
             gx[a:b] = gimg[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + w]
 
     parallel_for(n, gx[:1].nbytes, chunk, xp, blas=False)
