@@ -6,6 +6,7 @@ every buffer (tinygrad's ``helper_test_op``). ``fd_check`` is
 ``scratchnet.gradcheck.check_module`` with an assertion.
 """
 import numpy as np
+import pytest
 import torch
 
 import scratchnet as sn
@@ -116,3 +117,27 @@ def assert_works_like(layer, fresh, x, seed=0):
     assert len(outputs[0]) == len(outputs[1])
     for a, b in zip(*outputs):
         np.testing.assert_array_equal(sn.to_numpy(a), sn.to_numpy(b))
+
+
+def assert_refusal_changes_nothing(layer, fresh, good, bad, error, match):
+    """``layer(bad)`` raises ``error`` and leaves ``layer`` as an untouched twin:
+    the cache of the forward before it still serves backward (same dL/dx and parameter
+    gradients as ``fresh``), and the layer works on as if nothing had happened."""
+    y = layer(good)
+    with pytest.raises(error, match=match):
+        layer(bad)
+    gy = np.ones(y.shape, y.dtype)
+    fresh(good)
+    np.testing.assert_array_equal(layer.backward(gy), fresh.backward(gy))
+    for p, q in zip(layer.parameters(), fresh.parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad)
+    assert_works_like(layer, fresh, good)
+
+
+def assert_dtype_kept(layer, x, dtype):
+    """Forward and backward keep ``dtype``: output, dL/dx, every parameter and gradient."""
+    y = layer(x)
+    gx = layer.backward(sn.get_array_module(y).ones(y.shape, dtype))
+    assert y.dtype == dtype and gx.dtype == dtype
+    for name, p in layer.named_parameters():
+        assert p.data.dtype == dtype and p.grad.dtype == dtype, name

@@ -5,7 +5,8 @@ import copy
 import numpy as np
 import pytest
 import torch
-from helpers import assert_works_like, fd_check, torch_parity
+from helpers import (assert_dtype_kept, assert_refusal_changes_nothing, assert_works_like,
+                     fd_check, torch_parity)
 
 import scratchnet as sn
 from scratchnet import nn
@@ -213,11 +214,7 @@ def test_dtype_is_kept(device, make, shape, dtype):
     sn.set_default_dtype(dtype)
     layer = make()
     x = sn.to_device(np.random.default_rng(0).standard_normal(shape).astype(dtype), device)
-    y = layer(x)
-    gx = layer.backward(sn.to_device(np.ones(y.shape, dtype), device))
-    assert y.dtype == gx.dtype == dtype
-    for name, p in layer.named_parameters():
-        assert p.data.dtype == p.grad.dtype == dtype, name
+    assert_dtype_kept(layer, x, dtype)
 
 
 X4 = np.random.default_rng(7).standard_normal((2, 2, 5, 5)).astype(np.float32)
@@ -251,18 +248,8 @@ BAD_INPUT = [
                               "Conv1d-channels", "Conv1d-list", "Conv1d-int"])
 def test_bad_input_is_refused_and_changes_nothing(cls, x, error, match):
     layer = cls(2, 3, kernel_size=3)
-    fresh = copy.deepcopy(layer)
-    good = X4 if cls is nn.Conv2d else X3
-    y = layer(good)
-    with pytest.raises(error, match=match):
-        layer(x)
-    # The refused call kept the cache of the forward before it...
-    gy = np.ones(y.shape, np.float32)
-    fresh(good)
-    np.testing.assert_array_equal(layer.backward(gy), fresh.backward(gy))
-    np.testing.assert_array_equal(layer.weight.grad, fresh.weight.grad)
-    # ...and the layer works on as if nothing had happened.
-    assert_works_like(layer, fresh, good)
+    assert_refusal_changes_nothing(layer, copy.deepcopy(layer),
+                                   X4 if cls is nn.Conv2d else X3, x, error, match)
 
 
 @pytest.mark.parametrize("cls", [nn.Conv2d, nn.Conv1d])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import assert_works_like, fd_check, torch_parity
+from helpers import assert_dtype_kept, assert_works_like, fd_check, torch_parity
 from scratchnet import nn
 
 DTYPES = [np.float64, np.float32]
@@ -59,12 +59,8 @@ def test_dtype_is_kept_through_forward_and_backward(kind, dtype):
     layer, _ = make(kind)
     layer.to(dtype=dtype)
     shape = (2, 4) if kind != "Flatten" else (2, 2, 2)
-    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
-    y = layer(x)
-    gx = layer.backward(np.ones_like(y))
-    assert y.dtype == dtype and gx.dtype == dtype
-    for name, p in layer.named_parameters():
-        assert p.data.dtype == dtype and p.grad.dtype == dtype, name
+    assert_dtype_kept(layer, np.random.default_rng(0).standard_normal(shape).astype(dtype),
+                      dtype)
 
 
 def test_lazy_linear_materialises_with_the_input_dtype():

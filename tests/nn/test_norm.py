@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import scratchnet as sn
-from helpers import fd_check, torch_parity
+from helpers import assert_dtype_kept, fd_check, torch_parity
 from scratchnet import nn
 
 DTYPES = [np.float64, np.float32]
@@ -141,12 +141,8 @@ def test_constant_channel_is_finite(kind, dtype):
 def test_dtype_is_kept(kind, dtype, training):
     layer, _, shape = make(kind)
     layer.to(dtype=dtype).train(training)
-    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
-    y = layer(x)
-    gx = layer.backward(np.ones_like(y))
-    assert y.dtype == dtype and gx.dtype == dtype
-    for name, p in layer.named_parameters():
-        assert p.data.dtype == dtype and p.grad.dtype == dtype, name
+    assert_dtype_kept(layer, np.random.default_rng(0).standard_normal(shape).astype(dtype),
+                      dtype)
     assert layer.running_mean.dtype == dtype and layer.running_var.dtype == dtype
     assert layer.num_batches_tracked.dtype == np.int64
 
