@@ -110,14 +110,14 @@ def check_module(module, x, gy=None, eps=1e-6, rtol=1e-6, max_full=1024, samples
                  seed=0, check_input=True, atol=1e-8):
     """Check ``module.backward`` against finite differences; returns a GradcheckReport.
 
-    The module is deep-copied and converted to float64, so the caller's module
-    is left as it was. ``x`` may be float32; it is checked in float64. A tensor
-    passes when max|analytic - numeric| <= max(rtol * max|numeric|, atol).
+    The module is deep-copied and converted to float64 on x's device, so the
+    caller's module is left as it was. ``x`` may be float32; it is checked in
+    float64. A tensor passes when max|analytic - numeric| <= max(rtol * max|numeric|, atol).
     """
     # A stream of its own, so gy never equals an x drawn by the caller with the same seed.
     rs = np.random.default_rng((seed, 0x5CA7C4))
     module = copy.deepcopy(module)
-    module.to(dtype=np.float64)
+    module.to(device=backend.device_of(x), dtype=np.float64)
     xp = backend.get_array_module(x)
     x = xp.array(x, dtype=np.float64)
 

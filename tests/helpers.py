@@ -89,7 +89,9 @@ def torch_parity(layer, tlayer, x, dtype=np.float64, steps=1, device="cpu", seed
 
 
 def fd_check(layer, x, rtol=1e-6, **kw):
-    report = sn.gradcheck.check_module(layer, np.asarray(x, dtype=np.float64), rtol=rtol, **kw)
+    """Finite differences on the active device (x and a copy of the layer are moved there)."""
+    x = sn.to_device(np.asarray(sn.to_numpy(x), dtype=np.float64), sn.get_device())
+    report = sn.gradcheck.check_module(layer, x, rtol=rtol, **kw)
     assert report.ok, f"\n{report}"
     return report
 

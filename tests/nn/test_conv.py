@@ -188,7 +188,7 @@ def test_book_two_stacked_same_size_convolutions(device):
     assert net(sn.to_device(X, device)).shape == (1, 1, 10, 10)
     assert net.backward(sn.to_device(np.ones((1, 1, 10, 10), np.float32), device)).shape == \
         (1, 1, 10, 10)
-    fd_check(net, X)
+    fd_check(net, X)  # on the test's device: the network is there
 
 
 def test_book_1x1_convolution_is_a_per_pixel_matmul(device):
