@@ -6,6 +6,14 @@ from ``p.grad``. Per-parameter state (momentum, moments) is created at a paramet
 first step, because lazy layers materialize their parameters after the optimizer is
 built. ``state_dict()`` is a flat dict of numpy arrays and Python scalars that
 ``scratchnet.save`` can write to an .npz file.
+
+From the second step on, each group's parameters (per device and dtype) live in
+one flat buffer: ``p.data``, ``p.grad`` and the state arrays become views into
+it (``nn.parameter.FlatParams``), and the update runs a handful of whole-model array
+operations instead of a handful per tensor, as PyTorch's foreach and fused
+optimizers do (each operation is a kernel launch on the GPU). ``_update`` (one
+parameter) is the readable rule; ``_update_flat`` applies the same element-wise
+arithmetic to the flat buffers, so both give the same bits.
 """
 import math
 import types
@@ -13,6 +21,8 @@ import types
 import numpy as np
 
 from . import backend
+from .nn.parameter import FlatParams, zero_grads
+from .ops.workspace import scratch
 
 
 class Optimizer:
@@ -29,6 +39,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}  # id(param) -> dict; the groups hold the params, so ids stay valid
+        self._flats = {}  # (group index, device, dtype) -> FlatParams
         name = type(self).__name__
         if hasattr(params, "data") or isinstance(params, dict):
             raise TypeError(f"{name}: params should be an iterable of Parameters or of "
@@ -65,30 +76,59 @@ class Optimizer:
         PyTorch's default is set_to_none=True; here the in-place zero is the default so
         backward keeps accumulating into the same buffers.
         """
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad[...] = 0
+        if not set_to_none:
+            zero_grads(self._params())
+            return
+        for p in self._params():
+            p.grad = None
 
     def step(self, closure=None):
         """Update every parameter that has data and a gradient; returns closure() if given."""
         loss = None if closure is None else closure()
-        for group in self.param_groups:
+        name = type(self).__name__
+        for g, group in enumerate(self.param_groups):
+            buckets = {}  # (device, dtype) -> parameters, in group order
             for p in group["params"]:
                 if p.grad is None or p.data is None:
                     continue
                 if p.grad.shape != p.data.shape:
-                    raise ValueError(f"{type(self).__name__}.step: gradient shape "
-                                     f"{tuple(p.grad.shape)} does not match parameter shape "
-                                     f"{tuple(p.data.shape)}")
-                self._update(p, group, self.state.setdefault(id(p), {}))
+                    raise ValueError(f"{name}.step: gradient shape {tuple(p.grad.shape)} does "
+                                     f"not match parameter shape {tuple(p.data.shape)}")
+                if backend.device_of(p.grad) != backend.device_of(p.data):
+                    raise ValueError(f"{name}.step: a gradient is on "
+                                     f"{backend.device_of(p.grad)} but its parameter on "
+                                     f"{backend.device_of(p.data)}")
+                state = self.state.setdefault(id(p), {})
+                _follow_param(state, p, self._scalar_state)
+                key = (backend.device_of(p.data), p.data.dtype.str)
+                buckets.setdefault(key, []).append(p)
+            for key, params in buckets.items():
+                states = [self.state[id(p)] for p in params]
+                keys = self._state_keys(group)
+                if len(params) < 2 or not _ready(states, keys, self._scalar_state):
+                    # A first step (state not made yet) or a lone tensor: one at a time.
+                    for p, state in zip(params, states):
+                        self._update(p, group, state)
+                    self._flats.pop((g, *key), None)
+                    continue
+                flat = self._flats.get((g, *key))
+                if flat is None or not flat.fits(params) or flat.keys != keys:
+                    flat = self._flats[(g, *key)] = FlatParams(params, states, keys)
+                else:
+                    flat.adopt(params, states)
+                self._update_flat(flat, group, states)
         return loss
 
+    def _state_keys(self, group):
+        """The state arrays every parameter has after its first step, as a sorted tuple."""
+        raise NotImplementedError
+
     def _update(self, p, group, state):
+        """The update of one parameter: the readable rule."""
+        raise NotImplementedError
+
+    def _update_flat(self, flat, group, states):
+        """The same update on a FlatParams (``states`` are its parameters' state dicts)."""
         raise NotImplementedError
 
     def _params(self):
@@ -185,6 +225,25 @@ def _to_python(value):
     return value
 
 
+def _follow_param(state, p, scalar):
+    """State arrays on p's device and in p's dtype: the model may have moved
+    (``Module.to``) since the last step, and the state goes with it."""
+    for k, v in state.items():
+        if k in scalar or v is None:
+            continue
+        if backend.device_of(v) != backend.device_of(p.data) or v.dtype != p.data.dtype:
+            v = backend.to_device(v, backend.device_of(p.data))
+            state[k] = v.astype(p.data.dtype, copy=False)
+
+
+def _ready(states, keys, scalar):
+    """True when every state holds each of ``keys`` and the same scalars (Adam's step):
+    not so before a parameter's first step."""
+    first = states[0]
+    return all(all(k in st for k in keys) and all(st.get(k) == first.get(k) for k in scalar)
+               for st in states)
+
+
 def _like_param(value, p, where):
     """``value`` as a fresh array on p's device and in p's dtype (when p is materialized)."""
     if p.data is None:
@@ -234,6 +293,39 @@ class SGD(Optimizer):
                 buf += (1 - group["dampening"]) * g
             g = g + momentum * buf if group["nesterov"] else buf
         p.data -= group["lr"] * g
+
+    def _state_keys(self, group):
+        return ("momentum_buffer",) if group["momentum"] != 0 else ()
+
+    def _update_flat(self, flat, group, states):
+        # _update's arithmetic, operation for operation, on the whole buffer.
+        xp = backend.get_array_module(flat.data)
+        tmp = scratch("sgd.g", flat.data.shape, flat.dtype, xp)
+        g = flat.grad
+        if group["weight_decay"] != 0:
+            xp.multiply(flat.data, group["weight_decay"], out=tmp)  # wd * p
+            # -grad + wd * p and wd * p - grad are the same bits
+            g = (xp.subtract(tmp, g, out=tmp) if group["maximize"] else
+                 xp.add(g, tmp, out=tmp))
+        elif group["maximize"]:
+            g = xp.negative(g, out=tmp)
+        momentum = group["momentum"]
+        if momentum != 0:
+            buf = flat.state["momentum_buffer"]
+            buf *= momentum
+            if group["dampening"] != 0:
+                buf += (1 - group["dampening"]) * g
+            else:
+                buf += g
+            if group["nesterov"]:
+                t2 = scratch("sgd.nesterov", flat.data.shape, flat.dtype, xp)
+                xp.multiply(buf, momentum, out=t2)
+                g = xp.add(g, t2, out=t2)
+            else:
+                g = buf
+        upd = scratch("sgd.update", flat.data.shape, flat.dtype, xp)
+        xp.multiply(g, group["lr"], out=upd)
+        flat.data -= upd
 
 
 class Adam(Optimizer):
@@ -292,6 +384,34 @@ class Adam(Optimizer):
         denom = xp.sqrt(v) / bias_correction2 ** 0.5
         denom += group["eps"]
         p.data -= (lr / bias_correction1) * (m / denom)
+
+    def _state_keys(self, group):
+        keys = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+        return tuple(sorted(keys))
+
+    def _update_flat(self, flat, group, states):
+        # _update's arithmetic on the whole buffer; every state shares one step count.
+        xp = backend.get_array_module(flat.data)
+        lr, wd = group["lr"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
+        for st in states:
+            st["step"] += 1
+        g = -flat.grad if group["maximize"] else flat.grad
+        if wd != 0:
+            if self._decoupled:
+                flat.data *= 1 - lr * wd
+            else:
+                g = g + wd * flat.data
+        m, v = flat.state["exp_avg"], flat.state["exp_avg_sq"]
+        m += (1 - beta1) * (g - m)
+        v *= beta2
+        v += (1 - beta2) * (g * g)
+        if group["amsgrad"]:
+            v = xp.maximum(flat.state["max_exp_avg_sq"], v, out=flat.state["max_exp_avg_sq"])
+        step = states[0]["step"]
+        denom = xp.sqrt(v) / (1 - beta2 ** step) ** 0.5
+        denom += group["eps"]
+        flat.data -= (lr / (1 - beta1 ** step)) * (m / denom)
 
 
 class AdamW(Adam):

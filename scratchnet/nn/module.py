@@ -10,7 +10,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import backend
-from .parameter import Parameter
+from .parameter import Parameter, zero_grads
 
 
 class Module:
@@ -175,8 +175,8 @@ class Module:
                     yield (f"{mod_prefix}.{k}" if mod_prefix else k), b
 
     def zero_grad(self):
-        for p in self.parameters():
-            p.zero_grad()
+        """Zero every gradient in place (one fill for parameters an optimizer packed)."""
+        zero_grads(self.parameters())
 
     def train(self, mode=True):
         for m in self.modules():
@@ -285,11 +285,17 @@ class Module:
         return self
 
     def to(self, device=None, dtype=None):
-        """Move parameters and buffers to ``device`` and/or cast floats to ``dtype``."""
+        """Move parameters and buffers to ``device`` and/or cast floats to ``dtype``.
+
+        Gradients move with their parameters; an optimizer moves its state at its
+        next step.
+        """
         for m in self.modules():
             for p in m._parameters.values():
                 if p.data is not None:
-                    p.materialize(_convert(p.data, device, dtype))
+                    p.data = _convert(p.data, device, dtype)
+                    if p.grad is not None:
+                        p.grad = _convert(p.grad, device, dtype)
             for k, b in m._buffers.items():
                 if b is not None:
                     floating = np.issubdtype(b.dtype, np.floating)

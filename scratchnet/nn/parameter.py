@@ -1,4 +1,7 @@
-"""Parameter: a learnable array and the gradient accumulated into it."""
+"""Parameter: a learnable array and the gradient accumulated into it; FlatParams: many
+parameters packed into one buffer, as the optimizers keep them."""
+import weakref
+
 import numpy as np
 
 from .. import backend
@@ -49,3 +52,88 @@ class Parameter:
         if self.data is None:
             return "Parameter(<uninitialized>)"
         return f"Parameter(shape={tuple(self.data.shape)}, dtype={self.data.dtype}, device={backend.device_of(self.data)})"
+
+
+class FlatParams:
+    """Parameters of one device and dtype packed into flat buffers: one for the data,
+    one for the gradients, one per state entry (momentum, Adam's moments).
+
+    Each parameter's ``data`` and ``grad`` and each of its state arrays become views
+    of their slice, so writing into one writes the buffer. When something replaced
+    a view (a ``load_state_dict`` of the optimizer, ``zero_grad(set_to_none=True)``,
+    ``Module.to``), :meth:`adopt` copies the new array into the slice and puts the
+    view back.
+    """
+
+    def __init__(self, params, states, keys):
+        p0 = params[0].data
+        xp = backend.get_array_module(p0)
+        self.params = list(params)
+        self.keys = tuple(keys)
+        self.device, self.dtype = backend.device_of(p0), p0.dtype
+        self.shapes = [tuple(p.data.shape) for p in params]
+        bounds, n = [], 0
+        for p in params:
+            bounds.append((n, n + p.data.size))
+            n += p.data.size
+        self.data = xp.empty(n, dtype=p0.dtype)
+        self.grad = xp.empty(n, dtype=p0.dtype)
+        self.state = {k: xp.empty(n, dtype=p0.dtype) for k in self.keys}
+        self._views = []
+        for p, (a, b), st in zip(params, bounds, states):
+            views = (self.data[a:b].reshape(p.data.shape), self.grad[a:b].reshape(p.data.shape),
+                     {k: self.state[k][a:b].reshape(p.data.shape) for k in self.keys})
+            self._views.append(views)
+        self.adopt(params, states)
+        ref = weakref.ref(self)
+        for i, p in enumerate(params):
+            p._flat = (ref, i)  # lets Module.zero_grad clear the whole buffer at once
+
+    def fits(self, params):
+        """True when ``params`` are the packed ones, with the same shapes, device and dtype."""
+        return (len(params) == len(self.params)
+                and all(p is q for p, q in zip(params, self.params))
+                and all(p.data is not None and tuple(p.data.shape) == s
+                        and p.data.dtype == self.dtype and backend.device_of(p.data) == self.device
+                        for p, s in zip(params, self.shapes)))
+
+    def adopt(self, params, states):
+        """Copy any array that is not its view into the buffer, and restore the view."""
+        for p, st, (d, g, views) in zip(params, states, self._views):
+            if p.data is not d:
+                d[...] = p.data
+                p.data = d
+            if p.grad is not g:
+                if p.grad is None:
+                    g.fill(0)
+                else:
+                    g[...] = p.grad
+                p.grad = g
+            for k in self.keys:
+                if st[k] is not views[k]:
+                    views[k][...] = st[k]
+                    st[k] = views[k]
+
+    def owns_grad(self, p, i):
+        """True when p is the i-th packed parameter and its grad is still its view."""
+        return i < len(self.params) and self.params[i] is p and p.grad is self._views[i][1]
+
+
+def zero_grads(params):
+    """Zero every gradient in place: one fill per flat buffer whose parameters are all
+    here (see :class:`FlatParams`), one per tensor for the rest."""
+    params = [p for p in params if p.grad is not None]
+    members = {}
+    for p in params:
+        ref, i = getattr(p, "_flat", (None, 0))
+        flat = ref() if ref is not None else None
+        if flat is not None and flat.owns_grad(p, i):
+            members.setdefault(id(flat), (flat, []))[1].append(p)
+        else:
+            p.grad[...] = 0
+    for flat, owned in members.values():
+        if len(owned) == len(flat.params):
+            flat.grad.fill(0)
+        else:
+            for p in owned:
+                p.grad[...] = 0
