@@ -71,23 +71,61 @@ def first_layer(model):
             return None
 
 
+class EpochSums:
+    """The loss sum, correct count and image count of an epoch.
+
+    The sums stay where the logits are: on the GPU they are device arrays, and
+    reading them (:meth:`read`) waits for the GPU (a host sync), so a loop reads
+    them only when it shows them, not at every step.
+    """
+
+    def __init__(self):
+        self.loss = 0.0
+        self.correct = 0
+        self.n = 0
+
+    def add(self, loss, logits, y):
+        xp = backend.get_array_module(logits)
+        # float64 sums, as when each loss was read as a Python float
+        self.loss = self.loss + xp.asarray(loss, dtype=np.float64) * len(y)
+        self.correct = self.correct + (logits.argmax(axis=1) == y).sum()
+        self.n += len(y)
+
+    def read(self):
+        """(mean loss, accuracy) as Python floats."""
+        n = max(self.n, 1)
+        return float(self.loss) / n, int(self.correct) / n
+
+
+def _check_labels(loss_fn):
+    """Report labels the loss found out of range on the GPU since the last read."""
+    check = getattr(loss_fn, "check_labels", None)
+    if check is not None:
+        check()
+
+
 def evaluate(model, data_iter, loss_fn=None):
-    """Mean loss and accuracy of ``model`` over ``data_iter``, in eval mode, without caches."""
+    """Mean loss and accuracy of ``model`` over ``data_iter``, in eval mode, without caches.
+    Reads the device once, at the end."""
     loss_fn = loss_fn or CrossEntropyLoss()
     was_training = model.training
     model.eval()
-    total_loss = correct = n = 0
-    with backend.no_grad():
-        for X, y in data_iter:
-            logits = model(X)
-            total_loss += loss_fn(logits, y) * len(y)
-            correct += int((logits.argmax(axis=1) == y).sum())
-            n += len(y)
-    model.train(was_training)
-    return total_loss / max(n, 1), correct / max(n, 1)
+    sums = EpochSums()
+    try:
+        with backend.no_grad():
+            for X, y in data_iter:
+                logits = model(X)
+                sums.add(loss_fn(logits, y), logits, y)
+        _check_labels(loss_fn)
+    finally:
+        model.train(was_training)
+    return sums.read()
 
 
 class Trainer:
+    # On the GPU the running loss is read (a host sync) at most this often, in seconds.
+    read_every = 0.5
+
     def __init__(self, max_epochs=10, out=None, progress=True, checkpoint=True,
                  loss_fn=None, log=print, grad_norms_every=None):
         self.max_epochs = int(max_epochs)
@@ -167,36 +205,55 @@ class Trainer:
 
     def _train_epoch(self, model, train_iter, optimizer, epoch):
         model.train()
-        total_loss = correct = n = 0
         t0 = time.perf_counter()
         bar = tqdm(total=len(train_iter) if hasattr(train_iter, "__len__") else None,
                    desc=f"epoch {epoch + 1}/{self.max_epochs}", leave=False,
                    dynamic_ncols=True, disable=not self.progress)
         self._steps = 0
-        for step, (X, y) in enumerate(train_iter):
-            logits = model(X)
-            loss = self.loss_fn(logits, y)
-            if not math.isfinite(loss):
-                bar.close()
-                raise NonFiniteLossError(f"loss became {loss} at epoch {epoch + 1}, step "
-                                         f"{step + 1}; {self._stopped()}")
-            optimizer.zero_grad()
-            model.backward(self.loss_fn.backward())
-            if self.grad_norms_every is not None and self.global_step % self.grad_norms_every == 0:
-                self.grad_norms.append({"step": self.global_step, **weight_grad_norms(model)})
-            optimizer.step()
-            self.global_step += 1
-            self._steps = step + 1
-            total_loss += loss * len(y)
-            correct += int((logits.argmax(axis=1) == y).sum())
-            n += len(y)
-            bar.update(1)
-            bar.set_postfix(loss=f"{total_loss / n:.3f}", acc=f"{correct / n:.3f}")
-        bar.close()
+        sums = EpochSums()
+        last_read, read_step = t0, 0
+        try:
+            for step, (X, y) in enumerate(train_iter):
+                logits = model(X)
+                loss = self.loss_fn(logits, y)
+                # On the CPU reading the loss costs nothing: a NaN stops this very step.
+                if not backend.is_cupy_array(loss) and not math.isfinite(loss):
+                    raise NonFiniteLossError(f"loss became {float(loss)} at epoch {epoch + 1}, "
+                                             f"step {step + 1}; {self._stopped()}")
+                optimizer.zero_grad()
+                model.backward(self.loss_fn.backward())
+                if (self.grad_norms_every is not None
+                        and self.global_step % self.grad_norms_every == 0):
+                    self.grad_norms.append({"step": self.global_step,
+                                            **weight_grad_norms(model)})
+                optimizer.step()
+                self.global_step += 1
+                self._steps = step + 1
+                sums.add(loss, logits, y)
+                bar.update(1)
+                now = time.perf_counter()
+                if now - last_read >= self.read_every or not backend.is_cupy_array(loss):
+                    self._read(sums, bar, epoch, read_step, step + 1)
+                    last_read, read_step = now, step + 1
+            if read_step < self._steps or self._steps == 0:
+                self._read(sums, bar, epoch, read_step, self._steps)
+        finally:
+            bar.close()
         seconds = time.perf_counter() - t0
-        return {"epoch": epoch + 1, "train_loss": total_loss / max(n, 1),
-                "train_acc": correct / max(n, 1), "seconds": seconds,
-                "images_per_s": n / seconds if seconds > 0 else float("nan")}
+        train_loss, train_acc = sums.read()
+        return {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
+                "seconds": seconds, "images_per_s": sums.n / seconds if seconds > 0
+                else float("nan")}
+
+    def _read(self, sums, bar, epoch, first, last):
+        """Read the running sums (on the GPU a host sync): report bad labels and a loss
+        that stopped being finite in steps first+1..last, and show the progress."""
+        _check_labels(self.loss_fn)
+        loss, acc = sums.read()
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(f"loss became {loss} at epoch {epoch + 1}, in steps "
+                                     f"{first + 1}-{last}; {self._stopped()}")
+        bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
 
     def _stopped(self):
         last = getattr(self, "_good_checkpoint", None)
@@ -384,9 +441,15 @@ def _non_finite(model, row):
     """What is not finite after an epoch (the validation loss, a parameter), or None."""
     if not math.isfinite(row.get("val_loss", 0.0)):
         return f"the validation loss became {row['val_loss']}"
-    for name, p in model.named_parameters():
-        if p.data is not None and not bool(backend.get_array_module(p.data).isfinite(
-                p.data).all()):
+    params = [(name, p.data) for name, p in model.named_parameters() if p.data is not None]
+    if not params:
+        return None
+    xp = backend.get_array_module(params[0][1])
+    # One read of the device for the whole model; the names only when one is bad.
+    if bool(xp.stack([xp.isfinite(a).all() for _, a in params]).all()):
+        return None
+    for name, a in params:
+        if not bool(xp.isfinite(a).all()):
             return f"parameter {name} became non-finite"
     return None
 

@@ -324,10 +324,20 @@ class ndarray:
             _sync("boolean index")  # the result's size is known only on the device
         if gather:
             _op("take")
+            raw = self._wrap_indices(raw)
         return _wrap(self._a[raw if len(raw) != 1 else raw[0]])
 
+    def _wrap_indices(self, raw):
+        # CuPy wraps out-of-bounds integer array indices around instead of raising.
+        if any(k is None or k is Ellipsis for k in raw):
+            return raw
+        return tuple(k % self._a.shape[i] if isinstance(k, np.ndarray) and k.dtype.kind in "iu"
+                     else k for i, k in enumerate(raw))
+
     def __setitem__(self, key, value):
-        raw, _, _ = _unwrap_index(key)
+        raw, gather, _ = _unwrap_index(key)
+        if gather:
+            raw = self._wrap_indices(raw)
         v = _unwrap(value, "an assignment")
         _op("setitem")
         self._a[raw if len(raw) != 1 else raw[0]] = v

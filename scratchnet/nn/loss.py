@@ -1,8 +1,10 @@
 """Losses: CrossEntropyLoss and MSELoss.
 
-Calling a loss returns a Python float (the mean over the batch by default);
-``backward()`` with no argument returns dL/d(input), the gradient a network's
-``backward`` starts from.
+Calling a loss returns a 0-d array on the input's device (the mean over the
+batch by default), as PyTorch returns a 0-d tensor: ``float(loss)`` or
+``loss.item()`` reads it, and on the GPU that read waits for the GPU (a host
+sync), so a training loop reads it only when it shows it. ``backward()`` with
+no argument returns dL/d(input), the gradient a network's ``backward`` starts from.
 """
 import numpy as np
 
@@ -21,7 +23,8 @@ class _Loss(Module):
         self.reduction = reduction
 
     def _result(self, loss):
-        return float(loss) if self.reduction != "none" else loss
+        # numpy's reductions give numpy scalars: a 0-d array on every device instead.
+        return backend.get_array_module(loss).asarray(loss)
 
     def _upstream(self, gy):
         if self.reduction == "none":
@@ -32,11 +35,25 @@ class _Loss(Module):
         if gy is not None and getattr(gy, "ndim", 0) != 0:
             raise ValueError(f"{self.name}.backward: reduction={self.reduction!r} gives a scalar "
                              f"loss, so gy must be a scalar, got shape {tuple(gy.shape)}")
-        return 1.0 if gy is None else float(gy)
+        if gy is None:
+            return 1.0
+        # A 0-d device array stays there: reading it would be a host sync.
+        return gy if backend.is_cupy_array(gy) else float(gy)
 
 
 class CrossEntropyLoss(_Loss):
-    """Softmax cross-entropy of logits (N, C) against integer labels (N,) in [0, C)."""
+    """Softmax cross-entropy of logits (N, C) against integer labels (N,) in [0, C).
+
+    A label outside [0, C) is an immediate ValueError on the CPU. On the GPU,
+    checking it at once would wait for the GPU at every step; instead the loss
+    keeps the largest label seen (negative ones count as huge) on the device,
+    and :meth:`check_labels` raises the same error when it is read: the Trainer
+    does so whenever it reads the loss, and ``float(loss)`` callers may too.
+    """
+
+    def __init__(self, reduction="mean"):
+        super().__init__(reduction)
+        object.__setattr__(self, "_label_max", None)
 
     def forward(self, logits, labels):
         self.check_input(logits, (2,), "(N, C) logits")
@@ -51,12 +68,38 @@ class CrossEntropyLoss(_Loss):
         if not np.issubdtype(labels.dtype, np.integer):
             raise TypeError(f"{self.name}: expected integer class labels, got {labels.dtype}")
         c = logits.shape[1]
-        if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= c):
-            raise ValueError(f"{self.name}: labels must be in [0, {c}), got values in "
-                             f"[{int(labels.min())}, {int(labels.max())}]")
+        if labels.size and not backend.is_cupy_array(labels):
+            if int(labels.min()) < 0 or int(labels.max()) >= c:
+                self._label_error(int(labels.min()), int(labels.max()), c)
+        elif labels.size:
+            # As unsigned, a negative label is larger than any class count.
+            top = labels.view(np.uint64 if labels.itemsize == 8 else np.uint32).max()
+            prev = self.__dict__["_label_max"]
+            top = top if prev is None or prev[1] != c else xp.maximum(prev[0], top)
+            object.__setattr__(self, "_label_max", (top, c))
         loss, probs = ops.softmax_cross_entropy(logits, labels, self.reduction)
         self.save_for_backward(loss.shape if self.reduction == "none" else (), probs, labels)
         return self._result(loss)
+
+    def _label_error(self, low, high, c):
+        raise ValueError(f"{self.name}: labels must be in [0, {c}), got values in "
+                         f"[{low}, {high}]")
+
+    def check_labels(self):
+        """Raise the out-of-range label error for any batch since the last check (GPU);
+        reads one number from the device."""
+        pending = self.__dict__["_label_max"]
+        if pending is None:
+            return
+        object.__setattr__(self, "_label_max", None)
+        top, c = pending
+        top = int(top)
+        if top >= c:
+            bits = 64 if top >= 1 << 32 else 32
+            shown = top - (1 << bits) if top >= 1 << (bits - 1) else top
+            raise ValueError(f"{self.name}: labels must be in [0, {c}), got a label {shown} "
+                             f"in a batch since the last check (on the GPU labels are "
+                             f"checked when the loss is read)")
 
     def backward(self, gy=None):
         g = self._upstream(gy)

@@ -42,8 +42,7 @@ def softmax_cross_entropy_backward(probs, labels, reduction="mean", gy=1.0):
     with np.errstate(under="ignore"):
         if reduction == "none":
             return g * gy.reshape(n, 1).astype(g.dtype, copy=False)
-        scale = gy / n if reduction == "mean" else gy
-        return g * g.dtype.type(scale)
+        return g * _scale(gy, n if reduction == "mean" else 1, g.dtype)
 
 
 def mse(y, t, reduction="mean"):
@@ -56,5 +55,11 @@ def mse(y, t, reduction="mean"):
 def mse_backward(d, reduction="mean", gy=1.0):
     if reduction == "none":
         return 2 * d * gy.astype(d.dtype, copy=False)
-    scale = 2 * gy / d.size if reduction == "mean" else 2 * gy
-    return d * d.dtype.type(scale)
+    return d * _scale(2 * gy, d.size if reduction == "mean" else 1, d.dtype)
+
+
+def _scale(gy, n, dtype):
+    """gy / n in ``dtype``: a Python number, or a 0-d device array that stays there."""
+    if isinstance(gy, (int, float, np.generic)):
+        return dtype.type(gy / n)
+    return (gy / n).astype(dtype)

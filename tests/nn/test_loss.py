@@ -68,46 +68,67 @@ def test_matches_torch(kind, reduction, dtype, device):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_value_and_default_backward_match_torch(reduction, dtype):
-    """The call returns a Python float (an array for 'none'); backward() starts from 1."""
+def test_value_and_default_backward_match_torch(reduction, dtype, device):
+    """The call returns a 0-d array on the input's device, as PyTorch returns a 0-d
+    tensor (an array for 'none'); backward() starts from 1."""
     rs = np.random.default_rng(4)
     x = (rs.standard_normal((6, 5)) * 2).astype(dtype)
     labels, target = rs.integers(0, 5, 6), rs.standard_normal((6, 5)).astype(dtype)
+    xd = sn.to_device(x, device)
     for loss, fn, t in ((nn.CrossEntropyLoss(reduction), F.cross_entropy, labels),
                         (nn.MSELoss(reduction), F.mse_loss, target)):
-        value = loss(x, t)
+        value = loss(xd, sn.to_device(t, device))
         xt = torch.tensor(x, requires_grad=True)
         tv = fn(xt, torch.from_numpy(t), reduction=reduction)
+        assert isinstance(value, backend.device_module().ndarray)
+        assert value.dtype == dtype and value.shape == tuple(tv.shape)
         if reduction == "none":
-            assert value.dtype == dtype and value.shape == tuple(tv.shape)
             assert rel_error(value, tv.detach().numpy()) <= TOL[dtype]
             gy = rs.standard_normal(value.shape).astype(dtype)
-            gx = loss.backward(gy)
+            gx = loss.backward(sn.to_device(gy, device))
             tv.backward(torch.from_numpy(gy))
         else:
-            assert type(value) is float
-            assert abs(value - tv.item()) <= TOL[dtype] * abs(tv.item())
+            assert abs(float(value) - tv.item()) <= TOL[dtype] * abs(tv.item())
+            assert value.item() == float(value) and f"{value:.3f}" == f"{float(value):.3f}"
             gx = loss.backward()
             tv.backward()
-        assert gx.dtype == dtype
+        assert gx.dtype == dtype and backend.device_of(gx) == device
         assert rel_error(gx, xt.grad.numpy()) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("kind", ["ce", "mse"])
+def test_device_scalar_upstream_gradient_stays_on_the_device(kind, fakegpu):
+    """loss.backward(gy) with a 0-d device gy scales on the device: no host sync."""
+    xp = sn.backend.device_module()
+    rs = np.random.default_rng(7)
+    x = xp.asarray(rs.standard_normal((4, 3)))
+    t = xp.asarray(rs.integers(0, 3, 4) if kind == "ce" else rs.standard_normal((4, 3)))
+    loss = nn.CrossEntropyLoss() if kind == "ce" else nn.MSELoss()
+    loss(x, t)
+    g1 = sn.to_numpy(loss.backward())
+    loss(x, t)
+    with fakegpu.counting() as c:
+        g = loss.backward(xp.asarray(2.5))
+    assert c.syncs == 0, c
+    np.testing.assert_allclose(sn.to_numpy(g), 2.5 * g1, rtol=1e-12)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("n", [1, 4])
 @pytest.mark.parametrize("kind", ["ce", "mse"])
-def test_finite_differences(kind, n, reduction):
+def test_finite_differences(kind, n, reduction, device):
     """Central differences of the loss as a function of its input, in float64."""
     rs = np.random.default_rng(5)
-    x = rs.standard_normal((n, 3)) * 2
+    x = sn.to_device(rs.standard_normal((n, 3)) * 2, device)
     if kind == "ce":
         loss, t = nn.CrossEntropyLoss(reduction), rs.integers(0, 3, n)
     else:
         loss, t = nn.MSELoss(reduction), rs.standard_normal((n, 3))
+    t = sn.to_device(t, device)
     out = loss(x, t)
-    w = rs.standard_normal(np.shape(out)) if reduction == "none" else 1.0
+    w = sn.to_device(rs.standard_normal(out.shape), device) if reduction == "none" else 1.0
     ana = loss.backward(w if reduction == "none" else None)
-    num = numerical_gradient(lambda: np.sum(loss(x, t) * w), x)
+    num = numerical_gradient(lambda: (loss(x, t) * w).sum(), x)
     assert rel_error(ana, num) < 1e-7
 
 
@@ -174,15 +195,42 @@ CE_BAD = [
 @pytest.mark.parametrize("logits, labels, exc, message", CE_BAD,
                          ids=["too-large", "negative", "float-labels", "short", "2-D-labels",
                               "1-D-logits", "list", "int-logits"])
-def test_cross_entropy_bad_input(logits, labels, exc, message):
+def test_cross_entropy_bad_input(logits, labels, exc, message, device):
+    if device != "cpu" and "must be in" in message:
+        pytest.skip("on the GPU a label range is checked when the loss is read: "
+                    "test_out_of_range_labels_on_the_gpu_are_reported_at_the_next_read")
+    move = (lambda a: sn.to_device(a, device) if isinstance(a, np.ndarray) else a)
+    good_logits, good_labels = move(LOGITS), move(LABELS)
     loss = nn.CrossEntropyLoss()
-    loss(LOGITS, LABELS)
+    loss(good_logits, good_labels)
     fresh = copy.deepcopy(loss)
     with pytest.raises(exc, match=re.escape(message)):
-        loss(logits, labels)
+        loss(move(logits), move(labels))
     # The last good forward is still what backward sees, as in an untouched copy.
-    np.testing.assert_array_equal(loss.backward(), fresh.backward())
-    assert loss(LOGITS, LABELS) == nn.CrossEntropyLoss()(LOGITS, LABELS)
+    np.testing.assert_array_equal(sn.to_numpy(loss.backward()), sn.to_numpy(fresh.backward()))
+    assert float(loss(good_logits, good_labels)) == float(
+        nn.CrossEntropyLoss()(good_logits, good_labels))
+
+
+@pytest.mark.parametrize("bad, shown", [(3, 3), (-1, -1), (2**40, 2**40)])
+def test_out_of_range_labels_on_the_gpu_are_reported_at_the_next_read(bad, shown, fakegpu):
+    """Checking labels at once would wait for the GPU every step: the loss keeps the
+    largest label on the device, and check_labels (the Trainer calls it when it reads
+    the loss) raises the CPU's error then."""
+    xp = sn.backend.device_module()
+    loss = nn.CrossEntropyLoss()
+    logits = xp.asarray(LOGITS)
+    with fakegpu.counting() as c:
+        loss(logits, xp.asarray(LABELS))
+        loss(logits, xp.asarray(np.array([0, bad, 1, 2])))
+        loss(logits, xp.asarray(LABELS))
+    assert c.syncs == 0, c
+    with pytest.raises(ValueError, match=re.escape(
+            f"CrossEntropyLoss: labels must be in [0, 3), got a label {shown} in a batch")):
+        loss.check_labels()
+    loss.check_labels()  # reported once; good batches since then pass
+    loss(logits, xp.asarray(LABELS))
+    loss.check_labels()
 
 
 @pytest.mark.parametrize("target, exc, message", [
@@ -250,6 +298,6 @@ def test_no_grad_keeps_no_cache():
     loss = nn.CrossEntropyLoss()
     with sn.no_grad():
         value = loss(LOGITS, LABELS)
-    assert value == nn.CrossEntropyLoss()(LOGITS, LABELS)
+    assert float(value) == float(nn.CrossEntropyLoss()(LOGITS, LABELS))
     with pytest.raises(ValueError, match="CrossEntropyLoss.backward: called before forward"):
         loss.backward()
