@@ -22,6 +22,8 @@ class _State(threading.local):
         self.dtype = np.dtype(np.float32)
         self.grad_enabled = True
         self.rng = np.random.default_rng()
+        # The device generator: (seed, number of draws so far); see random_uniform.
+        self.device_rng = [int(np.random.SeedSequence().entropy % 2**63), 0]
 
 
 _state = _State()
@@ -156,6 +158,7 @@ def manual_seed(seed):
     seed = int(seed)
     _state.rng = np.random.default_rng(seed)
     np.random.seed(seed % 2**32)
+    _state.device_rng = [seed % 2**63, 0]
     if _cupy is not None or gpu_available():
         _cupy.random.seed(seed)
 
@@ -165,11 +168,30 @@ def rng():
     return _state.rng
 
 
+def device_rng_state():
+    """The device generator's state, two ints (a checkpoint stores them)."""
+    return list(_state.device_rng)
+
+
+def set_device_rng_state(state):
+    seed, draws = (int(v) for v in state)
+    _state.device_rng = [seed, draws]
+
+
 def random_uniform(xp, shape, dtype):
-    """Uniform [0, 1) samples of ``dtype`` made directly on the device of ``xp``."""
+    """Uniform [0, 1) samples of ``dtype`` made directly on the device of ``xp``.
+
+    On the GPU, draw k comes from a CuPy generator seeded by (seed, k): CuPy cannot
+    hand its generator's state back, but these two numbers say exactly where the
+    stream is, so a checkpoint can store them and a resumed run draws the same masks.
+    """
     if xp is np:
         return _state.rng.random(shape, dtype=np.dtype(dtype))
-    return xp.random.random_sample(shape, dtype=dtype)
+    seed, draws = _state.device_rng
+    _state.device_rng[1] += 1
+    words = np.random.SeedSequence([seed, draws]).generate_state(2, np.uint32)
+    stream = xp.random.RandomState((int(words[0]) << 31) ^ int(words[1]))
+    return stream.random_sample(shape, dtype=dtype)
 
 
 def is_grad_enabled():

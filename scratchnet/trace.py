@@ -210,6 +210,7 @@ class _Restore:
         self.buffers = [(mod, k, None if b is None else b.copy())
                         for mod in m.modules() for k, b in mod._buffers.items()]
         self.rng = backend.rng().bit_generator.state
+        self.device_rng = backend.device_rng_state()
         return self
 
     def __exit__(self, *exc):
@@ -226,6 +227,7 @@ class _Restore:
         # Lazy layers drew their initial weights in this pass: those draws must stay drawn.
         if not self.lazy:
             backend.rng().bit_generator.state = self.rng
+        backend.set_device_rng_state(self.device_rng)
         for mod in self.model.modules():
             object.__setattr__(mod, "_cache", None)
         return False

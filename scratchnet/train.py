@@ -233,14 +233,14 @@ class Trainer:
                 bar.update(1)
                 now = time.perf_counter()
                 if now - last_read >= self.read_every or not backend.is_cupy_array(loss):
-                    self._read(sums, bar, epoch, read_step, step + 1)
+                    shown = self._read(sums, bar, epoch, read_step, step + 1)
                     last_read, read_step = now, step + 1
             if read_step < self._steps or self._steps == 0:
-                self._read(sums, bar, epoch, read_step, self._steps)
+                shown = self._read(sums, bar, epoch, read_step, self._steps)
         finally:
             bar.close()
         seconds = time.perf_counter() - t0
-        train_loss, train_acc = sums.read()
+        train_loss, train_acc = shown
         return {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
                 "seconds": seconds, "images_per_s": sums.n / seconds if seconds > 0
                 else float("nan")}
@@ -254,6 +254,7 @@ class Trainer:
             raise NonFiniteLossError(f"loss became {loss} at epoch {epoch + 1}, in steps "
                                      f"{first + 1}-{last}; {self._stopped()}")
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
+        return loss, acc
 
     def _stopped(self):
         last = getattr(self, "_good_checkpoint", None)
@@ -281,8 +282,8 @@ class Trainer:
         _atomic_write_text(self.out / "history.csv", buf.getvalue())
 
     def save_checkpoint(self, model, optimizer, epoch, path=None, scheduler=None):
-        """model.* / optim.* / sched.* arrays, the epoch, the history and the host RNG
-        state, in one npz."""
+        """model.* / optim.* / sched.* arrays, the epoch, the history and the RNG states
+        (host and device), in one npz."""
         state = {f"model.{k}": v for k, v in model.state_dict().items()}
         state.update({f"optim.{k}": v for k, v in optimizer.state_dict().items()})
         if scheduler is not None:
@@ -292,6 +293,7 @@ class Trainer:
         state["global_step"] = np.int64(self.global_step)
         state["grad_norms"] = json.dumps(self.grad_norms)
         state["rng"] = json.dumps(backend.rng().bit_generator.state)
+        state["device_rng"] = np.array(backend.device_rng_state(), dtype=np.int64)
         save(state, path or self.checkpoint_path)
 
     def _resume(self, model, optimizer, scheduler=None):
@@ -330,6 +332,8 @@ class Trainer:
             raise ValueError(f"Trainer.fit(resume=True): cannot resume from {path}: "
                              f"{why}") from e
         backend.rng().bit_generator.state = rng_state
+        if "device_rng" in state:  # checkpoints from before it was saved have none
+            backend.set_device_rng_state(np.asarray(state["device_rng"]).tolist())
         self.history = history
         # Checkpoints written before gradient-flow recording hold neither.
         self.global_step = int(state["global_step"]) if "global_step" in state else 0
