@@ -80,7 +80,7 @@ def main():
         model.train()
         for X, y in batches:
             logits = model(X)
-            losses.append(loss_fn(logits, y))
+            losses.append(float(loss_fn(logits, y)))  # read at once: compared step by step
             opt.zero_grad()
             model.backward(loss_fn.backward())
             opt.step()
