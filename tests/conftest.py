@@ -60,3 +60,10 @@ def _seeded():
     sn.set_default_dtype(np.float32)
     yield
     sn.set_default_dtype(np.float32)
+
+
+def pytest_collection_modifyitems(items):
+    """A test that asks for the fakegpu fixture is a fakegpu test (``-m fakegpu``)."""
+    for item in items:
+        if "fakegpu" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.fakegpu)
