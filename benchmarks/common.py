@@ -33,10 +33,16 @@ def machine():
     import scratchnet as sn
     if sn.gpu_available():
         import cupy
-        props = cupy.cuda.runtime.getDeviceProperties(0)
-        parts.append(f"GPU: {props['name'].decode()}, CuPy {cupy.__version__}")
+        parts.append(f"GPU: {gpu_name()}, CuPy {cupy.__version__}")
     parts.append(f"date {time.strftime('%Y-%m-%d')}")
     return "; ".join(parts)
+
+
+def gpu_name(device=0):
+    """The CUDA device's name, as CUDA reports it (CuPy gives bytes or str by version)."""
+    import cupy
+    name = cupy.cuda.runtime.getDeviceProperties(device)["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 def paired(ours, theirs, repeat=9, sync=None, tsync=None, rounds=3, warmup_s=0.3):

@@ -5,7 +5,8 @@
 Conv2d at the layer shapes of LeNet (28x28), VGG-small (224x224) and ResNet-18
 (96x96), then pooling, BatchNorm, Linear and cross-entropy. Prints a Markdown
 table of milliseconds (best of --repeat runs, the two frameworks alternating)
-and the ratio scratchnet / PyTorch.
+and the ratio scratchnet / PyTorch. ``run()`` yields the same rows, for callers
+in one process (benchmarks.gpu_check runs it with fewer repeats).
 """
 import argparse
 
@@ -34,7 +35,10 @@ CONVS = [
 ]
 
 
-def bench_pair(layer, tlayer, shape, xp, sync, repeat, labels=None):
+HEADERS = ["layer (forward + backward)", "input", "scratchnet ms", "PyTorch ms", "ratio"]
+
+
+def bench_pair(layer, tlayer, shape, xp, sync, repeat, labels=None, warmup_s=0.3, rounds=3):
     rs = np.random.default_rng(0)
     x = xp.asarray(rs.standard_normal(shape).astype(np.float32))
     dev = "cuda" if xp is not np else "cpu"
@@ -61,7 +65,52 @@ def bench_pair(layer, tlayer, shape, xp, sync, repeat, labels=None):
         def theirs():
             tlayer(xt).backward(gyt)
     tsync = torch.cuda.synchronize if dev == "cuda" else None
-    return paired(ours, theirs, repeat, sync, tsync)
+    return paired(ours, theirs, repeat, sync, tsync, rounds=rounds, warmup_s=warmup_s)
+
+
+def run(device="cpu", repeat=9, warmup_s=0.3, rounds=3):
+    """Yield one row per layer (the columns of HEADERS), as soon as it is measured.
+
+    ``repeat``, ``warmup_s`` and ``rounds`` go to common.paired; a caller short of
+    time (benchmarks.gpu_check) lowers them.
+    """
+    with sn.use_device(device):
+        xp = sn.backend.device_module()
+        sync = None if xp is np else (lambda: xp.cuda.Device().synchronize())
+        dev = "cuda" if xp is not np else "cpu"
+        timing = dict(warmup_s=warmup_s, rounds=rounds)
+
+        def row(name, shape, ours, theirs):
+            return [name, str(shape), f"{ours * 1e3:.2f}", f"{theirs * 1e3:.2f}",
+                    f"{ours / theirs:.2f}"]
+
+        for name, n, c, h, o, k, s, pd in CONVS:
+            layer = nn.Conv2d(c, o, k, stride=s, padding=pd)
+            tlayer = torch.nn.Conv2d(c, o, k, stride=s, padding=pd).to(dev)
+            yield row(f"Conv2d {name} ({k}x{k}, {c}->{o})", (n, c, h, h),
+                      *bench_pair(layer, tlayer, (n, c, h, h), xp, sync, repeat, **timing))
+        others = [
+            ("MaxPool2d 2/2 (VGG)", nn.MaxPool2d(2, 2), torch.nn.MaxPool2d(2, 2),
+             (16, 64, 112, 112)),
+            ("MaxPool2d 3/2 pad 1 (ResNet stem)", nn.MaxPool2d(3, 2, 1),
+             torch.nn.MaxPool2d(3, 2, 1), (32, 64, 48, 48)),
+            ("AvgPool2d 2/2 (LeNet)", nn.AvgPool2d(2, 2), torch.nn.AvgPool2d(2, 2),
+             (128, 6, 28, 28)),
+            ("BatchNorm2d (ResNet b2)", nn.BatchNorm2d(64), torch.nn.BatchNorm2d(64),
+             (32, 64, 24, 24)),
+            ("Linear 400->120 (LeNet)", nn.Linear(400, 120), torch.nn.Linear(400, 120),
+             (128, 400)),
+            ("Linear 6272->4096 (VGG-small)", nn.Linear(6272, 4096),
+             torch.nn.Linear(6272, 4096), (16, 6272)),
+            ("Sigmoid (LeNet conv1 output)", nn.Sigmoid(), torch.nn.Sigmoid(), (128, 6, 28, 28)),
+            ("ReLU (ResNet b2)", nn.ReLU(), torch.nn.ReLU(), (32, 64, 24, 24)),
+        ]
+        for name, layer, tlayer, shape in others:
+            yield row(name, shape,
+                      *bench_pair(layer, tlayer.to(dev), shape, xp, sync, repeat, **timing))
+        yield row("CrossEntropyLoss (128, 10)", (128, 10),
+                  *bench_pair(nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss(), (128, 10), xp,
+                              sync, repeat, labels=True, **timing))
 
 
 def main():
@@ -69,44 +118,14 @@ def main():
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--repeat", type=int, default=9)
     args = p.parse_args()
-    sn.use_device(args.device)
-    xp = sn.backend.device_module()
-    sync = None if xp is np else (lambda: xp.cuda.Device().synchronize())
-    dev = "cuda" if xp is not np else "cpu"
+    sn.use_device(args.device)  # fails here, before any output, without a GPU
     print(machine())
     rows = []
-
-    def add(name, shape, ours, theirs):
-        rows.append([name, str(shape), f"{ours * 1e3:.2f}", f"{theirs * 1e3:.2f}",
-                     f"{ours / theirs:.2f}"])
-        print(" | ".join(rows[-1]), flush=True)
-
-    for name, n, c, h, o, k, s, pd in CONVS:
-        layer = nn.Conv2d(c, o, k, stride=s, padding=pd)
-        tlayer = torch.nn.Conv2d(c, o, k, stride=s, padding=pd).to(dev)
-        add(f"Conv2d {name} ({k}x{k}, {c}->{o})", (n, c, h, h),
-            *bench_pair(layer, tlayer, (n, c, h, h), xp, sync, args.repeat))
-    others = [
-        ("MaxPool2d 2/2 (VGG)", nn.MaxPool2d(2, 2), torch.nn.MaxPool2d(2, 2), (16, 64, 112, 112)),
-        ("MaxPool2d 3/2 pad 1 (ResNet stem)", nn.MaxPool2d(3, 2, 1),
-         torch.nn.MaxPool2d(3, 2, 1), (32, 64, 48, 48)),
-        ("AvgPool2d 2/2 (LeNet)", nn.AvgPool2d(2, 2), torch.nn.AvgPool2d(2, 2), (128, 6, 28, 28)),
-        ("BatchNorm2d (ResNet b2)", nn.BatchNorm2d(64), torch.nn.BatchNorm2d(64),
-         (32, 64, 24, 24)),
-        ("Linear 400->120 (LeNet)", nn.Linear(400, 120), torch.nn.Linear(400, 120), (128, 400)),
-        ("Linear 6272->4096 (VGG-small)", nn.Linear(6272, 4096), torch.nn.Linear(6272, 4096),
-         (16, 6272)),
-        ("Sigmoid (LeNet conv1 output)", nn.Sigmoid(), torch.nn.Sigmoid(), (128, 6, 28, 28)),
-        ("ReLU (ResNet b2)", nn.ReLU(), torch.nn.ReLU(), (32, 64, 24, 24)),
-    ]
-    for name, layer, tlayer, shape in others:
-        add(name, shape, *bench_pair(layer, tlayer.to(dev), shape, xp, sync, args.repeat))
-    add("CrossEntropyLoss (128, 10)", (128, 10),
-        *bench_pair(nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss(), (128, 10), xp, sync,
-                    args.repeat, labels=True))
+    for row in run(args.device, args.repeat):
+        rows.append(row)
+        print(" | ".join(row), flush=True)
     print()
-    print(table(rows, ["layer (forward + backward)", "input", "scratchnet ms", "PyTorch ms",
-                       "ratio"]))
+    print(table(rows, HEADERS))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,13 @@
 
 Each (framework, batch) runs in a fresh subprocess so that peak memory is its
 own: RSS high-water mark on the CPU, the allocator's peak on the GPU.
+``run(in_process=True)`` measures in the calling process instead (as
+benchmarks.gpu_check does): on the GPU each configuration starts from emptied
+memory pools, so its peak is still its own; on the CPU the RSS high-water mark
+would be the whole process's, so the memory columns read n/a.
 """
 import argparse
+import gc
 import json
 import resource
 import subprocess
@@ -15,6 +20,27 @@ import time
 import numpy as np
 
 from .common import machine, table
+
+
+def _empty_pool(framework):
+    """Free the framework's cached GPU memory and return the bytes still in use.
+
+    In a fresh process this is 0; in one that ran other work first (gpu_check),
+    subtracting it keeps a configuration's peak its own.
+    """
+    gc.collect()  # arrays of an earlier configuration may sit in reference cycles
+    if framework == "scratchnet":
+        import cupy
+
+        from scratchnet.ops import workspace
+        workspace.release()  # scratch buffers an earlier model grew would be reused unseen
+        pool = cupy.get_default_memory_pool()
+        pool.free_all_blocks()
+        return pool.total_bytes()
+    import torch
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    return torch.cuda.memory_allocated()
 
 
 def run_one(framework, batch, device, steps):
@@ -28,6 +54,7 @@ def run_one(framework, batch, device, steps):
         from scratchnet.models import ResNet18
         sn.use_device(device)
         xp = sn.backend.device_module()
+        base = _empty_pool(framework) if device == "gpu" else 0
         X, y = xp.asarray(X), xp.asarray(y)
         model = ResNet18()
         nn.init.apply_init(model, [X[:2]], nn.init.init_cnn)
@@ -44,6 +71,7 @@ def run_one(framework, batch, device, steps):
         import torch
         dev = "cuda" if device == "gpu" else "cpu"
         from scratchnet.interop import torch_resnet18
+        base = _empty_pool(framework) if device == "gpu" else 0
         model = torch_resnet18().to(dev)
         X, y = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
         model(X[:2])
@@ -65,13 +93,45 @@ def run_one(framework, batch, device, steps):
     if device == "gpu":
         if framework == "scratchnet":
             import cupy
-            peak = cupy.get_default_memory_pool().total_bytes() / 2**20
+            peak = (cupy.get_default_memory_pool().total_bytes() - base) / 2**20
         else:
             import torch
-            peak = torch.cuda.max_memory_allocated() / 2**20
+            peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return seconds, peak
+
+
+def headers(device):
+    """The table's column names (the memory columns name what is measured)."""
+    peak = "peak RSS MiB" if device == "cpu" else "peak device MiB"
+    return ["benchmark", "device", "scratchnet s", "PyTorch s", "time ratio",
+            f"scratchnet {peak}", f"PyTorch {peak}", "memory ratio"]
+
+
+def run(device="cpu", batches=(32, 128), steps=3, in_process=False):
+    """Yield one row per batch size (the columns of headers(device)).
+
+    By default each (framework, batch) runs in a fresh subprocess (see the module
+    docstring); ``in_process=True`` runs them here.
+    """
+    for batch in batches:
+        res = {}
+        for fw in ("scratchnet", "pytorch"):
+            if in_process:
+                res[fw] = run_one(fw, batch, device, steps)
+                continue
+            out = subprocess.run([sys.executable, "-m", "benchmarks.resnet", "--device",
+                                  device, "--steps", str(steps), "--child", fw,
+                                  str(batch)], capture_output=True, text=True, check=True)
+            res[fw] = json.loads(out.stdout.strip().splitlines()[-1])
+        (s, m), (ts, tm) = res["scratchnet"], res["pytorch"]
+        if in_process and device == "cpu":
+            memory = ["n/a", "n/a", "n/a"]
+        else:
+            memory = [f"{m:.0f}", f"{tm:.0f}", f"{m / tm:.2f}"]
+        yield [f"ResNet-18 96x96 step, batch {batch}", device, f"{s:.3f}", f"{ts:.3f}",
+               f"{s / ts:.2f}"] + memory
 
 
 def main():
@@ -86,21 +146,11 @@ def main():
         return
     print(machine())
     rows = []
-    for batch in args.batches:
-        res = {}
-        for fw in ("scratchnet", "pytorch"):
-            out = subprocess.run([sys.executable, "-m", "benchmarks.resnet", "--device",
-                                  args.device, "--steps", str(args.steps), "--child", fw,
-                                  str(batch)], capture_output=True, text=True, check=True)
-            res[fw] = json.loads(out.stdout.strip().splitlines()[-1])
-        (s, m), (ts, tm) = res["scratchnet"], res["pytorch"]
-        rows.append([f"ResNet-18 96x96 step, batch {batch}", args.device, f"{s:.3f}",
-                     f"{ts:.3f}", f"{s / ts:.2f}", f"{m:.0f}", f"{tm:.0f}", f"{m / tm:.2f}"])
-        print(" | ".join(rows[-1]), flush=True)
+    for row in run(args.device, args.batches, args.steps):
+        rows.append(row)
+        print(" | ".join(row), flush=True)
     print()
-    peak = "peak RSS MiB" if args.device == "cpu" else "peak device MiB"
-    print(table(rows, ["benchmark", "device", "scratchnet s", "PyTorch s", "time ratio",
-                       f"scratchnet {peak}", f"PyTorch {peak}", "memory ratio"]))
+    print(table(rows, headers(args.device)))
 
 
 if __name__ == "__main__":
