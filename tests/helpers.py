@@ -4,12 +4,26 @@
 weights and input, and compares the output, dL/dx, every parameter gradient and
 every buffer (tinygrad's ``helper_test_op``). ``fd_check`` is
 ``scratchnet.gradcheck.check_module`` with an assertion.
+
+For tests that take the ``device`` fixture: ``dev(x)`` moves a host array to the
+active device, ``assert_equal`` compares arrays of any device on the host, and
+``assert_host_input_refused`` checks that a GPU layer refuses a numpy input and
+changes nothing (``GPU_DEVICES`` parametrises such a test over the GPU devices only).
 """
+import copy
+import re
+
 import numpy as np
 import pytest
 import torch
 
 import scratchnet as sn
+from conftest import DEVICES
+
+# The device fixture's GPU params only ("fakegpu", "gpu"), for tests of what only a GPU
+# layer does (refusing a host input): @pytest.mark.parametrize("device", GPU_DEVICES,
+# indirect=True).
+GPU_DEVICES = [d for d in DEVICES if d != "cpu"]
 
 # Relative to the largest magnitude of the reference: max|a - b| / max|b|.
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
@@ -23,7 +37,7 @@ def rel_err(a, b, floor=1e-30):
     not of the small sum's.
     """
     a = np.asarray(sn.to_numpy(a), dtype=np.float64)
-    b = np.asarray(b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else b,
+    b = np.asarray(b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else sn.to_numpy(b),
                    dtype=np.float64)
     assert a.shape == b.shape, f"shape {a.shape} != {b.shape}"
     return float(np.abs(a - b).max(initial=0.0) / max(np.abs(b).max(initial=0.0), floor))
@@ -96,6 +110,30 @@ def fd_check(layer, x, rtol=1e-6, **kw):
     return report
 
 
+def dev(x):
+    """``x`` on the active device when it is a numpy array (what a test feeds a layer made
+    under the ``device`` fixture); lists, scalars and device arrays pass unchanged."""
+    return sn.to_device(x) if isinstance(x, np.ndarray) else x
+
+
+def assert_equal(a, b, **kw):
+    """np.testing.assert_array_equal on host copies (either side may be a device array)."""
+    np.testing.assert_array_equal(sn.to_numpy(a), sn.to_numpy(b), **kw)
+
+
+def assert_host_input_refused(layer, good, name=None):
+    """A host numpy input to ``layer`` (on the GPU; ``good`` is a device input) is a
+    ValueError naming the layer and saying which array is where, and changes nothing:
+    the cache of the good forward before it still serves backward, and a twin copied
+    before the refusal gives the same outputs and gradients afterwards."""
+    layer(good)  # materialise a lazy layer (and its name) before copying it
+    name = name or layer.name
+    fresh = copy.deepcopy(layer)
+    assert_refusal_changes_nothing(
+        layer, fresh, good, sn.to_numpy(good), ValueError,
+        rf"{re.escape(name)}: input is a numpy array \(cpu\) but \w+ is a \w+ array \(gpu\)")
+
+
 def distinct(shape, rs=None, scale=1.0):
     """Shuffled, well-separated values: no max-pool ties, nothing near a ReLU kink."""
     rs = rs or np.random.default_rng(0)
@@ -114,6 +152,7 @@ def assert_works_like(layer, fresh, x, seed=0):
         y = m(x)
         if gy is None:
             gy = np.random.default_rng(seed).standard_normal(y.shape).astype(y.dtype)
+            gy = sn.to_device(gy, sn.backend.device_of(y))
         m.zero_grad()
         outputs.append([y, m.backward(gy)] + [p.grad for p in m.parameters()])
     assert len(outputs[0]) == len(outputs[1])
@@ -128,12 +167,17 @@ def assert_refusal_changes_nothing(layer, fresh, good, bad, error, match):
     y = layer(good)
     with pytest.raises(error, match=match):
         layer(bad)
-    gy = np.ones(y.shape, y.dtype)
+    gy = sn.get_array_module(y).ones(y.shape, y.dtype)
     fresh(good)
-    np.testing.assert_array_equal(layer.backward(gy), fresh.backward(gy))
+    assert_equal(layer.backward(gy), fresh.backward(gy))
     for p, q in zip(layer.parameters(), fresh.parameters()):
-        np.testing.assert_array_equal(p.grad, q.grad)
+        assert_equal(p.grad, q.grad)
     assert_works_like(layer, fresh, good)
+    # Parameters and buffers (BatchNorm's running statistics, its step count) too.
+    state, fresh_state = layer.state_dict(), fresh.state_dict()
+    assert list(state) == list(fresh_state)
+    for k in state:
+        assert_equal(state[k], fresh_state[k], err_msg=k)
 
 
 def assert_dtype_kept(layer, x, dtype):

@@ -1,11 +1,12 @@
 """interop: PyTorch state_dicts of d2l's LeNet, VGG and ResNet-18 into scratchnet and back:
-the same logits (float64 to 1e-10) and the same gradients after one training step."""
+the same logits (float64 to 1e-10) and the same gradients after one training step, with the
+scratchnet model on each device."""
 import numpy as np
 import pytest
 import torch
 
 import scratchnet as sn
-from helpers import rel_err
+from helpers import dev, rel_err
 from scratchnet import nn
 from scratchnet.interop import (from_torch_state_dict, load_from_torch, load_into_torch,
                                 to_torch_state_dict, torch_lenet, torch_resnet, torch_vgg)
@@ -30,26 +31,29 @@ def _float64():
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_torch_weights_give_the_same_logits_and_gradients(name):
+def test_torch_weights_give_the_same_logits_and_gradients(name, device):
     make, make_torch, shape = CASES[name]
     torch.manual_seed(0)
     tmodel = make_torch().double()
     model = make()
-    x = np.random.default_rng(1).standard_normal(shape)
+    x_host = np.random.default_rng(1).standard_normal(shape)
+    x = dev(x_host)
     with sn.no_grad():
         model.eval()(x)  # materialise the lazy layers
     load_from_torch(model, tmodel)
+    for k, v in model.state_dict().items():
+        assert sn.get_array_module(v) is sn.backend.device_module(), k
     # Dropout draws different masks in the two frameworks: compare in eval mode for VGG.
     train = name != "vgg"
     model.train(train)
     tmodel.train(train)
     y = model(x)
-    xt = torch.tensor(x, requires_grad=True)
+    xt = torch.tensor(x_host, requires_grad=True)
     yt = tmodel(xt)
     assert rel_err(y, yt) <= 1e-10
     labels = np.arange(shape[0]) % 10
     loss = nn.CrossEntropyLoss()
-    loss(y, labels)
+    loss(y, dev(labels))
     model.zero_grad()
     gx = model.backward(loss.backward())
     torch.nn.functional.cross_entropy(yt, torch.from_numpy(labels)).backward()
@@ -68,30 +72,30 @@ def test_torch_weights_give_the_same_logits_and_gradients(name):
     model.eval()
     tmodel.eval()
     with torch.no_grad():
-        assert rel_err(model(x), tmodel(torch.from_numpy(x))) <= 1e-10
+        assert rel_err(model(x), tmodel(torch.from_numpy(x_host))) <= 1e-10
 
 
 @pytest.mark.parametrize("name", ["lenet", "resnet"])
-def test_round_trip_scratchnet_torch_scratchnet(name):
+def test_round_trip_scratchnet_torch_scratchnet(name, device):
     make, make_torch, shape = CASES[name]
     model = make()
     with sn.no_grad():
-        model.eval()(np.zeros(shape))
+        model.eval()(dev(np.zeros(shape)))
     tmodel = load_into_torch(make_torch().double(), model)
     back = make()
     with sn.no_grad():
-        back.eval()(np.zeros(shape))
+        back.eval()(dev(np.zeros(shape)))
     from_torch_state_dict(back, tmodel.state_dict())
     for k, v in model.state_dict().items():
         assert np.array_equal(sn.to_numpy(v), sn.to_numpy(back.state_dict()[k])), k
     assert set(to_torch_state_dict(model)) == set(tmodel.state_dict())
 
 
-def test_mismatched_architectures_list_every_problem_and_change_nothing():
+def test_mismatched_architectures_list_every_problem_and_change_nothing(device):
     model = LeNet()
     with sn.no_grad():
-        model(np.zeros((1, 1, 28, 28)))
-    before = {k: v.copy() for k, v in model.state_dict().items()}
+        model(dev(np.zeros((1, 1, 28, 28))))
+    before = {k: sn.to_numpy(v).copy() for k, v in model.state_dict().items()}
     tstate = torch_lenet(modern=True).double().state_dict()
     with pytest.raises(ValueError) as e:
         from_torch_state_dict(model, tstate)
@@ -102,6 +106,6 @@ def test_mismatched_architectures_list_every_problem_and_change_nothing():
     with pytest.raises(ValueError, match=r"net\.0\.weight.*\(6, 1, 5, 5\)"):
         from_torch_state_dict(model, tstate)
     for k, v in model.state_dict().items():
-        assert np.array_equal(v, before[k]), k
+        assert np.array_equal(sn.to_numpy(v), before[k]), k
     with pytest.raises(ValueError, match="load_into_torch"):
         load_into_torch(torch_lenet(modern=True), model)

@@ -1,25 +1,43 @@
-"""Optimizers and LR schedules against torch.optim, step by step."""
+"""Optimizers and LR schedules against torch.optim, step by step, with the parameters on
+each device (schedules only set numbers and need none)."""
 import itertools
 
 import numpy as np
 import pytest
 import torch
 
-from scratchnet import io, optim
+import scratchnet as sn
+from helpers import GPU_DEVICES, assert_equal, dev
+from scratchnet import io, nn, optim
 from scratchnet.nn.parameter import Parameter
 
 SHAPES = [(3, 4), (5,)]
 
 
 def rel_error(a, b):
+    a, b = sn.to_numpy(a), sn.to_numpy(b)
     return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
 
 
+def on_device(values):
+    """Parameters holding ``values`` on the active device."""
+    return [Parameter(dev(np.array(v))) for v in values]
+
+
+def assert_state_on(opt, xp):
+    """Every array of the optimizer's state lives where its parameter does."""
+    arrays = [v for st in opt.state.values() for v in st.values() if hasattr(v, "shape")]
+    assert arrays
+    for v in arrays:
+        assert sn.get_array_module(v) is xp
+
+
 def make_pair(sn_cls, torch_cls, kwargs, dtype=np.float64, seed=0):
-    """The same parameters in scratchnet and torch, each with its optimizer."""
+    """The same parameters in scratchnet (on the active device) and torch, each with its
+    optimizer."""
     rng = np.random.default_rng(seed)
     init = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
-    sn_params = [Parameter(a.copy()) for a in init]
+    sn_params = on_device(init)
     t_params = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in init]
     return (sn_params, sn_cls(sn_params, **kwargs),
             t_params, torch_cls(t_params, foreach=False, **kwargs))
@@ -28,7 +46,7 @@ def make_pair(sn_cls, torch_cls, kwargs, dtype=np.float64, seed=0):
 def feed(rng, sn_params, t_params):
     for p, t in zip(sn_params, t_params):
         g = rng.standard_normal(p.data.shape).astype(p.data.dtype)
-        p.grad = g.copy()
+        p.grad = dev(g.copy())
         t.grad = torch.from_numpy(g.copy())
 
 
@@ -39,8 +57,11 @@ def assert_parity(sn_params, sn_opt, t_params, t_opt, steps=5, seed=1):
         sn_opt.step()
         t_opt.step()
         for p, t in zip(sn_params, t_params):
+            assert sn.get_array_module(p.data) is sn.backend.device_module()
             err = rel_error(p.data, t.detach().numpy())
             assert err <= 1e-12, f"step {step}: relative error {err:.2e}"
+    if any(sn_opt.state.values()):
+        assert_state_on(sn_opt, sn.backend.device_module())
 
 
 def sgd_grid():
@@ -53,7 +74,7 @@ def sgd_grid():
 
 
 @pytest.mark.parametrize("kwargs", list(sgd_grid()), ids=str)
-def test_sgd_matches_torch(kwargs):
+def test_sgd_matches_torch(kwargs, device):
     assert_parity(*make_pair(optim.SGD, torch.optim.SGD, kwargs))
 
 
@@ -65,7 +86,7 @@ ADAM_GRID.append(dict(lr=3e-2, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.05, a
 
 @pytest.mark.parametrize("kwargs", ADAM_GRID, ids=str)
 @pytest.mark.parametrize("name", ["Adam", "AdamW"])
-def test_adam_matches_torch(name, kwargs):
+def test_adam_matches_torch(name, kwargs, device):
     pair = make_pair(getattr(optim, name), getattr(torch.optim, name), kwargs)
     assert_parity(*pair, steps=6)
 
@@ -76,18 +97,20 @@ def test_adam_matches_torch(name, kwargs):
     (optim.Adam, dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
     (optim.AdamW, dict(lr=1e-2, amsgrad=True, maximize=True)),
 ])
-def test_float32_stays_float32_in_place(cls, kwargs):
+def test_float32_stays_float32(cls, kwargs, device):
     rng = np.random.default_rng(0)
-    params = [Parameter(rng.standard_normal(s).astype(np.float32)) for s in SHAPES]
-    buffers = [p.data for p in params]
+    params = on_device(rng.standard_normal(s).astype(np.float32) for s in SHAPES)
     opt = cls(params, **kwargs)
     for _ in range(3):
         for p in params:
-            p.grad = rng.standard_normal(p.data.shape).astype(np.float32)
+            p.grad = dev(rng.standard_normal(p.data.shape).astype(np.float32))
         opt.step()
-    for p, buf in zip(params, buffers):
-        assert p.data is buf
-        assert p.data.dtype == np.float32
+    for p in params:
+        assert p.data.dtype == np.float32 and p.grad.dtype == np.float32
+        assert sn.get_array_module(p.data) is sn.backend.device_module()
+    live = [v for st in opt.state.values() for v in st.values() if hasattr(v, "dtype")]
+    assert live and all(a.dtype == np.float32 for a in live)
+    assert_state_on(opt, sn.backend.device_module())
     arrays = [v for k, v in opt.state_dict().items() if k.startswith("state.")
               and isinstance(v, np.ndarray)]
     assert arrays and all(a.dtype == np.float32 for a in arrays)
@@ -126,38 +149,37 @@ def test_rejects_bad_params():
         optim.SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
 
 
-def test_skips_parameters_without_grad_or_data():
-    used = Parameter(np.ones(3))
-    unused = Parameter(np.ones(2))
+def test_skips_parameters_without_grad_or_data(device):
+    used, unused = on_device([np.ones(3), np.ones(2)])
     unused.grad = None
     lazy = Parameter()
     opt = optim.SGD([used, unused, lazy], lr=0.5, momentum=0.9, weight_decay=0.1)
-    used.grad = np.full(3, 2.0)
+    used.grad = dev(np.full(3, 2.0))
     opt.step()
-    np.testing.assert_array_equal(unused.data, np.ones(2))
-    np.testing.assert_allclose(used.data, 1 - 0.5 * (2 + 0.1))
+    assert_equal(unused.data, np.ones(2))
+    np.testing.assert_allclose(sn.to_numpy(used.data), 1 - 0.5 * (2 + 0.1))
     assert not any(key.startswith("state.1.") for key in opt.state_dict())
     # A lazy parameter materialized after the optimizer was built joins the next step.
-    lazy.materialize(np.zeros(4))
+    lazy.materialize(dev(np.zeros(4)))
     lazy.grad[...] = 1.0
     opt.step()
-    np.testing.assert_allclose(lazy.data, -0.5)
+    np.testing.assert_allclose(sn.to_numpy(lazy.data), -0.5)
     assert "state.2.momentum_buffer" in opt.state_dict()
 
 
-def test_param_groups_and_zero_grad():
-    a, b = Parameter(np.ones(2)), Parameter(np.ones(2))
+def test_param_groups_and_zero_grad(device):
+    a, b = on_device([np.ones(2), np.ones(2)])
     opt = optim.SGD([{"params": [a]}, {"params": b, "lr": 1.0}], lr=0.1, momentum=0.5)
     assert [g["lr"] for g in opt.param_groups] == [0.1, 1.0]
     assert opt.param_groups[1]["momentum"] == 0.5
     a.grad[...] = 1.0
     b.grad[...] = 1.0
     opt.step()
-    np.testing.assert_allclose(a.data, 0.9)
-    np.testing.assert_allclose(b.data, 0.0)
+    np.testing.assert_allclose(sn.to_numpy(a.data), 0.9)
+    np.testing.assert_allclose(sn.to_numpy(b.data), 0.0)
     grad = a.grad
     opt.zero_grad()
-    assert a.grad is grad and not a.grad.any()
+    assert a.grad is grad and not sn.to_numpy(a.grad).any()
     opt.zero_grad(set_to_none=True)
     assert a.grad is None and b.grad is None
 
@@ -168,13 +190,14 @@ def test_param_groups_and_zero_grad():
     (optim.AdamW, dict(lr=1e-2, betas=(0.8, 0.9))),
 ])
 @pytest.mark.parametrize("through_file", [False, True])
-def test_state_dict_round_trip_continues_identically(cls, kwargs, through_file, tmp_path):
+def test_state_dict_round_trip_continues_identically(cls, kwargs, through_file, tmp_path,
+                                                    device):
     rng = np.random.default_rng(0)
-    params = [Parameter(rng.standard_normal(s)) for s in SHAPES]
+    params = on_device(rng.standard_normal(s) for s in SHAPES)
     opt = cls(params, **kwargs)
     for _ in range(3):
         for p in params:
-            p.grad = rng.standard_normal(p.data.shape)
+            p.grad = dev(rng.standard_normal(p.data.shape))
         opt.step()
     opt.param_groups[0]["lr"] *= 0.5  # as a schedule would
     sd = opt.state_dict()
@@ -188,20 +211,21 @@ def test_state_dict_round_trip_continues_identically(cls, kwargs, through_file, 
     clones = [Parameter(p.data.copy()) for p in params]
     fresh = cls(clones, lr=123.0)
     fresh.load_state_dict(sd)
+    assert_state_on(fresh, sn.backend.device_module())
     assert fresh.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
     assert type(fresh.param_groups[0].get("betas", ())) is tuple
     for _ in range(3):
         for p, c in zip(params, clones):
-            p.grad = rng.standard_normal(p.data.shape)
+            p.grad = dev(rng.standard_normal(p.data.shape))
             c.grad = p.grad.copy()
         opt.step()
         fresh.step()
         for p, c in zip(params, clones):
-            np.testing.assert_array_equal(c.data, p.data)
+            assert_equal(c.data, p.data)
 
 
-def test_state_dict_keys():
-    p, q = Parameter(np.ones(2)), Parameter(np.ones(3))
+def test_state_dict_keys(device):
+    p, q = on_device([np.ones(2), np.ones(3)])
     opt = optim.Adam([{"params": [p]}, {"params": [q], "lr": 0.1}], amsgrad=True)
     p.grad[...] = 1.0
     q.grad = None
@@ -215,18 +239,18 @@ def test_state_dict_keys():
     assert sd["param_groups.1.lr"] == 0.1
 
 
-def test_load_state_dict_rejects_mismatch():
-    sd = optim.SGD([Parameter(np.ones(2))], lr=0.1, momentum=0.9).state_dict()
+def test_load_state_dict_rejects_mismatch(device):
+    sd = optim.SGD(on_device([np.ones(2)]), lr=0.1, momentum=0.9).state_dict()
     with pytest.raises(ValueError, match="parameters"):
-        optim.SGD([Parameter(np.ones(2)), Parameter(np.ones(2))], lr=0.1).load_state_dict(sd)
-    p = Parameter(np.ones(2))
+        optim.SGD(on_device([np.ones(2), np.ones(2)]), lr=0.1).load_state_dict(sd)
+    (p,) = on_device([np.ones(2)])
     opt = optim.SGD([p], lr=0.1, momentum=0.9)
     p.grad[...] = 1.0
     opt.step()
     with pytest.raises(ValueError, match="shape"):
-        optim.SGD([Parameter(np.ones(5))], lr=0.1).load_state_dict(opt.state_dict())
+        optim.SGD(on_device([np.ones(5)]), lr=0.1).load_state_dict(opt.state_dict())
     with pytest.raises(ValueError, match="unexpected key"):
-        optim.SGD([Parameter(np.ones(2))], lr=0.1).load_state_dict({"bogus": 1})
+        optim.SGD(on_device([np.ones(2)]), lr=0.1).load_state_dict({"bogus": 1})
 
 
 SCHEDULES = [
@@ -279,3 +303,79 @@ def test_scheduler_state_dict_round_trip(tmp_path):
         sched.step()
         sched2.step()
         assert sched2.get_last_lr() == sched.get_last_lr()
+
+
+STEPPERS = [
+    (optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)),
+    (optim.Adam, dict(lr=1e-2, amsgrad=True, weight_decay=1e-2)),
+    (optim.AdamW, dict(lr=1e-2, betas=(0.8, 0.9))),
+]
+
+
+def grads_for(params, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(p.data.shape) for p in params]
+
+
+@pytest.mark.parametrize("device", GPU_DEVICES, indirect=True)
+@pytest.mark.parametrize("cls, kwargs", STEPPERS, ids=["SGD", "Adam", "AdamW"])
+def test_device_state_dict_continues_on_the_cpu(cls, kwargs, device):
+    """An optimizer's state_dict from the GPU loads into one on the CPU (and back), and the
+    runs go on as one that never moved."""
+    values = [np.random.default_rng(0).standard_normal(s) for s in SHAPES]
+    params = on_device(values)
+    opt = cls(params, **kwargs)
+    with sn.use_device("cpu"):
+        ref = on_device(values)
+        ref_opt = cls(ref, **kwargs)
+    for step in range(6):
+        if step == 3:
+            with sn.use_device("cpu"):
+                cpu = on_device([sn.to_numpy(p.data) for p in params])
+                cpu_opt = cls(cpu, lr=1.0)
+            cpu_opt.load_state_dict(opt.state_dict())
+            assert_state_on(cpu_opt, np)
+            back = on_device([p.data for p in cpu])
+            back_opt = cls(back, lr=1.0)
+            back_opt.load_state_dict(cpu_opt.state_dict())
+            assert_state_on(back_opt, sn.backend.device_module())
+        runs = [(ref, ref_opt), (params, opt)]
+        if step >= 3:
+            runs += [(cpu, cpu_opt), (back, back_opt)]
+        for ps, o in runs:
+            for p, g in zip(ps, grads_for(ps, step)):
+                p.grad = sn.to_device(g, sn.backend.device_of(p.data))
+            o.step()
+    for r, a, b, c in zip(ref, params, cpu, back):
+        assert rel_error(a.data, r.data) <= 1e-12
+        assert rel_error(b.data, r.data) <= 1e-12
+        assert rel_error(c.data, r.data) <= 1e-12
+
+
+@pytest.mark.parametrize("device", GPU_DEVICES, indirect=True)
+@pytest.mark.parametrize("cls, kwargs", STEPPERS, ids=["SGD", "Adam", "AdamW"])
+def test_state_follows_a_model_moved_between_devices(cls, kwargs, device):
+    """Module.to between steps: the optimizer's state follows its parameters at the next
+    step, and the numbers are those of a run that never moved."""
+    def run(moves):
+        sn.manual_seed(0)
+        sn.set_default_dtype(np.float64)
+        model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+        opt = cls(model.parameters(), **kwargs)
+        x = np.random.default_rng(1).standard_normal((5, 3))
+        for step in range(6):
+            if step in moves:
+                model.to(device=moves[step])
+            where = sn.backend.device_of(next(model.parameters()).data)
+            y = model(sn.to_device(x, where))
+            opt.zero_grad()
+            model.backward(sn.to_device(np.ones(y.shape), where))
+            opt.step()
+            assert_state_on(opt, sn.backend.device_module(where))
+        return [sn.to_numpy(p.data) for p in model.parameters()]
+
+    with sn.use_device("cpu"):
+        still = run({})
+    moved = run({2: "cpu", 4: "gpu"})
+    for a, b in zip(moved, still):
+        assert rel_error(a, b) <= 1e-12

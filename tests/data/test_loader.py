@@ -1,4 +1,5 @@
-"""DataLoader: batching, shuffling, scaling and resizing (checked against PyTorch)."""
+"""DataLoader: batching, shuffling, scaling and resizing (checked against PyTorch), on each
+device: the batches are made on the active device, in the same order as on the CPU."""
 import os
 import pathlib
 import types
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import scratchnet as sn
+from helpers import GPU_DEVICES, dev
 from scratchnet.data import DataLoader, FashionMNIST, resize_bilinear
 
 DATA = pathlib.Path(os.environ.get("SCRATCHNET_DATA", "/nonexistent"))
@@ -22,7 +24,13 @@ def indexed(n, size=28):
 
 
 def labels_seen(loader):
-    return [sn.to_numpy(y).tolist() for _, y in loader]
+    """The labels of each batch, after checking the batch is on the loader's device."""
+    xp = sn.backend.device_module(loader.device)
+    seen = []
+    for X, y in loader:
+        assert sn.get_array_module(X) is xp and sn.get_array_module(y) is xp
+        seen.append(sn.to_numpy(y).tolist())
+    return seen
 
 
 @pytest.fixture(scope="module")
@@ -41,39 +49,43 @@ def fashion_test():
     (2, 5, True, []),
 ])
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_batch_count(n, batch_size, drop_last, sizes, shuffle):
+def test_batch_count(n, batch_size, drop_last, sizes, shuffle, device):
     loader = DataLoader(indexed(n), batch_size=batch_size, drop_last=drop_last, shuffle=shuffle)
     assert len(loader) == len(sizes)
     assert [len(y) for y in labels_seen(loader)] == sizes
 
 
-def test_not_shuffled_is_dataset_order():
+def test_not_shuffled_is_dataset_order(device):
     loader = DataLoader(indexed(10), batch_size=4)
     for _ in range(2):
         assert labels_seen(loader) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
 
 
-def test_shuffle_is_without_replacement():
+def test_shuffle_is_without_replacement(device):
     loader = DataLoader(indexed(1000), batch_size=64, shuffle=True)
     for _ in range(3):
         seen = np.concatenate(labels_seen(loader))
         assert sorted(seen) == list(range(1000))
 
 
-def test_shuffle_seeded_and_new_every_epoch():
+def test_shuffle_seeded_and_new_every_epoch(device):
     def epochs(seed, k=3):
         loader = DataLoader(indexed(200), batch_size=16, shuffle=True, seed=seed)
         return [labels_seen(loader) for _ in range(k)]
 
     first = epochs(seed=1)
     assert epochs(seed=1) == first
+    with sn.use_device("cpu"):  # the same batches as on the CPU
+        assert epochs(seed=1) == first
     assert first[0] != first[1] and first[1] != first[2] and first[0] != first[2]
     assert epochs(seed=2)[0] != first[0]
     assert first[0] != labels_seen(DataLoader(indexed(200), batch_size=16))
 
 
-def test_images_follow_their_labels():
+def test_images_follow_their_labels(device):
     for X, y in DataLoader(indexed(300), batch_size=32, shuffle=True):
+        assert sn.get_array_module(X) is sn.get_array_module(y) is sn.backend.device_module()
+        assert X.dtype == np.float32 and y.dtype == np.int64
         X, y = sn.to_numpy(X), sn.to_numpy(y)
         np.testing.assert_allclose(X[:, 0, 5, 7] * 255, y % 256, atol=1e-4)
 
@@ -94,7 +106,7 @@ def test_batches_of_real_images(fashion_test, device):
     assert seen == 1000
 
 
-def test_full_range_scales_to_zero_and_one():
+def test_full_range_scales_to_zero_and_one(device):
     data = types.SimpleNamespace(images=np.array([[[0, 255]]], np.uint8),
                                  labels=np.zeros(1, np.int64))
     (X, _), = DataLoader(data, batch_size=1)
@@ -102,7 +114,7 @@ def test_full_range_scales_to_zero_and_one():
 
 
 @pytest.mark.parametrize("subset", [1, 100, 999, 10000, 20000])
-def test_subset(fashion_test, subset):
+def test_subset(fashion_test, subset, device):
     loader = DataLoader(fashion_test, batch_size=128, subset=subset)
     n = min(subset, len(fashion_test))
     assert len(loader) == -(-n // 128)
@@ -123,13 +135,32 @@ def test_resize_matches_torch(fashion_test, device, size):
 
 @pytest.mark.parametrize("shape, size", [((2, 3, 5, 7), (13, 4)), ((1, 2, 9, 4), (3, 11)),
                                          ((3, 1, 6, 6), (4, 9))])
-def test_resize_bilinear_matches_torch(shape, size):
+def test_resize_bilinear_matches_torch(shape, size, device):
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     ref = F.interpolate(torch.from_numpy(x), size=size, mode="bilinear", align_corners=False)
-    np.testing.assert_allclose(resize_bilinear(x, size), ref.numpy(), rtol=0, atol=1e-5)
+    y = resize_bilinear(dev(x), size)
+    assert y.dtype == np.float32 and sn.get_array_module(y) is sn.backend.device_module()
+    np.testing.assert_allclose(sn.to_numpy(y), ref.numpy(), rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("batch_size", [0, -1])
 def test_batch_size_must_be_positive(batch_size):
     with pytest.raises(ValueError, match="batch_size"):
         DataLoader(indexed(4), batch_size=batch_size)
+
+
+@pytest.mark.parametrize("device", GPU_DEVICES, indirect=True)
+def test_device_argument_overrides_the_active_device(device):
+    """device="cpu" gives host batches while the GPU is active, device="gpu" device batches
+    while the CPU is; the same batches either way."""
+    on_cpu = DataLoader(indexed(50), batch_size=16, shuffle=True, device="cpu")
+    on_gpu = DataLoader(indexed(50), batch_size=16, shuffle=True, device="gpu")
+    host = [(X, y) for X, y in on_cpu]
+    with sn.use_device("cpu"):
+        moved = [(X, y) for X, y in on_gpu]
+    assert len(host) == len(moved) == 4
+    for (X, y), (Xg, yg) in zip(host, moved):
+        assert isinstance(X, np.ndarray) and isinstance(y, np.ndarray)
+        assert sn.backend.device_of(Xg) == sn.backend.device_of(yg) == "gpu"
+        np.testing.assert_array_equal(sn.to_numpy(Xg), X)
+        np.testing.assert_array_equal(sn.to_numpy(yg), y)

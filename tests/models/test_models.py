@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import scratchnet as sn
-from helpers import copy_weights_to_torch, fd_check, rel_err, torch_parity
+from helpers import (GPU_DEVICES, assert_equal, assert_host_input_refused, copy_weights_to_torch,
+                     dev, fd_check, rel_err, torch_parity)
 from scratchnet import nn
 from scratchnet.interop import (from_torch_state_dict, load_into_torch, to_torch_state_dict,
                                 torch_lenet, torch_residual, torch_resnet)
@@ -16,7 +17,7 @@ from scratchnet.models import (VGG, VGG11, LeNet, Residual, ResNet, ResNet18, la
 RESNET18 = ((2, 64), (2, 128), (2, 256), (2, 512))
 
 
-def torch_parity_bn(layer, tlayer, x, steps=1, tol=1e-10, seed=0):
+def torch_parity_bn(layer, tlayer, x, steps=1, tol=1e-10, seed=0, device="cpu"):
     """helpers.torch_parity in float64 for networks in training mode with BatchNorm.
 
     The bias of a layer followed by BatchNorm has a gradient that is zero in truth (the
@@ -24,13 +25,13 @@ def torch_parity_bn(layer, tlayer, x, steps=1, tol=1e-10, seed=0):
     compared to the scale of its layer's weight gradient instead of to itself.
     """
     rs = np.random.default_rng((seed, 0x6A7))
-    layer.to(dtype=np.float64)
+    layer.to(device=device, dtype=np.float64)
     tlayer = tlayer.double()
     training = layer.training
     layer.eval()
     tlayer.eval()
     with sn.no_grad(), torch.no_grad():
-        layer(x)
+        layer(sn.to_device(x, device))
         tlayer(torch.from_numpy(x))
     layer.train(training)
     tlayer.train(training)
@@ -41,11 +42,11 @@ def torch_parity_bn(layer, tlayer, x, steps=1, tol=1e-10, seed=0):
     worst = 0.0
     for step in range(steps):
         xs = x if step == 0 else rs.standard_normal(x.shape)
-        y = layer(xs)
+        y = layer(sn.to_device(xs, device))
         xt = torch.tensor(xs, requires_grad=True)
         yt = tlayer(xt)
         gy = rs.standard_normal(yt.shape)
-        gx = layer.backward(gy)
+        gx = layer.backward(sn.to_device(gy, device))
         yt.backward(torch.from_numpy(gy))
         checks = [("output", y, yt, 1e-30), ("input grad", gx, xt.grad, 1e-30)]
         for k, p in tparams.items():
@@ -72,7 +73,7 @@ def summary_lines(capsys, model, shape):
     return rows, lines
 
 
-def test_lenet_summary_is_d2ls(capsys):
+def test_lenet_summary_is_d2ls(capsys, device):
     rows, lines = summary_lines(capsys, LeNet(), (1, 1, 28, 28))
     expected = [
         ("Conv2d", (1, 6, 28, 28)), ("Sigmoid", (1, 6, 28, 28)), ("AvgPool2d", (1, 6, 14, 14)),
@@ -87,25 +88,25 @@ def test_lenet_summary_is_d2ls(capsys):
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_summary_leaves_the_model_as_it_was(capsys, training):
+def test_summary_leaves_the_model_as_it_was(capsys, training, device):
     # A batch of one reaches BatchNorm1d: fine in eval mode, where the summary runs.
     model = LeNet(modern=True)
-    model(np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32))
+    model(dev(np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)))
     model.train(training)
-    before = {k: np.array(v) for k, v in model.state_dict().items()}
+    before = {k: np.array(sn.to_numpy(v)) for k, v in model.state_dict().items()}
     rows, lines = summary_lines(capsys, model, (1, 1, 28, 28))
     assert rows[-1] == ("Linear", (1, 10)) and len(rows) == 16
     assert lines[-1] == "Total parameters: 62,158"
     assert all(m.training is training for m in model.modules())
     for k, v in model.state_dict().items():
-        assert np.array_equal(v, before[k]), k
+        assert np.array_equal(sn.to_numpy(v), before[k]), k
 
 
 @pytest.mark.parametrize("modern", [False, True])
-def test_lenet_parameter_count_equals_torch(modern):
+def test_lenet_parameter_count_equals_torch(modern, device):
     model = LeNet(modern=modern)
     with sn.no_grad():
-        model(np.zeros((2, 1, 28, 28), np.float32))
+        model(dev(np.zeros((2, 1, 28, 28), np.float32)))
     tcount = sum(p.numel() for p in torch_lenet(modern=modern).parameters())
     assert model.num_parameters() == tcount
     if not modern:
@@ -138,7 +139,7 @@ def test_vgg11_block_shapes_at_224(capsys):
     assert lines[-1] == f"Total parameters: {conv_parameters(VGG11):,}"
 
 
-def test_vgg11_whole_summary_on_a_small_input(capsys):
+def test_vgg11_whole_summary_on_a_small_input(capsys, device):
     rows, lines = summary_lines(capsys, VGG(VGG11), (1, 1, 32, 32))
     assert [r[0] for r in rows] == ["Sequential"] * 5 + [
         "Flatten", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
@@ -150,7 +151,7 @@ def test_vgg11_whole_summary_on_a_small_input(capsys):
     assert vgg_parameters(VGG11, 25088) == 128_806_154
 
 
-def test_resnet18_summary_and_parameter_count_equal_torch(capsys):
+def test_resnet18_summary_and_parameter_count_equal_torch(capsys, device):
     rows, lines = summary_lines(capsys, ResNet18(), (1, 1, 96, 96))
     assert rows == [("Sequential", (1, 64, 24, 24)), ("Sequential", (1, 64, 24, 24)),
                     ("Sequential", (1, 128, 12, 12)), ("Sequential", (1, 256, 6, 6)),
@@ -164,10 +165,10 @@ def test_resnet18_summary_and_parameter_count_equal_torch(capsys):
     assert tcount == 11_178_378
 
 
-def test_resnet18_keys_match_torch():
+def test_resnet18_keys_match_torch(device):
     model = ResNet18()
     with sn.no_grad():
-        model.eval()(np.zeros((1, 1, 32, 32), np.float32))
+        model.eval()(dev(np.zeros((1, 1, 32, 32), np.float32)))
     tmodel = torch_resnet(RESNET18)
     with torch.no_grad():
         tmodel.eval()(torch.zeros(1, 1, 32, 32))
@@ -180,17 +181,17 @@ def x_residual(shape=(4, 3, 6, 6), dtype=np.float32):
     return np.random.default_rng(0).standard_normal(shape).astype(dtype)
 
 
-def test_residual_shapes_as_in_the_notebook():
-    X = x_residual()
+def test_residual_shapes_as_in_the_notebook(device):
+    X = dev(x_residual())
     assert Residual(3)(X).shape == (4, 3, 6, 6)
     assert Residual(6, use_1x1conv=True, strides=2)(X).shape == (4, 6, 3, 3)
 
 
-def test_residual_with_mismatched_skip_says_so():
+def test_residual_with_mismatched_skip_says_so(device):
     with pytest.raises(ValueError, match=r"Residual.*use_1x1conv=True"):
-        Residual(6)(x_residual())
+        Residual(6)(dev(x_residual()))
     with pytest.raises(ValueError, match="Residual"):
-        Residual(3, strides=2)(x_residual())
+        Residual(3, strides=2)(dev(x_residual()))
 
 
 RESIDUALS = {"identity": dict(num_channels=3),
@@ -200,16 +201,16 @@ RESIDUALS = {"identity": dict(num_channels=3),
 @pytest.mark.parametrize("kind", RESIDUALS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_residual_matches_torch(kind, dtype, mode):
+def test_residual_matches_torch(kind, dtype, mode, device):
     layer = Residual(**RESIDUALS[kind])
     tlayer = torch_residual(**RESIDUALS[kind])
     layer.train(mode == "train")
     x = x_residual((2, 3, 5, 5), np.float64)
     if mode == "train" and dtype == np.float64:
         # conv1/conv2 biases feed BatchNorm: zero gradients in truth (see torch_parity_bn).
-        torch_parity_bn(layer, tlayer, x, steps=2)
+        torch_parity_bn(layer, tlayer, x, steps=2, device=device)
     else:
-        torch_parity(layer, tlayer, x, dtype=dtype, steps=2)
+        torch_parity(layer, tlayer, x, dtype=dtype, steps=2, device=device)
 
 
 def test_residual_state_dict_keys_are_torchs():
@@ -221,42 +222,42 @@ def test_residual_state_dict_keys_are_torchs():
 
 
 @pytest.mark.parametrize("kind", RESIDUALS)
-def test_residual_gradients_match_finite_differences(kind):
+def test_residual_gradients_match_finite_differences(kind, device):
     fd_check(Residual(**RESIDUALS[kind]), x_residual((2, 3, 5, 5), np.float64))
 
 
-def test_residual_backward_sums_skip_and_main_paths():
+def test_residual_backward_sums_skip_and_main_paths(device):
     # With the main path's last BatchNorm scaled to 0, Y = relu(X): dL/dX is gy where X > 0
     # and only the skip path carries it.
     X = x_residual((2, 3, 5, 5), np.float64)
     sn.set_default_dtype(np.float64)
     blk = Residual(3)
-    blk(X)
+    blk(dev(X))
     blk.bn2.weight.data[...] = 0
     blk.bn2.bias.data[...] = 0
     gy = np.random.default_rng(1).standard_normal(X.shape)
-    blk(X)
-    gx = blk.backward(gy)
-    np.testing.assert_allclose(gx, gy * (X > 0), rtol=0, atol=1e-12)
+    blk(dev(X))
+    gx = blk.backward(dev(gy))
+    np.testing.assert_allclose(sn.to_numpy(gx), gy * (X > 0), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_small_resnet_matches_torch_float64(mode):
+def test_small_resnet_matches_torch_float64(mode, device):
     # The first stage keeps b1's 64 channels (identity skip), the second halves the size.
     arch = ((1, 64), (1, 16))
     model, tmodel = ResNet(arch), torch_resnet(arch, in_shape=(2, 1, 32, 32))
     model.train(mode == "train")
     x = x_residual((2, 1, 16, 16), np.float64)
     if mode == "train":
-        torch_parity_bn(model, tmodel, x, steps=2)
+        torch_parity_bn(model, tmodel, x, steps=2, device=device)
     else:
-        torch_parity(model, tmodel, x, dtype=np.float64, steps=2)
+        torch_parity(model, tmodel, x, dtype=np.float64, steps=2, device=device)
 
 
 def lenet_pair(modern, dtype=np.float64):
     sn.set_default_dtype(dtype)
     model = LeNet(modern=modern)
-    x = np.random.default_rng(0).random((4, 1, 28, 28)).astype(dtype)
+    x = dev(np.random.default_rng(0).random((4, 1, 28, 28)).astype(dtype))
     nn.init.apply_init(model, [x[:2]], None if modern else nn.init.init_cnn)
     tmodel = torch_lenet(modern=modern)
     if dtype == np.float64:
@@ -266,16 +267,17 @@ def lenet_pair(modern, dtype=np.float64):
 
 
 @pytest.mark.parametrize("modern", [False, True])
-def test_lenet_matches_torch_via_interop(modern):
+def test_lenet_matches_torch_via_interop(modern, device):
+    """A model on the device: its weights go to torch, the numbers come back the same."""
     model, tmodel, x = lenet_pair(modern)
     y = model(x)
-    xt = torch.tensor(x, requires_grad=True)
+    xt = torch.tensor(sn.to_numpy(x), requires_grad=True)
     yt = tmodel(xt)
     assert rel_err(y, yt) <= 1e-10
     labels = np.array([0, 3, 7, 9])
     loss = nn.CrossEntropyLoss()
     lt = torch.nn.functional.cross_entropy(yt, torch.from_numpy(labels))
-    assert abs(loss(y, labels) - lt.item()) <= 1e-12
+    assert abs(float(loss(y, dev(labels))) - lt.item()) <= 1e-12
     model.zero_grad()
     gx = model.backward(loss.backward())
     lt.backward()
@@ -293,15 +295,30 @@ def test_lenet_matches_torch_via_interop(modern):
 
 
 @pytest.mark.parametrize("modern", [False, True])
-def test_lenet_weights_round_trip_through_torch(modern):
+def test_lenet_weights_round_trip_through_torch(modern, device):
     model, tmodel, x = lenet_pair(modern)
     model.eval()
     tmodel.eval()
     other = LeNet(modern=modern)
     from_torch_state_dict(other, tmodel.state_dict())
+    for k, v in other.state_dict().items():
+        assert sn.get_array_module(v) is sn.backend.device_module(), k
     other.eval()
-    np.testing.assert_array_equal(other(x), model(x))
+    assert_equal(other(x), model(x))
     state = to_torch_state_dict(model)
     assert list(state) == list(tmodel.state_dict())
     for k, v in tmodel.state_dict().items():
         assert torch.equal(state[k], v), k
+
+
+@pytest.mark.parametrize("device", GPU_DEVICES, indirect=True)
+@pytest.mark.parametrize("make, shape", [
+    (lambda: Residual(3), (2, 3, 5, 5)),
+    (lambda: Residual(6, use_1x1conv=True, strides=2), (2, 3, 5, 5)),
+    (lambda: LeNet(modern=True), (4, 1, 28, 28)),
+    (lambda: LeNet(), (4, 1, 28, 28)),
+], ids=["Residual", "Residual-1x1", "LeNet-modern", "LeNet"])
+def test_device_model_refuses_a_host_input_and_changes_nothing(device, make, shape):
+    """The first convolution names itself; nothing ran (BatchNorm's statistics included)."""
+    x = dev(np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+    assert_host_input_refused(make(), x, name="Conv2d")

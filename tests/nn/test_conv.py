@@ -5,8 +5,9 @@ import copy
 import numpy as np
 import pytest
 import torch
-from helpers import (assert_dtype_kept, assert_refusal_changes_nothing, assert_works_like,
-                     fd_check, torch_parity)
+from helpers import (GPU_DEVICES, assert_dtype_kept, assert_equal, assert_host_input_refused,
+                     assert_refusal_changes_nothing, assert_works_like, dev, fd_check,
+                     torch_parity)
 
 import scratchnet as sn
 from scratchnet import nn
@@ -83,13 +84,13 @@ FD_CONV2D = [
 
 
 @pytest.mark.parametrize("shape, kwargs", FD_CONV2D, ids=str)
-def test_conv2d_by_finite_differences(shape, kwargs):
+def test_conv2d_by_finite_differences(shape, kwargs, device):
     n, c, o, h, w = shape
     fd_check(nn.Conv2d(c, o, **kwargs), np.random.default_rng(4).standard_normal((n, c, h, w)))
 
 
 @pytest.mark.parametrize("shape, kwargs", FD_CONV2D[1::3], ids=str)
-def test_lazy_conv2d_by_finite_differences(shape, kwargs):
+def test_lazy_conv2d_by_finite_differences(shape, kwargs, device):
     n, c, o, h, w = shape
     fd_check(nn.LazyConv2d(o, **kwargs), np.random.default_rng(5).standard_normal((n, c, h, w)))
 
@@ -101,7 +102,7 @@ def test_lazy_conv2d_by_finite_differences(shape, kwargs):
     ((2, 1, 2, 8), dict(kernel_size=2, stride=3, dilation=2, bias=False)),
     ((2, 2, 2, 7), dict(kernel_size=4, padding="same")),
 ], ids=str)
-def test_conv1d_by_finite_differences(shape, kwargs):
+def test_conv1d_by_finite_differences(shape, kwargs, device):
     n, c, o, length = shape
     fd_check(nn.Conv1d(c, o, **kwargs), np.random.default_rng(6).standard_normal((n, c, length)))
 
@@ -246,30 +247,30 @@ BAD_INPUT = [
                          ids=["Conv2d-3D", "Conv2d-channels", "Conv2d-too-small", "Conv2d-list",
                               "Conv2d-int", "Conv2d-float64", "Conv1d-4D", "Conv1d-too-small",
                               "Conv1d-channels", "Conv1d-list", "Conv1d-int"])
-def test_bad_input_is_refused_and_changes_nothing(cls, x, error, match):
+def test_bad_input_is_refused_and_changes_nothing(device, cls, x, error, match):
     layer = cls(2, 3, kernel_size=3)
     assert_refusal_changes_nothing(layer, copy.deepcopy(layer),
-                                   X4 if cls is nn.Conv2d else X3, x, error, match)
+                                   dev(X4 if cls is nn.Conv2d else X3), dev(x), error, match)
 
 
 @pytest.mark.parametrize("cls", [nn.Conv2d, nn.Conv1d])
-def test_bad_backward_is_refused_and_changes_nothing(cls):
+def test_bad_backward_is_refused_and_changes_nothing(device, cls):
     layer = cls(2, 3, kernel_size=3)
     fresh = copy.deepcopy(layer)
-    good = X4 if cls is nn.Conv2d else X3
+    good = dev(X4 if cls is nn.Conv2d else X3)
     name = cls.__name__
     with pytest.raises(ValueError, match=rf"{name}\.backward: called before forward"):
-        layer.backward(np.ones((2, 3, 3, 3)[:good.ndim], np.float32))
+        layer.backward(dev(np.ones((2, 3, 3, 3)[:good.ndim], np.float32)))
     y = layer(good)
-    for gy in (np.ones(y.shape[:-1] + (y.shape[-1] + 1,), np.float32), y[0], y.tolist()):
-        shape = tuple(np.shape(gy)) if not isinstance(gy, list) else ()
+    for gy in (dev(np.ones(y.shape[:-1] + (y.shape[-1] + 1,), np.float32)), y[0], y.tolist()):
+        shape = tuple(gy.shape) if not isinstance(gy, list) else ()
         with pytest.raises(ValueError, match=rf"{name}\.backward: expected gy of shape "
                                              rf"{_re_shape(y.shape)} \(the forward output\), "
                                              rf"got {_re_shape(shape)}"):
             layer.backward(gy)
     # The refused gy left the forward cache in place.
     layer.zero_grad()
-    layer.backward(np.ones(y.shape, np.float32))
+    layer.backward(dev(np.ones(y.shape, np.float32)))
     assert_works_like(layer, fresh, good)
 
 
@@ -277,8 +278,8 @@ def _re_shape(shape):
     return str(tuple(shape)).replace("(", r"\(").replace(")", r"\)")
 
 
-def test_lazy_conv2d_refused_first_input_leaves_it_lazy():
-    x = np.random.default_rng(0).standard_normal((1, 3, 6, 6)).astype(np.float32)
+def test_lazy_conv2d_refused_first_input_leaves_it_lazy(device):
+    x = dev(np.random.default_rng(0).standard_normal((1, 3, 6, 6)).astype(np.float32))
     sn.manual_seed(3)
     fresh = nn.LazyConv2d(2, kernel_size=5)
     fresh(x)
@@ -286,12 +287,41 @@ def test_lazy_conv2d_refused_first_input_leaves_it_lazy():
     layer = nn.LazyConv2d(2, kernel_size=5)
     with pytest.raises(ValueError, match=r"LazyConv2d: kernel \(5, 5\) .* larger than the "
                                          r"padded input 3x3"):
-        layer(np.zeros((1, 4, 3, 3), np.float32))
+        layer(dev(np.zeros((1, 4, 3, 3), np.float32)))
     with pytest.raises(ValueError, match=r"LazyConv2d: expected a 4-D input"):
         layer(x[0])
     assert layer.weight.data is None and layer.in_channels is None
     assert_works_like(layer, fresh, x)
     assert layer.in_channels == 3 and layer.name == "Conv2d"
+    assert sn.get_array_module(layer.weight.data) is sn.get_array_module(x)
+
+
+@pytest.mark.parametrize("device", GPU_DEVICES, indirect=True)
+@pytest.mark.parametrize("make, shape", LAYERS, ids=["Conv2d", "LazyConv2d", "Conv1d"])
+def test_device_layer_refuses_host_arrays_and_changes_nothing(device, make, shape):
+    """A numpy input or gy for a layer on the GPU (and a device input for the layer moved
+    back to the CPU) is a ValueError naming the layer and saying which is where."""
+    x = dev(np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+    layer = make()
+    assert_host_input_refused(layer, x)
+    name = layer.name
+    fresh = copy.deepcopy(layer)
+    y = layer(x)
+    fresh(x)
+    with pytest.raises(ValueError, match=rf"{name}\.backward: the output is on gpu but gy on "
+                                         r"cpu"):
+        layer.backward(np.ones(y.shape, np.float32))
+    gy = dev(np.random.default_rng(1).standard_normal(y.shape).astype(np.float32))
+    layer.zero_grad()
+    fresh.zero_grad()
+    assert_equal(layer.backward(gy), fresh.backward(gy))
+    for p, q in zip(layer.parameters(), fresh.parameters()):
+        assert_equal(p.grad, q.grad)
+    layer.to(device="cpu")
+    with pytest.raises(ValueError, match=rf"{name}: input is a cupy array \(gpu\) but weight "
+                                         r"is a numpy array \(cpu\)"):
+        layer(x)
+    assert sn.to_numpy(layer(sn.to_numpy(x))).shape == y.shape
 
 
 @pytest.mark.parametrize("make, error, match", [

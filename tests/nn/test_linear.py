@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import assert_dtype_kept, assert_works_like, fd_check, torch_parity
+import scratchnet as sn
+from helpers import (GPU_DEVICES, assert_dtype_kept, assert_equal, assert_host_input_refused,
+                     assert_works_like, dev, fd_check, torch_parity)
 from scratchnet import nn
 
 DTYPES = [np.float64, np.float32]
@@ -25,7 +27,7 @@ def make(kind, bias=True, in_features=4, out_features=3):
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("kind", ["Linear", "LazyLinear"])
-def test_linear_finite_differences(kind, bias, batch):
+def test_linear_finite_differences(kind, bias, batch, device):
     layer, _ = make(kind, bias)
     x = np.random.default_rng(batch).standard_normal((batch, 4))
     report = fd_check(layer, x)
@@ -33,7 +35,7 @@ def test_linear_finite_differences(kind, bias, batch):
 
 
 @pytest.mark.parametrize("shape", [(1, 4), (2, 3, 2, 2), (3, 2, 5)])
-def test_flatten_finite_differences(shape):
+def test_flatten_finite_differences(shape, device):
     fd_check(nn.Flatten(), np.random.default_rng(0).standard_normal(shape))
 
 
@@ -55,29 +57,31 @@ def test_flatten_matches_torch(shape, dtype, device):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["Linear", "LazyLinear", "Flatten"])
-def test_dtype_is_kept_through_forward_and_backward(kind, dtype):
+def test_dtype_is_kept_through_forward_and_backward(kind, dtype, device):
     layer, _ = make(kind)
     layer.to(dtype=dtype)
     shape = (2, 4) if kind != "Flatten" else (2, 2, 2)
-    assert_dtype_kept(layer, np.random.default_rng(0).standard_normal(shape).astype(dtype),
+    assert_dtype_kept(layer, dev(np.random.default_rng(0).standard_normal(shape).astype(dtype)),
                       dtype)
 
 
-def test_lazy_linear_materialises_with_the_input_dtype():
+def test_lazy_linear_materialises_with_the_input_dtype(device):
     layer = nn.LazyLinear(3)
     assert layer.weight.data is None and layer.name == "LazyLinear"
-    layer(np.ones((2, 5)))
+    layer(dev(np.ones((2, 5))))
+    for p in (layer.weight.data, layer.weight.grad, layer.bias.data, layer.bias.grad):
+        assert sn.get_array_module(p) is sn.backend.device_module()
     assert layer.weight.shape == (3, 5) and layer.bias.shape == (3,)
     assert layer.weight.dtype == np.float64 and layer.bias.dtype == np.float64
     assert layer.in_features == 5 and layer.name == "Linear"
 
 
-def test_lazy_linear_rejected_first_input_leaves_it_lazy():
+def test_lazy_linear_rejected_first_input_leaves_it_lazy(device):
     layer = nn.LazyLinear(3)
     with pytest.raises(ValueError, match="LazyLinear"):
-        layer(np.ones((2, 5, 1), dtype=np.float32))
+        layer(dev(np.ones((2, 5, 1), dtype=np.float32)))
     assert layer.weight.data is None
-    assert layer(np.ones((2, 7), dtype=np.float32)).shape == (2, 3)
+    assert layer(dev(np.ones((2, 7), dtype=np.float32))).shape == (2, 3)
 
 
 @pytest.mark.parametrize("bad, fix", [(0, 1), (-2, 1)])
@@ -104,32 +108,32 @@ LINEAR_BAD = [
 
 @pytest.mark.parametrize("bad, exc, message", LINEAR_BAD,
                          ids=["1-D", "3-D", "features", "list", "float64", "int64"])
-def test_linear_bad_input_names_layer_and_changes_nothing(bad, exc, message):
+def test_linear_bad_input_names_layer_and_changes_nothing(bad, exc, message, device):
     layer = nn.Linear(4, 3)
-    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    x = dev(np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32))
     layer(x)
-    layer.backward(np.ones((2, 3), np.float32))
+    layer.backward(dev(np.ones((2, 3), np.float32)))
     fresh = copy.deepcopy(layer)
     with pytest.raises(exc, match=re.escape(message)):
-        layer(bad)
+        layer(dev(bad))
     assert_works_like(layer, fresh, x)
 
 
 @pytest.mark.parametrize("kind", ["Linear", "Flatten"])
-def test_backward_before_forward_and_wrong_gy(kind):
+def test_backward_before_forward_and_wrong_gy(kind, device):
     layer, _ = make(kind)
-    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    x = dev(np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32))
     fresh = copy.deepcopy(layer)
     with pytest.raises(ValueError, match=f"{kind}.backward: called before forward"):
-        layer.backward(np.ones((2, 3), np.float32))
+        layer.backward(dev(np.ones((2, 3), np.float32)))
     y = layer(x)
     fresh(x)
     with pytest.raises(ValueError, match=re.escape(f"{kind}.backward: expected gy of shape "
                                                    f"{y.shape} (the forward output), got (2, 9)")):
-        layer.backward(np.ones((2, 9), np.float32))
+        layer.backward(dev(np.ones((2, 9), np.float32)))
     # The cache survives a rejected gy: the right one still works.
-    gy = np.ones(y.shape, np.float32)
-    np.testing.assert_array_equal(layer.backward(gy), fresh.backward(gy))
+    gy = dev(np.ones(y.shape, np.float32))
+    assert_equal(layer.backward(gy), fresh.backward(gy))
     with pytest.raises(ValueError, match="called before forward"):
         layer.backward(gy)  # one backward per forward: the cache is released
 
@@ -140,8 +144,26 @@ def test_backward_before_forward_and_wrong_gy(kind):
     ([1.0, 2.0], TypeError, "Flatten: expected a numpy or cupy array (N, ...), got list"),
     (np.ones((2, 3), np.int32), TypeError, "Flatten: expected a floating-point input, got int32"),
 ], ids=["0-D", "list", "int32"])
-def test_flatten_bad_input(bad, exc, message):
+def test_flatten_bad_input(bad, exc, message, device):
     layer = nn.Flatten()
     with pytest.raises(exc, match=re.escape(message)):
-        layer(bad)
-    assert layer(np.ones((2, 3, 2), np.float32)).shape == (2, 6)
+        layer(dev(bad))
+    assert layer(dev(np.ones((2, 3, 2), np.float32))).shape == (2, 6)
+
+
+@pytest.mark.parametrize("device", GPU_DEVICES, indirect=True)
+@pytest.mark.parametrize("kind, bias", [("Linear", True), ("Linear", False),
+                                        ("LazyLinear", True)])
+def test_device_layer_refuses_host_arrays_and_changes_nothing(device, kind, bias):
+    layer, _ = make(kind, bias)
+    x = dev(np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32))
+    assert_host_input_refused(layer, x)
+    fresh = copy.deepcopy(layer)
+    y = layer(x)
+    fresh(x)
+    with pytest.raises(ValueError, match="Linear.backward: the output is on gpu but gy on cpu"):
+        layer.backward(np.ones(y.shape, np.float32))
+    gy = dev(np.random.default_rng(1).standard_normal(y.shape).astype(np.float32))
+    assert_equal(layer.backward(gy), fresh.backward(gy))
+    for p, q in zip(layer.parameters(), fresh.parameters()):
+        assert_equal(p.grad, q.grad)

@@ -3,8 +3,8 @@ examples (d2l 7.5), dtype, and bad input."""
 import numpy as np
 import pytest
 import torch
-from helpers import (assert_refusal_changes_nothing, assert_works_like, distinct, fd_check,
-                     torch_parity)
+from helpers import (GPU_DEVICES, assert_equal, assert_refusal_changes_nothing,
+                     assert_works_like, dev, distinct, fd_check, torch_parity)
 
 import scratchnet as sn
 from scratchnet import nn
@@ -74,17 +74,17 @@ FD_DILATED = [((1, 2, 8, 7), dict(kernel_size=(3, 2), stride=(2, 1), padding=1, 
 
 
 @pytest.mark.parametrize("shape, kwargs", FD_POOL + FD_DILATED, ids=str)
-def test_max_pool_by_finite_differences(shape, kwargs):
+def test_max_pool_by_finite_differences(shape, kwargs, device):
     fd_check(nn.MaxPool2d(**kwargs), distinct(shape))
 
 
 @pytest.mark.parametrize("shape, kwargs", FD_POOL, ids=str)
-def test_avg_pool_by_finite_differences(shape, kwargs):
+def test_avg_pool_by_finite_differences(shape, kwargs, device):
     fd_check(nn.AvgPool2d(**kwargs), np.random.default_rng(1).standard_normal(shape))
 
 
 @pytest.mark.parametrize("output_size, size", ADAPTIVE, ids=str)
-def test_adaptive_avg_pool_by_finite_differences(output_size, size):
+def test_adaptive_avg_pool_by_finite_differences(output_size, size, device):
     x = np.random.default_rng(2).standard_normal((2, 2) + size)
     fd_check(nn.AdaptiveAvgPool2d(output_size), x)
 
@@ -163,8 +163,8 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize("name, x, error, match", BAD_INPUT)
-def test_bad_input_is_refused_and_changes_nothing(name, x, error, match):
-    assert_refusal_changes_nothing(POOLS[name](), POOLS[name](), X4, x, error, match)
+def test_bad_input_is_refused_and_changes_nothing(device, name, x, error, match):
+    assert_refusal_changes_nothing(POOLS[name](), POOLS[name](), dev(X4), dev(x), error, match)
 
 
 def _re_shape(shape):
@@ -172,20 +172,33 @@ def _re_shape(shape):
 
 
 @pytest.mark.parametrize("name", list(POOLS))
-def test_bad_backward_is_refused_and_changes_nothing(name):
+def test_bad_backward_is_refused_and_changes_nothing(device, name):
     layer, fresh = POOLS[name](), POOLS[name]()
     with pytest.raises(ValueError, match=rf"{name}\.backward: called before forward"):
-        layer.backward(np.ones((2, 2, 2, 2), np.float32))
-    y = layer(X4)
-    for gy, shape in ((np.ones(y.shape[:-1] + (y.shape[-1] + 1,), np.float32), None),
+        layer.backward(dev(np.ones((2, 2, 2, 2), np.float32)))
+    y = layer(dev(X4))
+    for gy, shape in ((dev(np.ones(y.shape[:-1] + (y.shape[-1] + 1,), np.float32)), None),
                       (y[0], None), (y.tolist(), ())):
         shape = gy.shape if shape is None else shape
         with pytest.raises(ValueError, match=rf"{name}\.backward: expected gy of shape "
                                              rf"{_re_shape(y.shape)} \(the forward output\), "
                                              rf"got {_re_shape(shape)}"):
             layer.backward(gy)
-    layer.backward(np.ones(y.shape, np.float32))
-    assert_works_like(layer, fresh, X4)
+    layer.backward(dev(np.ones(y.shape, np.float32)))
+    assert_works_like(layer, fresh, dev(X4))
+
+
+@pytest.mark.parametrize("device", GPU_DEVICES, indirect=True)
+@pytest.mark.parametrize("name", list(POOLS))
+def test_host_gy_for_a_device_output_is_refused_and_changes_nothing(device, name):
+    layer, fresh = POOLS[name](), POOLS[name]()
+    y = layer(dev(X4))
+    fresh(dev(X4))
+    with pytest.raises(ValueError, match=rf"{name}\.backward: the output is on gpu but gy on "
+                                         r"cpu"):
+        layer.backward(np.ones(y.shape, np.float32))
+    gy = dev(np.random.default_rng(1).standard_normal(y.shape).astype(np.float32))
+    assert_equal(layer.backward(gy), fresh.backward(gy))
 
 
 @pytest.mark.parametrize("make, error, match", [

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import scratchnet as sn
+from helpers import dev
 from scratchnet.gradcheck import numerical_gradient, rel_error
 from scratchnet.ops import conv2d, conv2d_backward, conv_pads, out_size, pair
 from scratchnet.reference import conv2d_naive
@@ -25,16 +26,16 @@ def naive_grid():
 
 
 @pytest.mark.parametrize("size, kernel, stride, padding, dilation", list(naive_grid()), ids=str)
-def test_conv2d_matches_naive_reference(size, kernel, stride, padding, dilation):
+def test_conv2d_matches_naive_reference(device, size, kernel, stride, padding, dilation):
     rs = np.random.default_rng(0)
     x = rs.standard_normal((2, 2) + size)
     W = rs.standard_normal((3, 2) + pair(kernel))
     b = rs.standard_normal(3)
     ph, pw = pair(padding)
-    y, _ = conv2d(x, W, b, pair(stride), (ph, ph, pw, pw), pair(dilation))
+    y, _ = conv2d(dev(x), dev(W), dev(b), pair(stride), (ph, ph, pw, pw), pair(dilation))
     expected = conv2d_naive(x, W, b, stride, padding, dilation)
     assert y.shape == expected.shape
-    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sn.to_numpy(y), expected, rtol=1e-12, atol=1e-12)
 
 
 # torch warns that an even kernel makes it copy the input; that is its business.
@@ -89,14 +90,14 @@ FD_CASES = [
 
 
 @pytest.mark.parametrize("shape, kernel, stride, pads, dilation", FD_CASES, ids=str)
-def test_conv2d_backward_by_finite_differences(shape, kernel, stride, pads, dilation):
+def test_conv2d_backward_by_finite_differences(device, shape, kernel, stride, pads, dilation):
     n, c, o, h, w = shape
     rs = np.random.default_rng(2)
-    x = rs.standard_normal((n, c, h, w))
-    W = rs.standard_normal((o, c) + kernel)
-    b = rs.standard_normal(o)
+    x = dev(rs.standard_normal((n, c, h, w)))
+    W = dev(rs.standard_normal((o, c) + kernel))
+    b = dev(rs.standard_normal(o))
     y, col = conv2d(x, W, b, stride, pads, dilation)
-    gy = rs.standard_normal(y.shape)
+    gy = dev(rs.standard_normal(y.shape))
     gx, gW, gb = conv2d_backward(gy, col, W, x.shape, stride, pads, dilation)
 
     def loss():
@@ -128,12 +129,12 @@ def test_conv2d_backward_matches_torch_autograd(device, dtype, shape, kernel, st
         assert rel_error(ours, theirs.detach().numpy()) <= tol
 
 
-def test_backward_skips_what_is_not_needed():
+def test_backward_skips_what_is_not_needed(device):
     rs = np.random.default_rng(4)
-    x, W = rs.standard_normal((2, 2, 5, 5)), rs.standard_normal((3, 2, 3, 3))
+    x, W = dev(rs.standard_normal((2, 2, 5, 5))), dev(rs.standard_normal((3, 2, 3, 3)))
     y, col = conv2d(x, W, None)
-    gx, gW, gb = conv2d_backward(np.ones_like(y), col, W, x.shape, need_gx=False,
-                                 need_gb=False)
+    gx, gW, gb = conv2d_backward(sn.get_array_module(y).ones_like(y), col, W, x.shape,
+                                 need_gx=False, need_gb=False)
     assert gx is None and gb is None and gW.shape == W.shape
 
 

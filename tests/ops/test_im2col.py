@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import scratchnet as sn
+from helpers import dev
 from scratchnet.gradcheck import numerical_gradient, rel_error
 from scratchnet.ops import col2im, im2col, out_size, pair
 
@@ -53,10 +54,10 @@ def test_im2col_matches_definition(device, shape, kernel, stride, pads, dilation
 
 @pytest.mark.parametrize("kernel, stride, pads, dilation",
                          [g for g in GEOMETRIES if g[2][0::2] == g[2][1::2]], ids=str)
-def test_im2col_and_col2im_match_torch_unfold_and_fold(kernel, stride, pads, dilation):
+def test_im2col_and_col2im_match_torch_unfold_and_fold(device, kernel, stride, pads, dilation):
     x = np.random.default_rng(1).standard_normal((2, 3, 8, 7))
     kw = dict(kernel_size=kernel, dilation=dilation, padding=pads[0::2], stride=stride)
-    col = im2col(x, *kernel, *stride, pads, *dilation)
+    col = sn.to_numpy(im2col(dev(x), *kernel, *stride, pads, *dilation))
     c, kh, kw_, n, oh, ow = col.shape
     # torch's unfold is (N, C*kh*kw, oh*ow); ours keeps the batch inside the columns.
     as_torch = col.transpose(3, 0, 1, 2, 4, 5).reshape(n, c * kh * kw_, oh * ow)
@@ -65,7 +66,8 @@ def test_im2col_and_col2im_match_torch_unfold_and_fold(kernel, stride, pads, dil
     u_rand = np.random.default_rng(2).standard_normal(unfolded.shape)
     folded = F.fold(torch.from_numpy(u_rand), (8, 7), **kw).numpy()
     c_rand = u_rand.reshape(n, c, kh, kw_, oh, ow).transpose(1, 2, 3, 0, 4, 5)
-    img = col2im(c_rand, 8, 7, *stride, pads, *dilation)
+    img = col2im(dev(c_rand), 8, 7, *stride, pads, *dilation)
+    assert sn.get_array_module(img) is sn.backend.device_module()
     assert rel_error(img, folded) <= 1e-14
 
 
@@ -84,10 +86,11 @@ def test_col2im_is_the_adjoint_of_im2col(device, shape, kernel, stride, pads, di
 
 
 @pytest.mark.parametrize("kernel, stride, pads, dilation", GEOMETRIES[1:6], ids=str)
-def test_col2im_is_im2col_gradient_by_finite_differences(kernel, stride, pads, dilation):
+def test_col2im_is_im2col_gradient_by_finite_differences(device, kernel, stride, pads,
+                                                         dilation):
     rs = np.random.default_rng(4)
-    x = rs.standard_normal((2, 2, 7, 6))
-    gc = rs.standard_normal(im2col(x, *kernel, *stride, pads, *dilation).shape)
+    x = dev(rs.standard_normal((2, 2, 7, 6)))
+    gc = dev(rs.standard_normal(im2col(x, *kernel, *stride, pads, *dilation).shape))
     num = numerical_gradient(lambda: (im2col(x, *kernel, *stride, pads, *dilation) * gc).sum(), x)
     assert rel_error(col2im(gc, 7, 6, *stride, pads, *dilation), num) <= 1e-8
 

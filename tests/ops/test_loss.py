@@ -5,6 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import scratchnet as sn
+from helpers import assert_equal, dev
 from scratchnet import ops
 from scratchnet.gradcheck import numerical_gradient, rel_error
 
@@ -12,11 +14,13 @@ TOL = {np.float64: 1e-13, np.float32: 1e-6}
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_log_softmax_matches_torch_even_for_huge_logits(dtype):
+def test_log_softmax_matches_torch_even_for_huge_logits(dtype, device):
     x = np.random.default_rng(0).standard_normal((4, 5)).astype(dtype)
     x[1, 2], x[2] = 1e4, -1e4
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        got = ops.log_softmax(x)
+        got = ops.log_softmax(dev(x))
+    assert sn.get_array_module(got) is sn.backend.device_module()
+    got = sn.to_numpy(got)
     want = F.log_softmax(torch.from_numpy(x), dim=1).numpy()
     assert got.dtype == dtype and np.isfinite(got).all()
     assert rel_error(got, want) <= TOL[dtype]
@@ -25,13 +29,14 @@ def test_log_softmax_matches_torch_even_for_huge_logits(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_softmax_cross_entropy_matches_torch(reduction, dtype):
+def test_softmax_cross_entropy_matches_torch(reduction, dtype, device):
     rs = np.random.default_rng(1)
     x = (rs.standard_normal((6, 4)) * 3).astype(dtype)
     labels = rs.integers(0, 4, 6)
     gy = rs.standard_normal(6).astype(dtype) if reduction == "none" else 0.7
-    loss, probs = ops.softmax_cross_entropy(x, labels, reduction)
-    gx = ops.softmax_cross_entropy_backward(probs, labels, reduction, gy)
+    loss, probs = ops.softmax_cross_entropy(dev(x), dev(labels), reduction)
+    gx = ops.softmax_cross_entropy_backward(probs, dev(labels), reduction, dev(gy))
+    assert sn.get_array_module(loss) is sn.get_array_module(gx) is sn.backend.device_module()
     xt = torch.tensor(x, requires_grad=True)
     lt = F.cross_entropy(xt, torch.from_numpy(labels), reduction=reduction)
     lt.backward(torch.from_numpy(np.asarray(gy, dtype=dtype)))
@@ -42,12 +47,13 @@ def test_softmax_cross_entropy_matches_torch(reduction, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_mse_matches_torch(reduction, dtype):
+def test_mse_matches_torch(reduction, dtype, device):
     rs = np.random.default_rng(2)
     y, t = rs.standard_normal((2, 3, 4)).astype(dtype), rs.standard_normal((2, 3, 4)).astype(dtype)
     gy = rs.standard_normal(y.shape).astype(dtype) if reduction == "none" else 1.3
-    loss, d = ops.mse(y, t, reduction)
-    gx = ops.mse_backward(d, reduction, gy)
+    loss, d = ops.mse(dev(y), dev(t), reduction)
+    gx = ops.mse_backward(d, reduction, dev(gy))
+    assert sn.get_array_module(loss) is sn.get_array_module(gx) is sn.backend.device_module()
     yt = torch.tensor(y, requires_grad=True)
     lt = F.mse_loss(yt, torch.from_numpy(t), reduction=reduction)
     lt.backward(torch.from_numpy(np.asarray(gy, dtype=dtype)))
@@ -58,24 +64,41 @@ def test_mse_matches_torch(reduction, dtype):
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("n", [1, 3])
-def test_backward_matches_finite_differences(n, reduction):
+def test_backward_matches_finite_differences(n, reduction, device):
     rs = np.random.default_rng(3)
     x, labels, t = rs.standard_normal((n, 4)), rs.integers(0, 4, n), rs.standard_normal((n, 4))
-    w = rs.standard_normal(n) if reduction == "none" else 1.0
+    x, labels, t = dev(x), dev(labels), dev(t)
+    w = dev(rs.standard_normal(n)) if reduction == "none" else 1.0
     _, probs = ops.softmax_cross_entropy(x, labels, reduction)
     num = numerical_gradient(
         lambda: (ops.softmax_cross_entropy(x, labels, reduction)[0] * w).sum(), x)
     assert rel_error(ops.softmax_cross_entropy_backward(probs, labels, reduction, w), num) < 1e-8
-    w = rs.standard_normal((n, 4)) if reduction == "none" else 1.0
+    w = dev(rs.standard_normal((n, 4))) if reduction == "none" else 1.0
     _, d = ops.mse(x, t, reduction)
     num = numerical_gradient(lambda: (ops.mse(x, t, reduction)[0] * w).sum(), x)
     assert rel_error(ops.mse_backward(d, reduction, w), num) < 1e-8
 
 
-def test_cross_entropy_of_a_huge_logit_is_finite():
-    x = np.array([[1e4, 0.0, -1e4]])
+def test_cross_entropy_of_a_huge_logit_is_finite(device):
+    x = dev(np.array([[1e4, 0.0, -1e4]]))
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        loss, probs = ops.softmax_cross_entropy(x, np.array([1]), "sum")
-        gx = ops.softmax_cross_entropy_backward(probs, np.array([1]), "sum")
-    assert loss == 1e4 and np.isfinite(gx).all()
-    np.testing.assert_array_equal(gx, [[1.0, -1.0, 0.0]])
+        loss, probs = ops.softmax_cross_entropy(x, dev(np.array([1])), "sum")
+        gx = ops.softmax_cross_entropy_backward(probs, dev(np.array([1])), "sum")
+    assert float(sn.to_numpy(loss)) == 1e4 and np.isfinite(sn.to_numpy(gx)).all()
+    assert_equal(gx, [[1.0, -1.0, 0.0]])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_a_0d_gy_on_the_device_gives_what_a_python_number_gives(reduction, device):
+    """A loss's upstream gradient may be a 0-d array (a loss scaled on the device)."""
+    rs = np.random.default_rng(4)
+    x, labels = dev(rs.standard_normal((5, 3)).astype(np.float32)), dev(rs.integers(0, 3, 5))
+    _, probs = ops.softmax_cross_entropy(x, labels, reduction)
+    gy = dev(np.array(0.7, np.float32))
+    gx = ops.softmax_cross_entropy_backward(probs, labels, reduction, gy)
+    assert gx.dtype == np.float32 and sn.get_array_module(gx) is sn.get_array_module(x)
+    assert rel_error(gx, ops.softmax_cross_entropy_backward(probs, labels, reduction, 0.7)) < 1e-6
+    _, d = ops.mse(x, 2 * x, reduction)
+    gm = ops.mse_backward(d, reduction, gy)
+    assert gm.dtype == np.float32 and sn.get_array_module(gm) is sn.get_array_module(x)
+    assert rel_error(gm, ops.mse_backward(d, reduction, 0.7)) < 1e-6

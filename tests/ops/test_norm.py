@@ -5,6 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import scratchnet as sn
+from helpers import dev
 from scratchnet import ops
 from scratchnet.gradcheck import numerical_gradient, rel_error
 
@@ -41,14 +43,15 @@ def torch_grads(x, gamma, beta, gy, mean, var, training, eps):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("affine", [True, False])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_train_matches_torch(shape, affine, dtype):
+def test_train_matches_torch(shape, affine, dtype, device):
     x, gamma, beta, gy, _, _ = data(shape, dtype, affine=affine)
     axes = axes_of(shape)
-    y, cache, mean, var = ops.batch_norm_train(x, gamma, beta, 1e-3, axes)
-    gx, ggamma, gbeta = ops.batch_norm_train_backward(gy, cache, gamma, axes)
+    y, cache, mean, var = ops.batch_norm_train(dev(x), dev(gamma), dev(beta), 1e-3, axes)
+    gx, ggamma, gbeta = ops.batch_norm_train_backward(dev(gy), cache, dev(gamma), axes)
     yt, gxt, gt, bt = torch_grads(x, gamma, beta, gy, None, None, True, 1e-3)
-    for a in (y, gx, mean, var, ggamma, gbeta):
+    for a in (y, gx, mean, var) + ((ggamma, gbeta) if affine else ()):
         assert a.dtype == dtype
+        assert sn.get_array_module(a) is sn.backend.device_module()
     assert rel_error(y, yt) <= TOL[dtype] and rel_error(gx, gxt) <= TOL[dtype]
     assert rel_error(mean, x.mean(axis=axes)) <= TOL[dtype]
     assert rel_error(var, x.astype(np.float64).var(axis=axes)) <= TOL[dtype]  # biased
@@ -60,11 +63,12 @@ def test_train_matches_torch(shape, affine, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("affine", [True, False])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_eval_matches_torch(shape, affine, dtype):
+def test_eval_matches_torch(shape, affine, dtype, device):
     x, gamma, beta, gy, mean, var = data(shape, dtype, seed=1, affine=affine)
     axes = axes_of(shape)
-    y, cache = ops.batch_norm_eval(x, gamma, beta, mean, var, 1e-5, axes)
-    gx, ggamma, gbeta = ops.batch_norm_eval_backward(gy, cache, gamma, axes)
+    y, cache = ops.batch_norm_eval(dev(x), dev(gamma), dev(beta), dev(mean), dev(var), 1e-5,
+                                   axes)
+    gx, ggamma, gbeta = ops.batch_norm_eval_backward(dev(gy), cache, dev(gamma), axes)
     yt, gxt, gt, bt = torch_grads(x, gamma, beta, gy, mean, var, False, 1e-5)
     assert y.dtype == dtype and gx.dtype == dtype
     assert rel_error(y, yt) <= TOL[dtype] and rel_error(gx, gxt) <= TOL[dtype]
@@ -75,8 +79,8 @@ def test_eval_matches_torch(shape, affine, dtype):
 
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("shape", [(4, 2), (1, 2, 3), (2, 2, 2, 3)], ids=str)
-def test_backward_matches_finite_differences(shape, training):
-    x, gamma, beta, gy, mean, var = data(shape, np.float64, seed=2)
+def test_backward_matches_finite_differences(shape, training, device):
+    x, gamma, beta, gy, mean, var = (dev(a) for a in data(shape, np.float64, seed=2))
     axes = axes_of(shape)
 
     def forward():
@@ -93,12 +97,13 @@ def test_backward_matches_finite_differences(shape, training):
         assert rel_error(analytic, num) < 1e-7
 
 
-def test_constant_channel_gives_beta_and_finite_gradients():
+def test_constant_channel_gives_beta_and_finite_gradients(device):
     x, gamma, beta, gy, _, _ = data((4, 2, 3, 3), np.float32)
     x[:, 0] = 3.0
     with np.errstate(all="raise"):
-        y, cache, _, var = ops.batch_norm_train(x, gamma, beta, 1e-5, (0, 2, 3))
-        gx, ggamma, gbeta = ops.batch_norm_train_backward(gy, cache, gamma, (0, 2, 3))
+        y, cache, _, var = ops.batch_norm_train(dev(x), dev(gamma), dev(beta), 1e-5, (0, 2, 3))
+        gx, ggamma, gbeta = ops.batch_norm_train_backward(dev(gy), cache, dev(gamma), (0, 2, 3))
+    y, var, gx, ggamma, gbeta = (sn.to_numpy(a) for a in (y, var, gx, ggamma, gbeta))
     assert var[0] == 0.0
     np.testing.assert_array_equal(y[:, 0], beta[0])
     assert np.isfinite(gx).all() and np.isfinite(ggamma).all() and np.isfinite(gbeta).all()

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from threadpoolctl import threadpool_info
 
 import scratchnet as sn
+from helpers import assert_equal, dev
 from scratchnet import nn
 from scratchnet.gradcheck import numerical_gradient, rel_error
 from scratchnet.ops import (conv2d, conv2d_backward, linear, linear_backward, parallel,
@@ -271,26 +272,27 @@ def test_reuse_takes_only_a_matching_contiguous_array():
     assert workspace.reuse(None, (2, 3), np.float32).shape == (2, 3)
 
 
-def test_conv_layer_memory_reuse_never_leaks_into_results():
+def test_conv_layer_memory_reuse_never_leaks_into_results(device):
     """The layer refills its padded-input buffer each forward: outputs and gradients
     handed out before must not change, and backward uses the latest input."""
     rs = np.random.default_rng(4)
     conv = nn.Conv2d(2, 3, 3, padding=1)
-    x1, x2 = (rs.standard_normal((2, 2, 5, 5)).astype(np.float32) for _ in range(2))
-    gy = rs.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    x1, x2 = (dev(rs.standard_normal((2, 2, 5, 5)).astype(np.float32)) for _ in range(2))
+    gy = dev(rs.standard_normal((2, 3, 5, 5)).astype(np.float32))
     y1 = conv(x1)
-    y1_copy = y1.copy()
+    y1_copy = sn.to_numpy(y1).copy()
     gx1 = conv.backward(gy)
-    gx1_copy = gx1.copy()
+    gx1_copy = sn.to_numpy(gx1).copy()
     conv.zero_grad()
     y2 = conv(x2)
     gx2 = conv.backward(gy)
-    assert np.array_equal(y1, y1_copy) and np.array_equal(gx1, gx1_copy)
+    assert np.array_equal(sn.to_numpy(y1), y1_copy)
+    assert np.array_equal(sn.to_numpy(gx1), gx1_copy)
     fresh = nn.Conv2d(2, 3, 3, padding=1)
-    fresh.load_state_dict(conv.state_dict())
-    assert np.array_equal(fresh(x2), y2)
-    assert np.array_equal(fresh.backward(gy), gx2)
-    assert np.array_equal(fresh.weight.grad, conv.weight.grad)
+    fresh.load_state_dict({k: sn.to_numpy(v) for k, v in conv.state_dict().items()})
+    assert_equal(fresh(x2), y2)
+    assert_equal(fresh.backward(gy), gx2)
+    assert_equal(fresh.weight.grad, conv.weight.grad)
 
 
 @pytest.mark.parametrize("n_threads", [2, 3])
