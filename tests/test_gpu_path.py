@@ -154,16 +154,19 @@ def train_steps(model, opt, X, y, steps):
     lambda ps: sn.optim.AdamW(ps, lr=1e-3, amsgrad=True),
 ], ids=["sgd", "nesterov", "adam", "adamw-amsgrad"])
 def test_moving_model_and_optimizer_between_steps_changes_nothing(make_opt):
-    """Two steps on the CPU, model moved to the GPU, a third step there: the same bits as
-    three steps on the CPU (the double computes with numpy). The gradients move with
-    the model, and the optimizer's state follows its parameters."""
+    """Two steps on the CPU, model moved to the GPU, a third step there: the result of
+    three steps on the CPU, up to the order of float32 sums (the CPU adds per-chunk
+    partial sums; a lost momentum buffer would be off by far more). The gradients move
+    with the model, and the optimizer's state follows its parameters."""
     rs = np.random.default_rng(0)
     X = rs.random((4, 1, 28, 28), dtype=np.float32)
     y = np.arange(4)
     results = []
     for move in (False, True):
         sn.manual_seed(0)
-        model = LeNet(modern=True)
+        # Not the modern LeNet: a bias before BatchNorm has a gradient of pure rounding
+        # noise, which Adam scales up to the size of the learning rate.
+        model = LeNet()
         model(X)
         opt = make_opt(model.parameters())
         train_steps(model, opt, X, y, 2)
@@ -184,7 +187,7 @@ def test_moving_model_and_optimizer_between_steps_changes_nothing(make_opt):
             out = [p.data.copy() for p in model.parameters()]
         results.append(out)
     for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("cls, kw", [

@@ -235,7 +235,7 @@ class Module:
                 continue
             m, mod_prefix, name = local[k]
             cur = params[k].data if k in params else m._buffers[name]
-            got = tuple(np.shape(v))
+            got = tuple(v.shape) if hasattr(v, "shape") else tuple(np.shape(v))
             if cur is not None:
                 if got != tuple(cur.shape):
                     misshaped.append(f"{k}: expected {tuple(cur.shape)}, got {got}")
@@ -270,7 +270,7 @@ class Module:
             if k in params:
                 p = params[k]
                 if p.data is not None:
-                    p.data[...] = backend.to_device(backend.to_numpy(v), backend.device_of(p.data))
+                    p.data[...] = _on_device(v, backend.device_of(p.data))
                 else:
                     a = np.array(backend.to_numpy(v), dtype=backend.get_default_dtype())
                     p.materialize(backend.to_device(a, backend.get_device()))
@@ -278,7 +278,7 @@ class Module:
                 m, _, name = local[k]
                 cur = m._buffers[name]
                 if cur is not None:
-                    cur[...] = backend.to_device(backend.to_numpy(v), backend.device_of(cur))
+                    cur[...] = _on_device(v, backend.device_of(cur))
                 else:
                     m._buffers[name] = backend.to_device(np.array(backend.to_numpy(v)),
                                                          backend.get_device())
@@ -320,6 +320,14 @@ class Module:
             sub = repr(m).replace("\n", "\n  ")
             lines.append(f"  ({k}): {sub}")
         return "\n".join(lines) + "\n)"
+
+
+def _on_device(v, device):
+    """``v`` (an array of either device, or a number) as an array on ``device``; one
+    already there is not sent through the host."""
+    if hasattr(v, "dtype") and backend.device_of(v) == device:
+        return v
+    return backend.to_device(backend.to_numpy(v), device)
 
 
 def _convert(a, device, dtype):
