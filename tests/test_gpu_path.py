@@ -129,6 +129,7 @@ def test_evaluate_reads_the_device_once_per_call(fakegpu):
         assert np.isfinite(loss) and 0 <= acc <= 1
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the host's overflow warnings
 def test_a_nan_loss_on_the_gpu_stops_training_at_the_next_read(fakegpu):
     data = Images(64)
     model = small_net()
