@@ -2,17 +2,41 @@
 
 A large array is split into chunks of elements on all cores (``parallel_for``);
 each chunk's ``np.errstate`` is set inside the chunk, as NumPy's error state
-belongs to the thread.
+belongs to the thread. On the GPU each function is one fused kernel
+(:func:`fused`): there the cost of a small op is its launch, not its pass.
 """
 import numpy as np
 
 from ..backend import get_array_module
 from .parallel import parallel_for
 
+_FUSED = {}
 
-def _map(f, *arrays):
-    """out = f(out_chunk, *chunks) over flat chunks of C-contiguous copies of arrays."""
+
+def fused(xp, f):
+    """``f(xp, *args)`` as one CuPy kernel (``cupy.fuse``), built once per function.
+
+    For the GPU path only: ``f`` is a chain of element-wise operators and ufuncs on
+    arrays, None or scalars (pass a scalar as ``x.dtype.type(v)``, so it keeps the
+    arrays' dtype), with reshapes and views done by the caller. The CPU runs its own
+    plain NumPy code; the tests run ``f`` on the CuPy double, whose ``fuse`` calls it
+    as it is, against PyTorch.
+    """
+    kernel = _FUSED.get((f, xp))
+    if kernel is None:
+        def kernel(*args):
+            return f(xp, *args)
+        kernel.__name__ = f.__name__
+        kernel = _FUSED[(f, xp)] = xp.fuse(kernel_name=f.__name__)(kernel)
+    return kernel
+
+
+def _map(f, expr, *arrays):
+    """out = f(out_chunk, *chunks) over flat chunks of C-contiguous copies of arrays;
+    on the GPU ``expr(xp, *arrays)`` as one fused kernel instead."""
     xp = get_array_module(arrays[0])
+    if xp is not np:
+        return fused(xp, expr)(*arrays)
     flat = [xp.ascontiguousarray(a).reshape(-1) for a in arrays]
     out = xp.empty(arrays[0].shape, dtype=arrays[0].dtype)
     of = out.reshape(-1)
@@ -25,8 +49,12 @@ def _relu(out, x):
     get_array_module(x).maximum(x, 0, out=out)
 
 
+def _relu_expr(xp, x):
+    return xp.maximum(x, 0)
+
+
 def relu(x):
-    return _map(_relu, x)
+    return _map(_relu, _relu_expr, x)
 
 
 def _relu_backward(out, gy, y):
@@ -35,8 +63,12 @@ def _relu_backward(out, gy, y):
     get_array_module(gy).multiply(y > 0, gy, out=out)
 
 
+def _relu_backward_expr(xp, gy, y):
+    return (y > 0) * gy
+
+
 def relu_backward(gy, y):
-    return _map(_relu_backward, gy, y)
+    return _map(_relu_backward, _relu_backward_expr, gy, y)
 
 
 def _sigmoid(out, x):
@@ -48,6 +80,11 @@ def _sigmoid(out, x):
         xp.reciprocal(out, out=out)
 
 
+def _sigmoid_expr(xp, x):
+    with np.errstate(over="ignore", under="ignore"):  # NumPy's, on the CuPy double
+        return xp.reciprocal(xp.exp(-x) + 1)
+
+
 def sigmoid(x):
     """1 / (1 + exp(-x)), in place on one buffer (2x faster than scipy's expit here).
 
@@ -55,7 +92,7 @@ def sigmoid(x):
     correctly rounded value (and for large x it underflows to 0, giving 1): both are
     expected, so neither is warned about.
     """
-    return _map(_sigmoid, x)
+    return _map(_sigmoid, _sigmoid_expr, x)
 
 
 def _sigmoid_backward(out, gy, y):
@@ -67,13 +104,25 @@ def _sigmoid_backward(out, gy, y):
         out *= gy
 
 
+def _sigmoid_backward_expr(xp, gy, y):
+    with np.errstate(under="ignore"):
+        return (1 - y) * y * gy
+
+
 def sigmoid_backward(gy, y):
-    return _map(_sigmoid_backward, gy, y)
+    return _map(_sigmoid_backward, _sigmoid_backward_expr, gy, y)
 
 
 def tanh(x):
     return get_array_module(x).tanh(x)
 
 
+def _tanh_backward_expr(xp, gy, y):
+    return gy * (1 - y * y)
+
+
 def tanh_backward(gy, y):
+    xp = get_array_module(gy)
+    if xp is not np:
+        return fused(xp, _tanh_backward_expr)(gy, y)
     return gy * (1 - y * y)
