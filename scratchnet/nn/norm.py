@@ -7,6 +7,7 @@ unbiased batch variance, and ``momentum=None`` for a cumulative average.
 import numpy as np
 
 from .. import backend, ops
+from ..ops.activation import fused
 from .module import Module
 from .parameter import Parameter
 
@@ -47,8 +48,11 @@ class _BatchNorm(Module):
         """Every per-channel entry has the channel count of the first one present."""
         c = self.num_features
         for k in ("weight", "bias", "running_mean", "running_var"):
-            if c is None and k in state and np.ndim(state[k]) == 1:
-                c = np.shape(state[k])[0]
+            shape = getattr(state.get(k), "shape", None) if k in state else None
+            if shape is None and k in state:
+                shape = np.shape(state[k])  # a list or a number
+            if c is None and shape is not None and len(shape) == 1:
+                c = shape[0]
         shapes = {"num_batches_tracked": ()}
         if c is not None:
             shapes.update((k, (c,)) for k in ("weight", "bias", "running_mean", "running_var"))
@@ -106,10 +110,13 @@ class _BatchNorm(Module):
         else:
             factor = float(self.momentum)
         dt = self.running_mean.dtype.type
-        self.running_mean *= dt(1 - factor)
-        self.running_mean += dt(factor) * mean
-        self.running_var *= dt(1 - factor)
-        self.running_var += dt(factor * m / (m - 1)) * var
+        args = (self.running_mean, self.running_var, mean, var, dt(1 - factor), dt(factor),
+                dt(factor * m / (m - 1)))
+        xp = backend.get_array_module(mean)
+        if xp is np:
+            _update_running(np, *args)
+        else:  # one fused kernel instead of six tiny ones
+            fused(xp, _update_running)(*args)
 
     def backward(self, gy):
         cache, axes, use_batch = self.saved_for_backward(gy)
@@ -123,6 +130,14 @@ class _BatchNorm(Module):
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+def _update_running(xp, running_mean, running_var, mean, var, keep, f, f_unbiased):
+    """In place: running = keep * running + f * batch (the variance made unbiased)."""
+    running_mean *= keep
+    running_mean += f * mean
+    running_var *= keep
+    running_var += f_unbiased * var
 
 
 class BatchNorm1d(_BatchNorm):
