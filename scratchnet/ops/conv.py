@@ -12,18 +12,25 @@ Backward: gy2 = gy as (O, m*oh*ow);  gW = gy2 @ col.T (summed over chunks);
 Each is one BLAS product per chunk. The chunks run on all CPU cores
 (``parallel_for``), each in one of two layouts, images second or images last
 (:func:`images_last`); the arithmetic is the same, only the order of the
-columns differs. The columns are kept from forward to backward (kh*kw
-times the input: 25x for LeNet's 5x5 kernels), as Caffe and Chainer do;
+columns differs. In training the columns are kept from forward to backward
+(kh*kw times the input: 25x for LeNet's 5x5 kernels), as Caffe and Chainer do;
 building them again in backward from the padded input saved that memory but
-cost a LeNet step about 1 ms and ResNet-18's 24x24 layers 2 ms each.
+cost a LeNet step about 1 ms and ResNet-18's 24x24 layers 2 ms each. An
+evaluation forward keeps none (:func:`conv2d`'s ``keep``).
+
+On the GPU the batch is one chunk, always in the images-last layout, and
+dL/dx folds dL/dcol back with ``col2im_gather`` (three kernels) rather than one
+strided addition per kernel offset: there every operation is a kernel launch.
 
 Shapes: x (N, C, H, W), W (O, C, kh, kw), b (O,), y (N, O, oh, ow).
 ``pads`` is always the resolved (top, bottom, left, right); :func:`conv_pads`
 turns PyTorch's ``padding`` argument (int, (h, w), "valid", "same") into it.
 """
+import numpy as np
+
 from ..backend import get_array_module
-from .im2col import (col2im_into, im2col_into, images_first, out_size, pad_channels_first,
-                     pair, spatial_slice)
+from .im2col import (col2im_gather, col2im_into, im2col_into, images_first, out_size,
+                     pad_channels_first, pair, spatial_slice)
 from .parallel import add_in_order, parallel_for
 from .workspace import reuse, scratch
 
@@ -58,7 +65,14 @@ def images_last(c, kh, kw, o):
     return c * kh * kw >= 8 * o
 
 
-def conv2d(x, W, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=None):
+def _layout(xp, c, kh, kw, o):
+    """:func:`images_last` on the CPU; always on the GPU, whose ``col2im_gather``
+    wants each column's kernel offsets next to its output pixels."""
+    return images_last(c, kh, kw, o) if xp is np else True
+
+
+def conv2d(x, W, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=None,
+           keep=True):
     """Returns y: (N, O, oh, ow) and ``cols``, the im2col columns backward needs.
 
     ``cols`` is one flat buffer: the columns of chunk (a, b) are its items
@@ -66,34 +80,77 @@ def conv2d(x, W, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=
     (C, kh, kw, b - a, oh, ow) block, or (C, kh, kw, oh, ow, b - a) when
     :func:`images_last`. ``saved``: the ``cols`` of an earlier call, refilled
     when the size matches (a layer does this every step: fresh memory costs
-    page faults, see ``workspace``); None means new memory.
+    page faults, see ``workspace``); None means new memory. ``keep=False``
+    (evaluation, where nothing reads them) keeps no columns: each chunk's columns
+    go to scratch memory (on the GPU, to memory freed on return); ``cols`` is None.
     """
     xp = get_array_module(x)
     o, c, kh, kw = W.shape
     n, _, h, w = x.shape
     oh = out_size(h, kh, stride[0], pads[0], pads[1], dilation[0])
     ow = out_size(w, kw, stride[1], pads[2], pads[3], dilation[1])
-    hp, wp = h + pads[0] + pads[1], w + pads[2] + pads[3]
-    last = images_last(c, kh, kw, o)
+    last = _layout(xp, c, kh, kw, o)
     per = c * kh * kw * oh * ow
-    cols = reuse(saved, (n * per,), x.dtype, xp)
+    cols = reuse(saved, (n * per,), x.dtype, xp) if keep else None
     W2 = W.reshape(o, -1)
     y = xp.empty((n, o, oh, ow), dtype=x.dtype)
 
     def chunk(a, b):
         m = b - a
-        img = scratch("conv2d.img", (c, hp, wp, m) if last else (c, m, hp, wp), x.dtype, xp)
-        pad_channels_first(x[a:b], pads, out=img, images_last=last)
-        col = cols[a * per:b * per].reshape((c, kh, kw) + _grid(m, oh, ow, last))
-        im2col_into(img, kh, kw, *stride, *dilation, oh, ow, col, last)
+        shape = (c, kh, kw) + _grid(m, oh, ow, last)
+        if keep:
+            col = cols[a * per:b * per].reshape(shape)
+        elif xp is np:
+            col = scratch("conv2d.col", shape, x.dtype, xp)
+        else:  # CuPy's pool recycles it; a scratch buffer would hold the largest for good
+            col = xp.empty(shape, dtype=x.dtype)
+        _im2col_chunk(x[a:b], kh, kw, stride, pads, dilation, oh, ow, col, last)
         y2 = scratch("conv2d.y", (o, m * oh * ow), x.dtype, xp)
         xp.dot(W2, col.reshape(c * kh * kw, -1), out=y2)
-        if bias is not None:
+        if bias is not None and xp is np:
             y2 += bias.reshape(o, 1)  # while the chunk is in the cache
-        y[a:b] = images_first(y2.reshape((o,) + _grid(m, oh, ow, last)), last)
+        y2 = images_first(y2.reshape((o,) + _grid(m, oh, ow, last)), last)
+        if bias is None or xp is np:
+            y[a:b] = y2
+        else:  # the GPU adds the bias in the transposing copy: one kernel, not two
+            xp.add(y2, bias.reshape(1, o, 1, 1), out=y[a:b])
 
     parallel_for(n, per * x.itemsize, chunk, xp)
     return y, cols
+
+
+def _im2col_chunk(x, kh, kw, stride, pads, dilation, oh, ow, col, last):
+    """Fill ``col`` with the columns of the images x (m, C, H, W), through a padded
+    copy of x in the chunk's layout (scratch memory)."""
+    xp = get_array_module(x)
+    m, c, h, w = x.shape
+    if xp is not np and not any(pads):  # the GPU reads x in place: one copy fewer
+        img = x.transpose(1, 2, 3, 0)
+    else:
+        hp, wp = h + pads[0] + pads[1], w + pads[2] + pads[3]
+        img = scratch("conv2d.img", (c, hp, wp, m) if last else (c, m, hp, wp), x.dtype, xp)
+        pad_channels_first(x, pads, out=img, images_last=last)
+    im2col_into(img, kh, kw, *stride, *dilation, oh, ow, col, last)
+
+
+def conv2d_columns(x, W_shape, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1)):
+    """The ``cols`` :func:`conv2d` returns, built again from x (new memory): the
+    backward of a layer that kept none in its forward."""
+    xp = get_array_module(x)
+    o, c, kh, kw = W_shape
+    n, _, h, w = x.shape
+    oh = out_size(h, kh, stride[0], pads[0], pads[1], dilation[0])
+    ow = out_size(w, kw, stride[1], pads[2], pads[3], dilation[1])
+    last = _layout(xp, c, kh, kw, o)
+    per = c * kh * kw * oh * ow
+    cols = xp.empty((n * per,), dtype=x.dtype)
+
+    def chunk(a, b):
+        col = cols[a * per:b * per].reshape((c, kh, kw) + _grid(b - a, oh, ow, last))
+        _im2col_chunk(x[a:b], kh, kw, stride, pads, dilation, oh, ow, col, last)
+
+    parallel_for(n, per * x.itemsize, chunk, xp, blas=False)
+    return cols
 
 
 def _grid(m, oh, ow, last):
@@ -138,13 +195,13 @@ def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
     n, _, h, w = x_shape
     oh, ow = gy.shape[2:]
     top, bottom, left, right = pads
-    last = images_last(c, kh, kw, o)
+    last = _layout(xp, c, kh, kw, o)
     per = c * kh * kw * oh * ow
     W2t = W.reshape(o, -1).T
     gx = xp.empty(x_shape, dtype=gy.dtype) if need_gx else None
     small_gW = W.size <= 1 << 17
     flipped, gy_pads = flipped_input_grad(x_shape, W.shape, stride, pads, dilation)
-    flipped = flipped and need_gx
+    flipped = flipped and need_gx and xp is np  # the GPU's gather fold takes fewer kernels
     qt, qb, ql, qr = gy_pads
     if flipped:
         Wf2 = xp.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, -1)
@@ -158,7 +215,7 @@ def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
         gy2 = gy2.reshape(o, -1)
         if small_gW:
             # col @ gy2^T, i.e. gW^T: 1.3-1.8x faster in OpenBLAS than gy2 @ col^T for
-            # few output channels and a long sum; transposing a small gW is cheap.
+            # few output channels and a long sum (gW is returned as that transpose).
             gW = col2.dot(gy2.T).T
         else:
             gW = gy2.dot(col2.T)  # transposing a large one is not (18 ms for ResNet's last)
@@ -175,16 +232,19 @@ def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
             # dL/dcol, over the spent columns when allowed
             gcol = col if consume else scratch("conv2d.gcol", col.shape, gy.dtype, xp)
             xp.dot(W2t, gy2, out=gcol.reshape(col2.shape))
-            hp, wp = h + top + bottom, w + left + right
-            gimg = scratch("conv2d.gimg", (c, hp, wp, m) if last else (c, m, hp, wp),
-                           gy.dtype, xp)
-            gimg.fill(0)
-            col2im_into(gcol, gimg, *stride, *dilation, last)
-            inner = spatial_slice(gimg, slice(top, top + h), slice(left, left + w), last)
+            if xp is np:
+                hp, wp = h + top + bottom, w + left + right
+                gimg = scratch("conv2d.gimg", (c, hp, wp, m) if last else (c, m, hp, wp),
+                               gy.dtype, xp)
+                gimg.fill(0)
+                col2im_into(gcol, gimg, *stride, *dilation, last)
+                inner = spatial_slice(gimg, slice(top, top + h), slice(left, left + w), last)
+            else:  # one gather, not kh*kw additions (see im2col)
+                inner = col2im_gather(gcol, h, w, *stride, *dilation, pads)
             gx[a:b] = images_first(inner, last)
         return gW, gb
 
     parts = parallel_for(n, per * gy.itemsize, chunk, xp)
-    gW = xp.ascontiguousarray(add_in_order([p[0] for p in parts])).reshape(W.shape)
+    gW = add_in_order([p[0] for p in parts]).reshape(W.shape)
     gb = add_in_order([p[1] for p in parts]) if need_gb else None
     return gx, gW, gb

@@ -20,8 +20,14 @@ where the rows a copy or an addition runs along are ow*N values long instead
 of ow (the convolution picks per layer, see ``ops.conv``). ``im2col`` /
 ``col2im`` are the whole-batch versions in the first layout (the tests check
 them against the book's loops).
+
+On the GPU, where every operation is a kernel launch, :func:`col2im_gather`
+folds columns back in three kernels whatever the kernel size (Chainer's CUDA
+col2im is a gather too): each pixel takes the column entries copied from it.
 """
 import numbers
+
+import numpy as np
 
 from ..backend import get_array_module
 from .workspace import reuse
@@ -135,12 +141,72 @@ def im2col_into(img, kh, kw, sh, sw, dh, dw, oh, ow, col, images_last=False):
 
 def col2im_into(col, gimg, sh, sw, dh, dw, images_last=False):
     """Add every entry of ``col`` back into the padded ``gimg`` of the same layout
-    (the adjoint of :func:`im2col_into`): one strided ``+=`` per kernel offset."""
+    (the adjoint of :func:`im2col_into`): one strided addition per kernel offset."""
+    xp = get_array_module(col)
     kh, kw = col.shape[1:3]
     oh, ow = col.shape[3:5] if images_last else col.shape[4:6]
     for i, j, rows, cols in _offsets(kh, kw, sh, sw, dh, dw, oh, ow):
-        spatial_slice(gimg, rows, cols, images_last)[...] += col[:, i, j]
+        g = spatial_slice(gimg, rows, cols, images_last)
+        xp.add(g, col[:, i, j], out=g)  # not ``g[...] +=``: on CuPy that is a second copy
     return gimg
+
+
+def col2im_gather(col, h, w, sh, sw, dh, dw, pads, kernel=None, scale=1.0):
+    """The adjoint of im2col as a gather (for the GPU): col (B, kh, kw, oh, ow, *E) ->
+    (B, h, w, *E), each pixel of the unpadded image the sum of the entries copied from it.
+
+    With ``kernel=(kh, kw)``, col is (B, oh, ow, *E): one value per window that stands
+    for every kernel offset (average pooling). Every entry is multiplied by ``scale``.
+
+    Three kernels, whatever the kernel size: a take of the entries of each pixel
+    through an index table, a multiply by 0/1 (where a pixel has fewer entries than
+    the table's width), and a sum; :func:`col2im_into` launches one per kernel offset.
+    The take's result is (B, h*w, k, *E), k the most entries a pixel has: kh*kw at
+    stride 1, about kh*kw / (sh*sw) otherwise.
+    """
+    xp = get_array_module(col)
+    kh, kw = kernel or col.shape[1:3]
+    oh, ow = col.shape[1:3] if kernel else col.shape[3:5]
+    extra = col.shape[3:] if kernel else col.shape[5:]
+    b = col.shape[0]
+    src, weight = _fold_index(xp, col.dtype, (h, w, kh, kw, sh, sw, dh, dw, pads[0], pads[2],
+                                              oh, ow, kernel is not None, float(scale)))
+    g = col.reshape((b, -1) + extra).take(src, axis=1)  # (B, h*w, k, *E)
+    g *= weight.reshape(weight.shape + (1,) * len(extra))
+    return g.sum(axis=2).reshape((b, h, w) + extra)
+
+
+_FOLD_INDEX = {}
+
+
+def _fold_index(xp, dtype, geometry):
+    """The index table of :func:`col2im_gather` on the device: (src, weight), both
+    (h*w, k). Pixel (y, x) is read by offset (i, j) of window (oy, ox) where
+    y + top = oy*sh + i*dh and x + left = ox*sw + j*dw; a row of src holds the
+    places in col of the pixel's entries (in the order of the offsets), weight is
+    ``scale`` there and 0 past them. Made once per geometry and device (host
+    arithmetic, one copy to the device)."""
+    device = None if xp is np else xp.cuda.runtime.getDevice()
+    key = (xp.__name__, device, np.dtype(dtype).str, geometry)
+    table = _FOLD_INDEX.get(key)
+    if table is None:
+        h, w, kh, kw, sh, sw, dh, dw, top, left, oh, ow, per_window, scale = geometry
+        ry = np.arange(h)[:, None] + top - np.arange(kh) * dh  # (h, kh): oy*sh if valid
+        rx = np.arange(w)[:, None] + left - np.arange(kw) * dw  # (w, kw): ox*sw if valid
+        vy = (ry % sh == 0) & (ry >= 0) & (ry < sh * oh)
+        vx = (rx % sw == 0) & (rx >= 0) & (rx < sw * ow)
+        src = (ry // sh)[:, None, :, None] * ow + (rx // sw)[None, :, None, :]
+        if not per_window:
+            src = src + np.arange(kh * kw).reshape(kh, kw) * (oh * ow)
+        valid = (vy[:, None, :, None] & vx[None, :, None, :]).reshape(h * w, kh * kw)
+        src = np.where(valid, src.reshape(h * w, kh * kw), 0)
+        # each row's entries first (a stable sort keeps the offsets' order), then cut
+        first = np.argsort(~valid, axis=1, kind="stable")[:, :max(1, valid.sum(1).max())]
+        valid = np.take_along_axis(valid, first, axis=1)
+        table = (xp.asarray(np.take_along_axis(src, first, axis=1)),
+                 xp.asarray((valid * scale).astype(dtype)))
+        _FOLD_INDEX[key] = table
+    return table
 
 
 def im2col(x, kh, kw, sh, sw, pads, dh=1, dw=1, pad_value=0.0):

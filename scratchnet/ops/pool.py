@@ -5,12 +5,16 @@ of the padded input covering every window at once, so no column buffer of
 kh*kw times the input is built. Semantics follow PyTorch: floor mode output
 sizes; max pooling pads with -inf and sends each window's gradient to its
 first maximum; average pooling counts padded zeros (count_include_pad=True).
+
+On the GPU, where each of those passes is a kernel launch, the windows are one
+(N, C, kh, kw, oh, ow) view instead, reduced over (kh, kw) at once (``_gpu_*``).
 """
 
 import numpy as np
 
 from ..backend import get_array_module
-from .im2col import out_size, pad_images
+from .activation import fused
+from .im2col import col2im_gather, out_size, pad_images, patch_view
 from .parallel import parallel_for
 
 
@@ -67,6 +71,8 @@ def max_pool2d(x, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1)):
     xp = get_array_module(x)
     n, c = x.shape[:2]
     oh, ow = _pool_geometry(x.shape, kernel, stride, pads, dilation)
+    if xp is not np:
+        return _gpu_max_pool(xp, x, kernel, stride, pads, dilation, oh, ow)
     y = xp.empty((n, c, oh, ow), dtype=x.dtype)
     idx = xp.empty(y.shape, dtype=xp.uint8 if kernel[0] * kernel[1] <= 256 else xp.int32)
 
@@ -84,9 +90,8 @@ def max_pool2d(x, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1)):
             not_yet &= v != ya
             ia += not_yet
         # NaN != NaN, so a window with a NaN counted past its end: PyTorch sends its
-        # gradient to the last NaN. (On the GPU without asking whether there is one:
-        # that question would wait for the device.)
-        if xp is not np or np.isnan(ya).any():
+        # gradient to the last NaN.
+        if np.isnan(ya).any():
             for k, v in enumerate(views):
                 nan = xp.isnan(v)
                 ia *= ~nan
@@ -101,6 +106,8 @@ def max_pool2d_backward(gy, idx, x_shape, kernel, stride, pads=(0, 0, 0, 0), dil
     xp = get_array_module(gy)
     n, c, h, w = x_shape
     oh, ow = gy.shape[2:]
+    if xp is not np:
+        return _gpu_max_pool_backward(xp, gy, idx, x_shape, kernel, stride, pads, dilation)
     gx = xp.empty(x_shape, dtype=gy.dtype)
     disjoint = _disjoint(kernel, stride, dilation)
     tiles = _tiles(x_shape, (oh, ow), kernel, stride, pads, dilation)
@@ -127,6 +134,9 @@ def avg_pool2d(x, kernel, stride, pads=(0, 0, 0, 0)):
     xp = get_array_module(x)
     kh, kw = kernel
     oh, ow = _pool_geometry(x.shape, kernel, stride, pads, (1, 1))
+    if xp is not np:  # one mean over a window view (see the module docstring)
+        return _window_view(pad_images(x, pads, 0.0), kernel, stride, (1, 1), oh, ow).mean(
+            axis=(2, 3))
     y = xp.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
 
     def chunk(a, b):
@@ -148,6 +158,8 @@ def avg_pool2d_backward(gy, x_shape, kernel, stride, pads=(0, 0, 0, 0)):
     kh, kw = kernel
     n, c, h, w = x_shape
     oh, ow = gy.shape[2:]
+    if xp is not np:
+        return _gpu_avg_pool_backward(xp, gy, x_shape, kernel, stride, pads)
     gx = xp.empty(x_shape, dtype=gy.dtype)
     disjoint = _disjoint(kernel, stride, (1, 1))
     tiles = _tiles(x_shape, (oh, ow), kernel, stride, pads, (1, 1))
@@ -165,6 +177,102 @@ def avg_pool2d_backward(gy, x_shape, kernel, stride, pads=(0, 0, 0, 0)):
 
     parallel_for(n, gx[:1].nbytes, chunk, xp, blas=False)
     return gx
+
+
+def _window_view(img, kernel, stride, dilation, oh, ow):
+    """img (N, C, Hp, Wp) -> its (N, C, kh, kw, oh, ow) window view (no copy):
+    ``view[n, c, i, j, y, x] = img[n, c, y*sh + i*dh, x*sw + j*dw]``."""
+    return patch_view(img, *kernel, *stride, *dilation, oh, ow).transpose(0, 3, 1, 2, 4, 5)
+
+
+_OFFSETS = {}
+
+
+def _offsets_on(xp, kernel, first=0):
+    """first, first + 1, ... for the kernel offsets i*kw + j, a (kh, kw) device array
+    made once per device (a view of it broadcasts against a window layout)."""
+    kh, kw = kernel
+    device = None if xp is np else xp.cuda.runtime.getDevice()
+    key = (xp.__name__, device, kh, kw, first)
+    a = _OFFSETS.get(key)
+    if a is None:
+        dtype = np.uint8 if kh * kw + first <= 255 else np.int32
+        a = _OFFSETS[key] = xp.asarray(
+            np.arange(first, first + kh * kw, dtype=dtype).reshape(kh, kw))
+    return a
+
+
+def _gpu_max_pool(xp, x, kernel, stride, pads, dilation, oh, ow):
+    """max_pool2d in three kernels (plus two to pad): a max over the window view, a
+    fused key per window entry, and its argmax.
+
+    The key folds PyTorch's NaN rule into the same pass: 1 where the entry equals the
+    window's maximum, and offset + 2 where it is NaN (a window with a NaN has the NaN
+    as its maximum, and no entry equals it). Its argmax, which returns the first of
+    equal keys, is the first maximum, or the last NaN.
+    """
+    n, c = x.shape[:2]
+    win = _window_view(pad_images(x, pads, -xp.inf), kernel, stride, dilation, oh, ow)
+    y = win.max(axis=(2, 3))
+    key = fused(xp, _gpu_max_key)(win, y[:, :, None, None],
+                                  _offsets_on(xp, kernel, 2)[:, :, None, None])
+    return y, key.reshape(n, c, -1, oh, ow).argmax(axis=2)
+
+
+def _gpu_max_key(xp, v, vmax, rank):
+    return (v == vmax) + xp.isnan(v) * rank
+
+
+def _gpu_route(xp, gy, idx, offset):
+    """Each window's gradient at the offset idx recorded, 0 at the others."""
+    return (idx == offset) * gy
+
+
+def _gpu_max_pool_backward(xp, gy, idx, x_shape, kernel, stride, pads, dilation):
+    """One fused kernel spreads gy over the window entries; they are dL/dx itself when
+    the windows tile the image, are stored by one strided copy when they do not
+    overlap, and are folded by ``col2im_gather`` when they do."""
+    n, c, h, w = x_shape
+    oh, ow = gy.shape[2:]
+    route, offsets = fused(xp, _gpu_route), _offsets_on(xp, kernel)
+    if _tiles(x_shape, (oh, ow), kernel, stride, pads, dilation):
+        # entries in image order, (N, C, oh, kh, ow, kw), are (N, C, H, W)
+        return route(gy[:, :, :, None, :, None], idx[:, :, :, None, :, None],
+                     offsets[:, None, :]).reshape(x_shape)
+    g = route(gy[:, :, None, None], idx[:, :, None, None], offsets[:, :, None, None])
+    if _disjoint(kernel, stride, dilation):
+        return _gpu_store_windows(xp, g, x_shape, kernel, stride, pads, dilation)
+    gx = col2im_gather(g.reshape((n * c,) + g.shape[2:]), h, w, *stride, *dilation, pads)
+    return gx.reshape(x_shape)
+
+
+def _gpu_store_windows(xp, g, x_shape, kernel, stride, pads, dilation):
+    """dL/dx from the entries g (N, C, kh, kw, oh, ow) of windows that do not overlap:
+    each pixel is in at most one window, so one strided copy places them all."""
+    n, c, h, w = x_shape
+    oh, ow = g.shape[4:]
+    gimg = xp.zeros((n, c, h + pads[0] + pads[1], w + pads[2] + pads[3]), dtype=g.dtype)
+    _window_view(gimg, kernel, stride, dilation, oh, ow)[...] = g
+    if any(pads):  # gimg was a padded buffer: its centre
+        return xp.ascontiguousarray(gimg[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + w])
+    return gimg
+
+
+def _gpu_avg_pool_backward(xp, gy, x_shape, kernel, stride, pads):
+    """As the max's: gy / (kh*kw) at every entry of its window."""
+    n, c, h, w = x_shape
+    oh, ow = gy.shape[2:]
+    kh, kw = kernel
+    scale = gy.dtype.type(1.0 / (kh * kw))
+    if _tiles(x_shape, (oh, ow), kernel, stride, pads, (1, 1)):
+        g = xp.broadcast_to(gy[:, :, :, None, :, None], (n, c, oh, kh, ow, kw))
+        return xp.multiply(g, scale).reshape(x_shape)
+    if _disjoint(kernel, stride, (1, 1)):
+        g = xp.broadcast_to(gy[:, :, None, None], (n, c, kh, kw, oh, ow))
+        return _gpu_store_windows(xp, g * scale, x_shape, kernel, stride, pads, (1, 1))
+    gx = col2im_gather(gy.reshape(n * c, oh, ow), h, w, *stride, 1, 1, pads, kernel=kernel,
+                       scale=scale)
+    return gx.reshape(x_shape)
 
 
 def adaptive_bins(size, out):
