@@ -298,7 +298,8 @@ class SGD(Optimizer):
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
     def _update_flat(self, flat, group, states):
-        # _update's arithmetic, operation for operation, on the whole buffer.
+        # _update's arithmetic, operation for operation, on the whole buffer, with one
+        # temporary the size of the model (two for Nesterov).
         xp = backend.get_array_module(flat.data)
         tmp = scratch("sgd.g", flat.data.shape, flat.dtype, xp)
         g = flat.grad
@@ -323,9 +324,8 @@ class SGD(Optimizer):
                 g = xp.add(g, t2, out=t2)
             else:
                 g = buf
-        upd = scratch("sgd.update", flat.data.shape, flat.dtype, xp)
-        xp.multiply(g, group["lr"], out=upd)
-        flat.data -= upd
+        xp.multiply(g, group["lr"], out=tmp)  # g may be tmp itself: element by element
+        flat.data -= tmp
 
 
 class Adam(Optimizer):
