@@ -63,6 +63,10 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
     def __call__(self, *args, **kwargs):
+        if any(getattr(a, "grad_fn", False) is not False for a in args):
+            # An autograd Tensor: record this layer (or its children) on the tape.
+            from ..autograd import call_module
+            return call_module(self, *args, **kwargs)
         return self.forward(*args, **kwargs)
 
     def extra_repr(self):

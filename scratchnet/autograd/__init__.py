@@ -1,0 +1,306 @@
+"""A small autograd tape over scratchnet's ops, to show what PyTorch's autograd does.
+
+    import scratchnet.autograd as ag
+    x = ag.Tensor(-4.0, requires_grad=True)
+    y = (2 * x + 2 + x).relu() * x
+    y.backward()                 # x.grad, as torch would give it
+
+Every operation on a Tensor that requires grad records a :class:`Node` (the op's
+name, its inputs and a function from the output's gradient to the inputs'),
+define-by-run. ``backward()`` visits the nodes in reverse topological order, so
+a node runs only when every use of its output has sent its gradient back; where
+a tensor was used twice the two gradients are summed (the residual connection).
+Leaves (tensors made by the user) accumulate into ``.grad`` as PyTorch's do; the
+gradients of intermediate tensors are dropped once used, and each node forgets
+what it saved, so a second ``backward()`` through the same graph is refused.
+
+Layers on the tape: a scratchnet model called on a Tensor records one node per
+layer (Conv2d, BatchNorm2d, ReLU, ...), whose backward is that layer's own
+``backward``: the same ``Parameter.grad`` fields fill as with manual backprop.
+Composite modules (Sequential, Residual, the models) just call their children,
+so their structure, the residual sum included, is what the tape records.
+``ag.functional`` has the same ops under torch.nn.functional's names. The tape
+adds order, not new maths: every backward is one in ``scratchnet.ops``.
+"""
+import threading
+import weakref
+
+import numpy as np
+
+from .. import backend
+from ..backend import no_grad
+
+__all__ = ["Tensor", "Node", "no_grad", "backward_order", "to_dot", "plot_graph",
+           "functional"]
+
+
+class Node:
+    """One recorded op: ``name`` (e.g. "MulBackward"), the input Tensors, and
+    ``backward_fn(gy) -> one gradient (or None) per input``."""
+
+    def __init__(self, name, inputs, backward_fn, out):
+        self.name = name
+        self.inputs = tuple(inputs)
+        self.backward_fn = backward_fn
+        self.out_shape = tuple(out.shape)
+        self.out = weakref.ref(out)
+        self.freed = False
+
+    def free(self):
+        """Drop what the op saved for backward: its graph can be walked only once."""
+        self.backward_fn = None
+        self.freed = True
+
+    def __repr__(self):
+        return f"<{self.name}>"
+
+
+class Tensor:
+    """An array of the active device, with a gradient and the op that made it."""
+
+    __array_priority__ = 1000  # numpy scalars and arrays defer to our operators
+
+    def __init__(self, data, requires_grad=False, name=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if backend.is_cupy_array(data) or isinstance(data, np.ndarray):
+            if backend.device_of(data) != backend.get_device():
+                data = backend.to_device(data, backend.get_device())
+        else:
+            xp = backend.device_module()
+            if isinstance(data, bool) or isinstance(data, (int, np.integer)):
+                data = xp.asarray(data)
+            elif isinstance(data, (float, np.floating)):
+                data = xp.asarray(data, dtype=backend.get_default_dtype())
+            else:  # nested lists, as torch.tensor takes them
+                a = np.asarray(data)
+                if a.dtype.kind == "f":
+                    a = a.astype(backend.get_default_dtype())
+                data = xp.asarray(a)
+        if requires_grad and data.dtype.kind not in "fc":
+            raise TypeError(f"Tensor: only floating-point tensors can require grad, got "
+                            f"{data.dtype}")
+        self.data = data
+        self.requires_grad = bool(requires_grad)
+        self.grad_fn = None
+        self.name = name
+        self._grad = None
+        self._param = None  # a leaf that stands for a model's Parameter
+        self._retain = False
+
+    grad = property(lambda self: self._param.grad if self._param is not None else self._grad,
+                    doc="dL/d(this tensor) after backward(): leaves only, as in PyTorch")
+
+    @grad.setter
+    def grad(self, value):
+        if self._param is not None:
+            self._param.grad = value
+        else:
+            self._grad = value
+
+    shape = property(lambda self: tuple(self.data.shape))
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    device = property(lambda self: backend.device_of(self.data))
+    is_leaf = property(lambda self: self.grad_fn is None)
+
+    def numel(self):
+        return int(self.data.size)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        extra = f", grad_fn={self.grad_fn!r}" if self.grad_fn is not None else (
+            ", requires_grad=True" if self.requires_grad else "")
+        return f"Tensor({backend.to_numpy(self.data)!r}{extra})"
+
+    def detach(self):
+        return Tensor(self.data)
+
+    def retain_grad(self):
+        """Keep this intermediate tensor's gradient in .grad after backward()."""
+        self._retain = True
+
+    def backward(self, gradient=None):
+        """Run the recorded graph backwards from this tensor (see the module docstring)."""
+        run_backward(self, gradient)
+
+    # The operators and methods below are all small recorded ops (see _ops.py).
+
+
+def _ensure(v, like):
+    """A Tensor for v: Tensors pass; numbers and arrays become constants on like's device."""
+    if isinstance(v, Tensor):
+        if v.device != like.device:
+            raise ValueError(f"autograd: an op mixes a tensor on {like.device} with one on "
+                             f"{v.device}; move one with Tensor(x.data) under "
+                             "sn.use_device(...)")
+        return v
+    xp = backend.get_array_module(like.data)
+    if isinstance(v, (int, float, np.generic)) and not isinstance(v, bool):
+        return Tensor(xp.asarray(v, dtype=like.dtype))
+    if isinstance(v, bool):
+        return Tensor(xp.asarray(v))
+    if backend.device_of(v) != like.device:
+        raise ValueError(f"autograd: an op mixes a tensor on {like.device} with a "
+                         f"{type(v).__module__.split('.')[0]} array on {backend.device_of(v)}")
+    return Tensor(v)
+
+
+def record(name, out_data, inputs, backward_fn):
+    """The Tensor holding ``out_data``; with a Node on it when grad mode is on and any
+    input requires grad. ``backward_fn(gy)`` returns one gradient per input."""
+    out = Tensor(out_data)
+    if backend.is_grad_enabled() and any(t.requires_grad for t in inputs):
+        out.requires_grad = True
+        out.grad_fn = Node(name, inputs, backward_fn, out)
+    return out
+
+
+def _topological(root):
+    """Nodes reachable from root, each after every node that uses its output."""
+    order, seen = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for t in node.inputs:
+            if t.grad_fn is not None and id(t.grad_fn) not in seen:
+                stack.append((t.grad_fn, False))
+    return order[::-1]  # root first
+
+
+def run_backward(t, gradient=None):
+    """The engine behind Tensor.backward: checks everything first, so a refused call
+    adds nothing to any .grad."""
+    if not t.requires_grad:
+        raise RuntimeError("backward: this tensor does not require grad and has no grad_fn "
+                           "(was it made from tensors without requires_grad=True, or under "
+                           "no_grad()?)")
+    xp = backend.get_array_module(t.data)
+    if gradient is None:
+        if t.data.size != 1:
+            raise RuntimeError(f"backward: a gradient can be created implicitly only for a "
+                               f"scalar output; got shape {t.shape}: pass gradient=, an "
+                               f"array of that shape")
+        g = xp.ones_like(t.data)
+    else:
+        g = gradient.data if isinstance(gradient, Tensor) else gradient
+        g = g if hasattr(g, "shape") else xp.asarray(g, dtype=t.dtype)
+        if tuple(g.shape) != t.shape:
+            raise RuntimeError(f"backward: expected a gradient of shape {t.shape} (the "
+                               f"tensor's), got {tuple(g.shape)}")
+        if backend.device_of(g) != t.device:
+            raise RuntimeError(f"backward: the tensor is on {t.device} but the gradient on "
+                               f"{backend.device_of(g)}")
+    if t.grad_fn is None:  # a leaf: its own gradient
+        _accumulate(t, g)
+        return
+    order = _topological(t.grad_fn)
+    if any(node.freed for node in order):
+        raise RuntimeError("backward: trying to go backward through the graph a second "
+                           "time; the first backward() freed what the ops saved (compute "
+                           "the forward again)")
+    grads = {id(t.grad_fn): g}
+    for node in order:
+        gy = grads.pop(id(node), None)
+        if gy is None:
+            continue  # nothing that needs a gradient depends on this op
+        out = node.out()
+        if out is not None and out._retain:
+            out._grad = gy
+        gins = node.backward_fn(gy)
+        node.free()
+        for inp, gin in zip(node.inputs, gins):
+            if gin is None or not inp.requires_grad:
+                continue
+            if inp.grad_fn is None:
+                if inp._param is None:  # a layer's backward filled its Parameter already
+                    _accumulate(inp, gin)
+            else:
+                key = id(inp.grad_fn)
+                # The tensor was used twice or more: the gradients add up.
+                grads[key] = gin if key not in grads else grads[key] + gin
+    return None
+
+
+def _accumulate(leaf, g):
+    if tuple(g.shape) != leaf.shape:  # a broadcast op must have summed it back
+        raise RuntimeError(f"backward: internal error, gradient {tuple(g.shape)} for a leaf "
+                           f"of shape {leaf.shape}")
+    leaf.grad = g.copy() if leaf.grad is None else leaf.grad + g
+
+
+# Layers on the tape -------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def parameter_tensor(p, name):
+    """The leaf Tensor standing for Parameter p in graphs (its .grad is p.grad)."""
+    t = getattr(p, "_tape_tensor", None)
+    if t is None or t.data is not p.data:
+        t = Tensor.__new__(Tensor)
+        t.data, t.requires_grad, t.grad_fn = p.data, True, None
+        t._grad, t._param, t._retain = None, p, False
+        p._tape_tensor = t
+    t.name = name
+    return t
+
+
+def call_module(module, *args, **kwargs):
+    """``module(*args)`` with Tensors among args: see the module docstring."""
+    outer = not getattr(_local, "depth", 0)
+    if outer:  # name every parameter by its path in the model called first
+        for path, m in module.named_modules():
+            object.__setattr__(m, "_tape_path", path)
+    _local.depth = getattr(_local, "depth", 0) + 1
+    try:
+        if module._modules:  # a container: its forward calls its children on Tensors
+            return module.forward(*args, **kwargs)
+        return _layer_node(module, args, kwargs)
+    finally:
+        _local.depth -= 1
+
+
+def _layer_node(module, args, kwargs):
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    like = tensors[0]
+    for a in tensors[1:]:
+        _ensure(a, like)
+    raw = [a.data if isinstance(a, Tensor) else a for a in args]
+    live = module.__dict__.get("_tape_node")
+    if live is not None and live() is not None and not live().freed:
+        # The layer is used twice in one graph: its reusable buffers hold the first
+        # call's values, which that call's backward still needs.
+        object.__setattr__(module, "_saved", None)
+    y = module.forward(*raw, **kwargs)
+    cache = module.__dict__.get("_cache")
+    prefix = module.__dict__.get("_tape_path", "")
+    params = [parameter_tensor(p, f"{prefix}.{k}" if prefix else k)
+              for k, p in module._parameters.items() if p is not None and p.data is not None]
+    first = tensors[0]
+    inputs = [first] + params
+
+    def backward_fn(gy):
+        object.__setattr__(module, "_cache", cache)
+        gx = module.backward(gy)
+        return (gx,) + (None,) * len(params)
+
+    out = record(module.name, y, inputs, backward_fn)
+    if out.grad_fn is not None:
+        out.grad_fn.module = module
+        object.__setattr__(module, "_tape_node", weakref.ref(out.grad_fn))
+    return out
+
+
+from . import _ops  # noqa: E402,F401  (adds the operators to Tensor)
+from . import functional  # noqa: E402
+from .graph import backward_order, plot_graph, to_dot  # noqa: E402

@@ -1,0 +1,174 @@
+"""torch.nn.functional's names and arguments for the layer ops, on the tape.
+
+    from scratchnet.autograd import functional as F
+    y = F.relu(F.conv2d(x, w, b, stride=1, padding=1))
+
+Each op's forward and backward are the ones in ``scratchnet.ops`` (which the layers
+in ``scratchnet.nn`` call too): the tape only records them and runs them in order.
+Arguments may be Tensors or plain arrays (constants).
+"""
+from .. import backend, ops
+from ..ops.im2col import pair
+from . import Tensor, _ensure, record
+
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm",
+           "linear", "relu", "sigmoid", "tanh", "dropout", "cross_entropy", "mse_loss"]
+
+
+def _t(v, like=None):
+    if v is None or isinstance(v, Tensor):
+        return v
+    return _ensure(v, like) if like is not None else Tensor(v)
+
+
+def _grads(inputs, *gs):
+    """The gradients for the inputs that are Tensors requiring one (None elsewhere)."""
+    return tuple(g if t is not None and t.requires_grad else None for t, g in zip(inputs, gs))
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """x (N, C, H, W), weight (O, C, kh, kw), bias (O,): a cross-correlation."""
+    x = _t(input)
+    w, b = _t(weight, x), _t(bias, x)
+    kh, kw = w.shape[2:]
+    stride, dilation = pair(stride, "conv2d stride"), pair(dilation, "conv2d dilation")
+    pads = ops.conv_pads(padding if isinstance(padding, str) else pair(padding, "padding"),
+                         kh, kw, *dilation)
+    y, cols = ops.conv2d(x.data, w.data, None if b is None else b.data, stride, pads,
+                         dilation)
+    inputs = (x, w) if b is None else (x, w, b)
+
+    def backward(gy):
+        gx, gw, gb = ops.conv2d_backward(gy, cols, w.data, x.shape, stride, pads, dilation,
+                                         need_gx=x.requires_grad, need_gb=b is not None)
+        return _grads(inputs, gx, gw.reshape(w.shape), gb)
+    return record("ConvolutionBackward", y, inputs, backward)
+
+
+def _pool_args(kernel_size, stride, padding):
+    kernel = pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else pair(stride, "stride")
+    ph, pw = pair(padding, "padding")
+    return kernel, stride, (ph, ph, pw, pw)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1):
+    x = _t(input)
+    kernel, stride, pads = _pool_args(kernel_size, stride, padding)
+    dilation = pair(dilation, "dilation")
+    y, idx = ops.max_pool2d(x.data, kernel, stride, pads, dilation)
+    return record("MaxPool2DBackward", y, (x,), lambda gy: (ops.max_pool2d_backward(
+        gy, idx, x.shape, kernel, stride, pads, dilation),))
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0):
+    x = _t(input)
+    kernel, stride, pads = _pool_args(kernel_size, stride, padding)
+    y = ops.avg_pool2d(x.data, kernel, stride, pads)
+    return record("AvgPool2DBackward", y, (x,), lambda gy: (ops.avg_pool2d_backward(
+        gy, x.shape, kernel, stride, pads),))
+
+
+def adaptive_avg_pool2d(input, output_size):
+    x = _t(input)
+    y = ops.adaptive_avg_pool2d(x.data, pair(output_size, "output_size"))
+    return record("AdaptiveAvgPool2DBackward", y, (x,),
+                  lambda gy: (ops.adaptive_avg_pool2d_backward(gy, x.shape),))
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Per channel over every axis but 1. In training the batch statistics are used and
+    the running ones (plain arrays, or None) are updated in place, as PyTorch does."""
+    x = _t(input)
+    g, b = _t(weight, x), _t(bias, x)
+    axes = (0,) + tuple(range(2, x.ndim))
+    gamma, beta = (None if g is None else g.data), (None if b is None else b.data)
+    rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+    rv = running_var.data if isinstance(running_var, Tensor) else running_var
+    if training:
+        y, cache, mean, var = ops.batch_norm_train(x.data, gamma, beta, eps, axes)
+        if rm is not None:
+            m = x.data.size // x.shape[1]
+            rm *= 1 - momentum
+            rm += momentum * mean
+            rv *= 1 - momentum
+            rv += (momentum * m / (m - 1)) * var
+        backward_op = ops.batch_norm_train_backward
+    else:
+        y, cache = ops.batch_norm_eval(x.data, gamma, beta, rm, rv, eps, axes)
+        backward_op = ops.batch_norm_eval_backward
+    inputs = (x, g, b)
+
+    def backward(gy):
+        gx, gg, gb = backward_op(gy, cache, gamma, axes)
+        return _grads(inputs, gx, gg, gb)
+    return record("NativeBatchNormBackward", y, inputs, backward)
+
+
+def linear(input, weight, bias=None):
+    """y = x @ weight.T + bias, weight (out, in)."""
+    x = _t(input)
+    w, b = _t(weight, x), _t(bias, x)
+    y = ops.linear(x.data, w.data, None if b is None else b.data)
+    inputs = (x, w, b)
+
+    def backward(gy):
+        gx, gw, gb = ops.linear_backward(gy, x.data, w.data, x.requires_grad, b is not None)
+        return _grads(inputs, gx, gw, gb)
+    return record("AddmmBackward", y, inputs, backward)
+
+
+def relu(input):
+    return _t(input).relu()
+
+
+def sigmoid(input):
+    return _t(input).sigmoid()
+
+
+def tanh(input):
+    return _t(input).tanh()
+
+
+def dropout(input, p=0.5, training=True):
+    """Inverted dropout: zero with probability p, scale the rest by 1 / (1 - p)."""
+    x = _t(input)
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: expected 0 <= p <= 1, got {p}")
+    if not training or p == 0:
+        return x
+    mask = ops.dropout_mask(x.data, p)
+    return record("MulBackward", ops.dropout(x.data, mask), (x,),
+                  lambda gy: (ops.dropout_backward(gy, mask),))
+
+
+def _labels(target, like):
+    t = target.data if isinstance(target, Tensor) else target
+    xp = backend.get_array_module(like.data)
+    return xp.asarray(t) if not backend.is_cupy_array(t) else t
+
+
+def cross_entropy(input, target, reduction="mean"):
+    """Softmax cross-entropy of logits (N, C) against integer labels (N,) in [0, C)."""
+    x = _t(input)
+    labels = _labels(target, x)
+    c = x.shape[1]
+    if not backend.is_cupy_array(labels) and labels.size and (
+            int(labels.min()) < 0 or int(labels.max()) >= c):
+        raise ValueError(f"cross_entropy: labels must be in [0, {c}), got values in "
+                         f"[{int(labels.min())}, {int(labels.max())}]")
+    loss, probs = ops.softmax_cross_entropy(x.data, labels, reduction)
+    xp = backend.get_array_module(x.data)
+    return record("NllLossBackward", xp.asarray(loss), (x,), lambda gy: (
+        ops.softmax_cross_entropy_backward(probs, labels, reduction,
+                                           gy if reduction == "none" else gy.reshape(())),))
+
+
+def mse_loss(input, target, reduction="mean"):
+    x = _t(input)
+    t = target.data if isinstance(target, Tensor) else target
+    loss, d = ops.mse(x.data, t.astype(x.dtype, copy=False), reduction)
+    xp = backend.get_array_module(x.data)
+    return record("MseLossBackward", xp.asarray(loss), (x,),
+                  lambda gy: (ops.mse_backward(d, reduction, gy),))
