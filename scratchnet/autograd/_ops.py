@@ -123,12 +123,21 @@ def _reshape(a, *shape):
     return record("ViewBackward", a.data.reshape(shape), (a,), lambda g: (g.reshape(a.shape),))
 
 
-def _transpose(a, *axes):
-    axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-    axes = tuple(axes) if axes else tuple(range(a.ndim))[::-1]
-    inverse = tuple(np.argsort(axes))
-    return record("PermuteBackward", a.data.transpose(axes), (a,),
+def _permute(a, *dims):
+    """The axes in the order ``dims`` (numpy's transpose(axes))."""
+    dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+    dims = tuple(d % a.ndim for d in dims) if dims else tuple(range(a.ndim))[::-1]
+    inverse = tuple(int(i) for i in np.argsort(dims))
+    return record("PermuteBackward", a.data.transpose(dims), (a,),
                   lambda g: (g.transpose(inverse),))
+
+
+def _transpose(a, dim0, dim1):
+    """Swap two axes, as torch.Tensor.transpose (numpy's transpose takes every axis:
+    that is permute here)."""
+    dims = list(range(a.ndim))
+    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+    return _permute(a, dims)
 
 
 def _getitem(a, key):
@@ -147,6 +156,7 @@ def _getitem(a, key):
     return record("IndexBackward", a.data[key], (a,), backward)
 
 
-Tensor.reshape, Tensor.transpose, Tensor.__getitem__ = _reshape, _transpose, _getitem
-Tensor.T = property(lambda a: _transpose(a))
+Tensor.reshape, Tensor.transpose, Tensor.permute = _reshape, _transpose, _permute
+Tensor.__getitem__ = _getitem
+Tensor.T = property(lambda a: _permute(a))
 Tensor.view = _reshape

@@ -21,9 +21,15 @@ def _t(v, like=None):
     return _ensure(v, like) if like is not None else Tensor(v)
 
 
-def _grads(inputs, *gs):
-    """The gradients for the inputs that are Tensors requiring one (None elsewhere)."""
-    return tuple(g if t is not None and t.requires_grad else None for t, g in zip(inputs, gs))
+def _given(*tensors):
+    """The inputs that were given (an optional bias may be None)."""
+    return tuple(t for t in tensors if t is not None)
+
+
+def _grads(tensors, *gs):
+    """One gradient per given input, None where it needs none (``tensors`` as passed to
+    :func:`_given`, None included)."""
+    return tuple(g if t.requires_grad else None for t, g in zip(tensors, gs) if t is not None)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
@@ -36,13 +42,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
                          kh, kw, *dilation)
     y, cols = ops.conv2d(x.data, w.data, None if b is None else b.data, stride, pads,
                          dilation)
-    inputs = (x, w) if b is None else (x, w, b)
 
     def backward(gy):
         gx, gw, gb = ops.conv2d_backward(gy, cols, w.data, x.shape, stride, pads, dilation,
                                          need_gx=x.requires_grad, need_gb=b is not None)
-        return _grads(inputs, gx, gw.reshape(w.shape), gb)
-    return record("ConvolutionBackward", y, inputs, backward)
+        return _grads((x, w, b), gx, gw.reshape(w.shape), gb)
+    return record("ConvolutionBackward", y, _given(x, w, b), backward)
 
 
 def _pool_args(kernel_size, stride, padding):
@@ -98,12 +103,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     else:
         y, cache = ops.batch_norm_eval(x.data, gamma, beta, rm, rv, eps, axes)
         backward_op = ops.batch_norm_eval_backward
-    inputs = (x, g, b)
 
     def backward(gy):
         gx, gg, gb = backward_op(gy, cache, gamma, axes)
-        return _grads(inputs, gx, gg, gb)
-    return record("NativeBatchNormBackward", y, inputs, backward)
+        return _grads((x, g, b), gx, gg, gb)
+    return record("NativeBatchNormBackward", y, _given(x, g, b), backward)
 
 
 def linear(input, weight, bias=None):
@@ -111,12 +115,11 @@ def linear(input, weight, bias=None):
     x = _t(input)
     w, b = _t(weight, x), _t(bias, x)
     y = ops.linear(x.data, w.data, None if b is None else b.data)
-    inputs = (x, w, b)
 
     def backward(gy):
         gx, gw, gb = ops.linear_backward(gy, x.data, w.data, x.requires_grad, b is not None)
-        return _grads(inputs, gx, gw, gb)
-    return record("AddmmBackward", y, inputs, backward)
+        return _grads((x, w, b), gx, gw, gb)
+    return record("AddmmBackward", y, _given(x, w, b), backward)
 
 
 def relu(input):

@@ -68,8 +68,9 @@ def to_dot(t):
         lines.append(f'  {ids[id(node)]} [shape=box, label="{_label(node)}{extra}"];'
                      .replace("\n", "\\n"))
     for leaf in leaves:
+        extra = f"\\nsums {uses[id(leaf)]}" if uses.get(id(leaf), 0) > 1 else ""
         lines.append(f'  {ids[id(leaf)]} [shape=ellipse, style=filled, fillcolor="#dde8f5", '
-                     f'label="{_label(leaf)}"];'.replace("\n", "\\n"))
+                     f'label="{_label(leaf)}{extra}"];'.replace("\n", "\\n"))
     for a, b in edges:
         lines.append(f"  {ids[id(a)]} -> {ids[id(b)]};")
     lines.append("}")
