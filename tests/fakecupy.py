@@ -493,11 +493,29 @@ for _name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64"
     globals()[_name] = getattr(np, _name)
 
 
+class _UfuncObject:
+    """cupy.<ufunc>: a call is one operation; ``at`` (unbuffered, repeated indices add
+    up) is one too."""
+
+    def __init__(self, u):
+        self._u = u
+        self.__name__ = u.__name__
+
+    def __call__(self, *args, **kwargs):
+        return _ufunc(self._u, *args, **kwargs)
+
+    def at(self, a, indices, b=None):
+        raw, _, _ = _unwrap_index(indices)
+        raw = a._wrap_indices(raw)
+        _op(f"{self.__name__}.at")
+        args = () if b is None else (_unwrap(b, f"{self.__name__}.at()"),)
+        self._u.at(a._a, raw if len(raw) != 1 else raw[0], *args)
+
+
 def __getattr__(name):
     u = getattr(np, name, None)
     if isinstance(u, np.ufunc):
-        f = globals()[name] = lambda *args, **kwargs: _ufunc(u, *args, **kwargs)
-        f.__name__ = name
+        f = globals()[name] = _UfuncObject(u)
         return f
     raise AttributeError(f"fakecupy has no {name!r}: add it here if CuPy has it")
 
