@@ -73,7 +73,9 @@ def _layout(xp, c, kh, kw, o):
 
 def conv2d(x, W, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=None,
            keep=True):
-    """Returns y: (N, O, oh, ow) and ``cols``, the im2col columns backward needs.
+    """Fast version of :func:`scratchnet.teach.conv2d_forward` (read that first).
+
+    Returns y: (N, O, oh, ow) and ``cols``, the im2col columns backward needs.
 
     ``cols`` is one flat buffer: the columns of chunk (a, b) are its items
     ``a*per .. b*per`` (per = C*kh*kw*oh*ow, one image's worth), a contiguous
@@ -184,7 +186,9 @@ def flipped_input_grad(x_shape, W_shape, stride, pads, dilation):
 
 def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
                     dilation=(1, 1), need_gx=True, need_gb=True, consume=False):
-    """Returns (gx, gW, gb); gx is None when not needed (a network's first layer).
+    """Fast version of :func:`scratchnet.teach.conv2d_backward` (read that first).
+
+    Returns (gx, gW, gb); gx is None when not needed (a network's first layer).
 
     ``cols`` is what :func:`conv2d` returned. ``consume=True`` lets dL/dcol be
     written over it once dL/dW has used it (a layer does this: its cache is

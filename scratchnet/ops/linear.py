@@ -13,6 +13,7 @@ from .parallel import add_in_order, parallel_for
 
 
 def linear(x, W, b):
+    """Fast version of :func:`scratchnet.teach.linear_forward` (read that first)."""
     xp = get_array_module(x)
     parts = parallel_for(W.shape[0], W.shape[1] * W.itemsize,
                          lambda a, c: x.dot(W[a:c].T), xp)
@@ -23,7 +24,10 @@ def linear(x, W, b):
 
 
 def linear_backward(gy, x, W, need_gx=True, need_gb=True):
-    """Returns (gx, gW, gb): gx = gy @ W, gW = gy.T @ x, gb = sum over the batch."""
+    """Fast version of :func:`scratchnet.teach.linear_backward` (read that first).
+
+    Returns (gx, gW, gb): gx = gy @ W, gW = gy.T @ x, gb = sum over the batch.
+    """
     xp = get_array_module(gy)
 
     def chunk(a, c):

@@ -24,7 +24,10 @@ def log_softmax(x, axis=1):
 
 
 def softmax_cross_entropy(logits, labels, reduction="mean"):
-    """logits: (N, C), labels: (N,) ints in [0, C). Returns (loss, probs)."""
+    """Fast version of :func:`scratchnet.teach.softmax_cross_entropy_forward` (read that first).
+
+    logits: (N, C), labels: (N,) ints in [0, C). Returns (loss, probs).
+    """
     xp = get_array_module(logits)
     logp = log_softmax(logits)
     picked = -logp[xp.arange(logits.shape[0]), labels]
@@ -33,7 +36,10 @@ def softmax_cross_entropy(logits, labels, reduction="mean"):
 
 
 def softmax_cross_entropy_backward(probs, labels, reduction="mean", gy=1.0):
-    """dL/dlogits = (softmax - onehot) * gy, divided by N for the mean."""
+    """Fast version of :func:`scratchnet.teach.softmax_cross_entropy_backward` (read that first).
+
+    dL/dlogits = (softmax - onehot) * gy, divided by N for the mean.
+    """
     xp = get_array_module(probs)
     n = probs.shape[0]
     g = probs.copy()

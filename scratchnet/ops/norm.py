@@ -36,7 +36,9 @@ def _channel_sum(a, b=None):
 
 
 def batch_norm_train(x, gamma, beta, eps, axes):
-    """Returns y, (xc, invstd) for backward (xc = x - mean), and the batch mean and
+    """Fast version of :func:`scratchnet.teach.batch_norm_train_forward` (read that first).
+
+    Returns y, (xc, invstd) for backward (xc = x - mean), and the batch mean and
     biased variance. Two passes for the variance (no E[x^2] - E[x]^2 cancellation).
 
     Each pass runs over chunks of the batch on all cores (``parallel_for``); the
@@ -71,7 +73,9 @@ def batch_norm_train(x, gamma, beta, eps, axes):
 
 
 def batch_norm_train_backward(gy, cache, gamma, axes):
-    """Returns (gx, ggamma, gbeta): the batch statistics depend on x too.
+    """Fast version of :func:`scratchnet.teach.batch_norm_train_backward` (read that first).
+
+    Returns (gx, ggamma, gbeta): the batch statistics depend on x too.
 
     With xhat = xc * invstd, gxhat = gy * gamma and m values per channel,
     gx = invstd / m * (m * gxhat - sum(gxhat) - xhat * sum(gxhat * xhat)),
@@ -108,7 +112,9 @@ def batch_norm_train_backward(gy, cache, gamma, axes):
 
 
 def batch_norm_eval(x, gamma, beta, running_mean, running_var, eps, axes):
-    """Returns y and (x, mean, invstd); the statistics are constants here.
+    """Fast version of :func:`scratchnet.teach.batch_norm_eval_forward` (read that first).
+
+    Returns y and (x, mean, invstd); the statistics are constants here.
 
     The cache holds the input itself, not xhat: evaluation keeps no array of its own
     for a backward that rarely comes (backward computes xhat again).
@@ -129,6 +135,7 @@ def batch_norm_eval(x, gamma, beta, running_mean, running_var, eps, axes):
 
 
 def batch_norm_eval_backward(gy, cache, gamma, axes):
+    """Fast version of :func:`scratchnet.teach.batch_norm_eval_backward` (read that first)."""
     x, mean, invstd = cache
     scale = invstd * gamma.reshape(invstd.shape) if gamma is not None else invstd
     ggamma = _channel_sum(gy, x - mean) * invstd.reshape(-1)  # sum(gy * xhat)

@@ -59,7 +59,10 @@ def _grad_image(gx, a, b, pads, xp, tiles=False):
 
 
 def max_pool2d(x, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1)):
-    """Returns y: (N, C, oh, ow) and idx, the offset (i*kw + j) of each window's first maximum.
+    """Fast version of :func:`scratchnet.teach.max_pool2d_forward` (read that first).
+
+    Returns y: (N, C, oh, ow) and idx, the offset (i*kw + j) of each window's first
+    maximum.
 
     First the maximum (kh*kw - 1 ``maximum`` passes), then idx as the number of
     leading offsets whose value is not the maximum: a running "not yet" mask,
@@ -102,7 +105,10 @@ def max_pool2d(x, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1)):
 
 
 def max_pool2d_backward(gy, idx, x_shape, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1)):
-    """Each window's gradient goes to its first maximum (the offset idx recorded)."""
+    """Fast version of :func:`scratchnet.teach.max_pool2d_backward` (read that first).
+
+    Each window's gradient goes to its first maximum (the offset idx recorded).
+    """
     xp = get_array_module(gy)
     n, c, h, w = x_shape
     oh, ow = gy.shape[2:]
@@ -130,7 +136,10 @@ def max_pool2d_backward(gy, idx, x_shape, kernel, stride, pads=(0, 0, 0, 0), dil
 
 
 def avg_pool2d(x, kernel, stride, pads=(0, 0, 0, 0)):
-    """y: (N, C, oh, ow), each window's sum over kh*kw (padding counts as zeros)."""
+    """Fast version of :func:`scratchnet.teach.avg_pool2d_forward` (read that first).
+
+    y: (N, C, oh, ow), each window's sum over kh*kw (padding counts as zeros).
+    """
     xp = get_array_module(x)
     kh, kw = kernel
     oh, ow = _pool_geometry(x.shape, kernel, stride, pads, (1, 1))
@@ -154,6 +163,7 @@ def avg_pool2d(x, kernel, stride, pads=(0, 0, 0, 0)):
 
 
 def avg_pool2d_backward(gy, x_shape, kernel, stride, pads=(0, 0, 0, 0)):
+    """Fast version of :func:`scratchnet.teach.avg_pool2d_backward` (read that first)."""
     xp = get_array_module(gy)
     kh, kw = kernel
     n, c, h, w = x_shape

@@ -1,0 +1,311 @@
+"""scratchnet.teach: each readable forward/backward pair against its fast op in
+``scratchnet.ops`` (the output and every gradient, float64 to 1e-12) and against
+central differences; and each fast op's docstring opens by naming its readable
+version."""
+import inspect
+
+import numpy as np
+import pytest
+from helpers import dev, distinct, rel_err
+
+import scratchnet as sn
+from scratchnet import ops, teach
+from scratchnet.gradcheck import numerical_gradient, rel_error
+from scratchnet.ops import pair
+
+# Readable against fast: the same sums in another order, float64.
+TOL = 1e-12
+# Against central differences (eps 1e-6, float64), as fd_check in helpers.
+FD_TOL = 1e-6
+
+
+def normal(*shape, seed=0):
+    return np.random.default_rng((seed, len(shape))).standard_normal(shape)
+
+
+def pads(padding):
+    """The fast ops' (top, bottom, left, right) of an int or (h, w) padding."""
+    ph, pw = pair(padding)
+    return (ph, ph, pw, pw)
+
+
+def assert_same(got, want, what):
+    """A readable result against the fast op's: None for both, or arrays of one dtype on
+    the active device, equal to TOL relative to the largest magnitude."""
+    if want is None:
+        assert got is None, f"{what}: expected None"
+        return
+    assert sn.get_array_module(got) is sn.backend.device_module(), f"{what}: left the device"
+    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype}, fast op {want.dtype}"
+    err = rel_err(got, want)
+    assert err <= TOL, f"{what} differs from the fast op: {err:.1e}"
+
+
+def assert_fd(forward, inputs, grads, gy):
+    """Each of ``grads`` against central differences of sum(forward() * gy) with respect
+    to the input of the same place (``forward`` reads them; they are perturbed in place)."""
+    def loss():
+        return float((forward() * gy).sum())
+
+    for k, (a, g) in enumerate(zip(inputs, grads)):
+        err = rel_error(g, numerical_gradient(loss, a))
+        assert err <= FD_TOL, f"gradient {k} differs from finite differences: {err:.1e}"
+
+
+# x shape, W shape, stride, padding, dilation, bias
+CONV = [((2, 3, 7, 8), (4, 3, 3, 3), 1, 0, 1, True),
+        ((2, 3, 7, 8), (4, 3, 3, 2), 2, 1, 1, True),
+        ((2, 2, 8, 7), (3, 2, 2, 3), (2, 1), (1, 0), (1, 2), False),
+        ((1, 2, 9, 9), (2, 2, 3, 3), 3, 2, 2, True),
+        ((2, 4, 5, 6), (6, 4, 1, 1), 1, 0, 1, True),
+        # many input channels, few outputs: the fast op's other layout, and on the CPU
+        # its input gradient through the flipped kernel
+        ((2, 20, 5, 5), (2, 20, 3, 3), 1, 1, 1, True)]
+
+
+def test_im2col_and_col2im_match_the_fast_ones(device):
+    x = dev(normal(2, 3, 7, 8))
+    for kh, kw, stride, padding, dilation in [(3, 2, 2, 1, 1), (2, 3, (2, 1), (1, 0), (1, 2))]:
+        (sh, sw), (dh, dw) = pair(stride), pair(dilation)
+        col = teach.im2col(x, kh, kw, stride, padding, dilation)
+        fast = ops.im2col(x, kh, kw, sh, sw, pads(padding), dh, dw)
+        assert_same(col, fast.transpose(3, 0, 1, 2, 4, 5), "im2col")
+        c = dev(normal(*col.shape, seed=1))
+        gx = teach.col2im(c, x.shape, stride, padding, dilation)
+        fast = ops.col2im(c.transpose(1, 2, 3, 0, 4, 5), 7, 8, sh, sw, pads(padding), dh, dw)
+        assert_same(gx, fast, "col2im")
+        # col2im is im2col's adjoint: <im2col(x), c> = <x, col2im(c)>
+        assert abs(float((col * c).sum() - (x * gx).sum())) <= TOL * float(abs(col * c).sum())
+
+
+@pytest.mark.parametrize("x_shape, W_shape, stride, padding, dilation, bias", CONV, ids=str)
+def test_conv2d_matches_fast_op(device, x_shape, W_shape, stride, padding, dilation, bias):
+    x, W = dev(normal(*x_shape)), dev(normal(*W_shape, seed=1))
+    b = dev(normal(W_shape[0], seed=2)) if bias else None
+    y, cache = teach.conv2d_forward(x, W, b, stride, padding, dilation)
+    args = (pair(stride), pads(padding), pair(dilation))
+    y_fast, cols = ops.conv2d(x, W, b, *args)
+    assert_same(y, y_fast, "y")
+    gy = dev(normal(*y.shape, seed=3))
+    grads = teach.conv2d_backward(gy, cache)
+    fast = ops.conv2d_backward(gy, cols, W, x.shape, *args, need_gb=bias)
+    for what, g, f in zip(("gx", "gW", "gb"), grads, fast):
+        assert_same(g, f, what)
+
+
+@pytest.mark.parametrize("x_shape, W_shape, stride, padding, dilation, bias", CONV[:4], ids=str)
+def test_conv2d_matches_finite_differences(device, x_shape, W_shape, stride, padding,
+                                           dilation, bias):
+    x, W = dev(normal(*x_shape)), dev(normal(*W_shape, seed=1))
+    b = dev(normal(W_shape[0], seed=2)) if bias else None
+    y, cache = teach.conv2d_forward(x, W, b, stride, padding, dilation)
+    gy = dev(normal(*y.shape, seed=3))
+    gx, gW, gb = teach.conv2d_backward(gy, cache)
+    assert_fd(lambda: teach.conv2d_forward(x, W, b, stride, padding, dilation)[0],
+              [x, W] + ([b] if bias else []), [gx, gW, gb], gy)
+
+
+# x shape, kernel, stride, padding, dilation
+MAX_POOL = [((2, 3, 6, 8), 2, None, 0, 1),  # LeNet's 2x2/2: windows that tile the image
+            ((2, 2, 7, 8), 3, 2, 1, 1),  # overlapping, padded
+            ((2, 2, 7, 7), 3, 1, 1, 1),
+            ((1, 2, 8, 7), (2, 3), (1, 2), (1, 1), (2, 1))]  # dilated
+
+
+@pytest.mark.parametrize("x_shape, kernel, stride, padding, dilation", MAX_POOL, ids=str)
+def test_max_pool2d_matches_fast_op_and_finite_differences(device, x_shape, kernel, stride,
+                                                            padding, dilation):
+    x = dev(distinct(x_shape))  # no ties: finite differences need a unique maximum
+    y, cache = teach.max_pool2d_forward(x, kernel, stride, padding, dilation)
+    k = pair(kernel)
+    args = (k, pair(k if stride is None else stride), pads(padding), pair(dilation))
+    y_fast, idx = ops.max_pool2d(x, *args)
+    assert_same(y, y_fast, "y")
+    gy = dev(normal(*y.shape, seed=3))
+    gx = teach.max_pool2d_backward(gy, cache)
+    assert_same(gx, ops.max_pool2d_backward(gy, idx, x.shape, *args), "gx")
+    assert_fd(lambda: teach.max_pool2d_forward(x, kernel, stride, padding, dilation)[0],
+              [x], [gx], gy)
+
+
+def test_max_pool2d_gives_a_tie_to_the_first_maximum(device):
+    # As PyTorch: of equal maxima, only the first in the window gets the gradient.
+    x = dev(np.array([[[[1.0, 3.0], [3.0, 0.0]]]]))
+    y, cache = teach.max_pool2d_forward(x, 2)
+    gx = teach.max_pool2d_backward(dev(np.array([[[[5.0]]]])), cache)
+    np.testing.assert_array_equal(sn.to_numpy(gx), [[[[0.0, 5.0], [0.0, 0.0]]]])
+
+
+# x shape, kernel, stride, padding
+AVG_POOL = [((2, 3, 6, 8), 2, None, 0),
+            ((2, 2, 7, 8), 3, 2, 1),
+            ((1, 2, 8, 7), (2, 3), (1, 2), (1, 1)),
+            ((2, 2, 5, 5), 5, 1, 2)]  # every window holds padding
+
+
+@pytest.mark.parametrize("x_shape, kernel, stride, padding", AVG_POOL, ids=str)
+def test_avg_pool2d_matches_fast_op_and_finite_differences(device, x_shape, kernel, stride,
+                                                            padding):
+    x = dev(normal(*x_shape))
+    y, cache = teach.avg_pool2d_forward(x, kernel, stride, padding)
+    k = pair(kernel)
+    args = (k, pair(k if stride is None else stride), pads(padding))
+    assert_same(y, ops.avg_pool2d(x, *args), "y")
+    gy = dev(normal(*y.shape, seed=3))
+    gx = teach.avg_pool2d_backward(gy, cache)
+    assert_same(gx, ops.avg_pool2d_backward(gy, x.shape, *args), "gx")
+    assert_fd(lambda: teach.avg_pool2d_forward(x, kernel, stride, padding)[0], [x], [gx], gy)
+
+
+def bn_data(shape):
+    """x with its own mean and scale per channel; gamma, beta; running stats."""
+    c, rs = shape[1], np.random.default_rng(4)
+    per_channel = (1, c) + (1,) * (len(shape) - 2)
+    x = rs.standard_normal(shape) * rs.uniform(0.5, 3, per_channel) + rs.standard_normal(
+        per_channel)
+    gamma, beta = rs.uniform(0.5, 2, c), rs.standard_normal(c)
+    mean, var = rs.standard_normal(c), rs.uniform(0.5, 2, c)
+    return [dev(a) for a in (x, gamma, beta, mean, var)]
+
+
+BN_SHAPES = [(6, 3), (3, 3, 4), (2, 3, 3, 4)]
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=str)
+def test_batch_norm_train_matches_fast_op_and_finite_differences(device, shape):
+    x, gamma, beta, _, _ = bn_data(shape)
+    axes = (0,) + tuple(range(2, len(shape)))
+    y, cache = teach.batch_norm_train_forward(x, gamma, beta, 1e-3)
+    y_fast, fast_cache, mean, var = ops.batch_norm_train(x, gamma, beta, 1e-3, axes)
+    for what, a, b in (("y", y, y_fast), ("mean", cache[3], mean), ("var", cache[4], var)):
+        assert_same(a, b, what)
+    gy = dev(normal(*shape, seed=3))
+    grads = teach.batch_norm_train_backward(gy, cache)
+    fast = ops.batch_norm_train_backward(gy, fast_cache, gamma, axes)
+    for what, g, f in zip(("gx", "ggamma", "gbeta"), grads, fast):
+        assert_same(g, f, what)
+    assert_fd(lambda: teach.batch_norm_train_forward(x, gamma, beta, 1e-3)[0],
+              [x, gamma, beta], grads, gy)
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES, ids=str)
+def test_batch_norm_eval_matches_fast_op_and_finite_differences(device, shape):
+    x, gamma, beta, mean, var = bn_data(shape)
+    axes = (0,) + tuple(range(2, len(shape)))
+    y, cache = teach.batch_norm_eval_forward(x, gamma, beta, mean, var, 1e-3)
+    y_fast, fast_cache = ops.batch_norm_eval(x, gamma, beta, mean, var, 1e-3, axes)
+    assert_same(y, y_fast, "y")
+    gy = dev(normal(*shape, seed=3))
+    grads = teach.batch_norm_eval_backward(gy, cache)
+    fast = ops.batch_norm_eval_backward(gy, fast_cache, gamma, axes)
+    for what, g, f in zip(("gx", "ggamma", "gbeta"), grads, fast):
+        assert_same(g, f, what)
+    assert_fd(lambda: teach.batch_norm_eval_forward(x, gamma, beta, mean, var, 1e-3)[0],
+              [x, gamma, beta], grads, gy)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_matches_fast_op_and_finite_differences(device, bias):
+    x, W = dev(normal(5, 7)), dev(normal(4, 7, seed=1))
+    b = dev(normal(4, seed=2)) if bias else None
+    y, cache = teach.linear_forward(x, W, b)
+    assert_same(y, ops.linear(x, W, b), "y")
+    gy = dev(normal(5, 4, seed=3))
+    grads = teach.linear_backward(gy, cache)
+    for what, g, f in zip(("gx", "gW", "gb"), grads,
+                          ops.linear_backward(gy, x, W, need_gb=bias)):
+        assert_same(g, f, what)
+    assert_fd(lambda: teach.linear_forward(x, W, b)[0], [x, W] + ([b] if bias else []),
+              grads, gy)
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid"])
+def test_activation_matches_fast_op_and_finite_differences(device, name):
+    forward, backward = getattr(teach, f"{name}_forward"), getattr(teach, f"{name}_backward")
+    x = dev(distinct((2, 3, 4, 5), scale=6.0))  # nothing at ReLU's kink
+    y, cache = forward(x)
+    y_fast = getattr(ops, name)(x)
+    assert_same(y, y_fast, "y")
+    gy = dev(normal(*x.shape, seed=3))
+    gx = backward(gy, cache)
+    assert_same(gx, getattr(ops, f"{name}_backward")(gy, y_fast), "gx")
+    assert_fd(lambda: forward(x)[0], [x], [gx], gy)
+
+
+def test_sigmoid_of_large_inputs_is_exact_and_quiet():
+    # exp(-x) overflows to inf for x = -1e4: y is then exactly 0, with no warning.
+    with np.errstate(all="raise"):
+        y, _ = teach.sigmoid_forward(np.array([-1e4, 0.0, 1e4]))
+    np.testing.assert_array_equal(y, [0.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize("gy", [1.0, 0.7])
+def test_softmax_cross_entropy_matches_fast_op_and_finite_differences(device, gy):
+    # Logits up to 1e2 apart: exp without the shift by the row maximum would overflow.
+    z = dev(normal(6, 5) * 3 + np.array([[0.0], [1e2], [-1e2], [0.0], [5.0], [0.0]]))
+    labels = dev(np.array([0, 4, 2, 2, 1, 3]))
+    loss, cache = teach.softmax_cross_entropy_forward(z, labels)
+    loss_fast, probs = ops.softmax_cross_entropy(z, labels)
+    assert_same(loss, loss_fast, "loss")
+    gz = teach.softmax_cross_entropy_backward(gy, cache)
+    assert_same(gz, ops.softmax_cross_entropy_backward(probs, labels, "mean", gy), "gz")
+    assert_fd(lambda: teach.softmax_cross_entropy_forward(z, labels)[0], [z], [gz], gy)
+
+
+def test_float32_stays_float32(device):
+    def f32(*shape, seed=0):
+        return dev(np.abs(normal(*shape, seed=seed)).astype(np.float32) + np.float32(0.1))
+
+    x, c = f32(2, 3, 6, 6), f32(3)
+    pairs = {"conv2d": (f32(4, 3, 3, 3), f32(4), 1, 1), "max_pool2d": (2,), "avg_pool2d": (2,),
+             "batch_norm_train": (c, c), "batch_norm_eval": (c, c, c, c), "relu": (),
+             "sigmoid": ()}
+    for name, args in pairs.items():
+        y, cache = getattr(teach, f"{name}_forward")(x, *args)
+        grads = getattr(teach, f"{name}_backward")(sn.get_array_module(y).ones_like(y), cache)
+        for a in [y] + list(grads if isinstance(grads, tuple) else [grads]):
+            assert a.dtype == np.float32, name
+    y, cache = teach.linear_forward(f32(5, 7), f32(3, 7), f32(3))
+    assert y.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in teach.linear_backward(y, cache))
+    loss, cache = teach.softmax_cross_entropy_forward(f32(5, 4), dev(np.arange(5) % 4))
+    assert loss.dtype == np.float32
+    assert teach.softmax_cross_entropy_backward(1.0, cache).dtype == np.float32
+
+
+# Each fast op and the readable version its docstring must name first.
+FAST_OPS = [(ops.conv2d, "conv2d_forward"), (ops.conv2d_backward, "conv2d_backward"),
+            (ops.max_pool2d, "max_pool2d_forward"),
+            (ops.max_pool2d_backward, "max_pool2d_backward"),
+            (ops.avg_pool2d, "avg_pool2d_forward"),
+            (ops.avg_pool2d_backward, "avg_pool2d_backward"),
+            (ops.batch_norm_train, "batch_norm_train_forward"),
+            (ops.batch_norm_train_backward, "batch_norm_train_backward"),
+            (ops.batch_norm_eval, "batch_norm_eval_forward"),
+            (ops.batch_norm_eval_backward, "batch_norm_eval_backward"),
+            (ops.linear, "linear_forward"), (ops.linear_backward, "linear_backward"),
+            (ops.relu, "relu_forward"), (ops.relu_backward, "relu_backward"),
+            (ops.sigmoid, "sigmoid_forward"), (ops.sigmoid_backward, "sigmoid_backward"),
+            (ops.softmax_cross_entropy, "softmax_cross_entropy_forward"),
+            (ops.softmax_cross_entropy_backward, "softmax_cross_entropy_backward")]
+
+
+@pytest.mark.parametrize("fast, readable", FAST_OPS, ids=[r for _, r in FAST_OPS])
+def test_fast_op_docstring_opens_with_its_readable_version(fast, readable):
+    assert callable(getattr(teach, readable, None)), f"scratchnet.teach has no {readable}"
+    first = (inspect.getdoc(fast) or "").split("\n")[0]
+    assert f":func:`scratchnet.teach.{readable}`" in first, \
+        f"{fast.__module__}.{fast.__name__}: docstring opens with {first!r}"
+
+
+def test_every_readable_version_is_a_fast_op_twin_and_fits_a_screen():
+    # Each readable function stays short enough to read in one screen.
+    public = [f for name, f in vars(teach).items()
+              if inspect.isfunction(f) and f.__module__ == teach.__name__
+              and not name.startswith("_")]
+    named = {r for _, r in FAST_OPS}
+    assert named <= {f.__name__ for f in public}
+    for f in public:
+        assert f.__name__ in named | {"im2col", "col2im"}, f"{f.__name__}: no fast twin listed"
+        lines = len(inspect.getsource(f).splitlines())
+        assert lines <= 30, f"{f.__name__}: {lines} lines"
