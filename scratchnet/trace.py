@@ -15,6 +15,18 @@ reverse order. No hooks. A block that is not a Sequential (a ResNet
 ``Residual``) is one row: its own forward and backward, its children's FLOPs
 and caches summed (the skip addition itself is not counted).
 
+``expand=True`` looks inside such blocks: under each block's row, one indented
+row per layer inside it (``net.b2.0.conv1``, ``net.b2.0.bn1``, ...) in the
+order its forward calls them, measured while the block runs (its layers'
+``forward`` and ``backward`` are wrapped for that call only, and the block's
+own times include that measuring). A last column, ``bwd #``, gives the step
+at which backward reaches each layer, in the order the autograd tape runs it:
+the model is called once more on a ``scratchnet.autograd.Tensor`` and the
+layers are read off its graph in reverse topological order
+(``report.backward_order``). In a Residual that is relu2, then the main path
+bn2 .. conv1, then the 1x1 conv3, whose gradient is summed with conv1's at X:
+the order ``Residual.backward`` follows by hand.
+
 The gradient that starts the backward pass (``gy=None``):
 
 - ``labels`` given: the gradient of ``CrossEntropyLoss`` (batch mean) on them;
@@ -233,11 +245,13 @@ class _Restore:
         return False
 
 
-def trace(model, x, gy=None, labels=None, repeat=1):
+def trace(model, x, gy=None, labels=None, repeat=1, expand=False):
     """Run one forward and backward of ``model`` on ``x`` layer by layer; a TraceReport.
 
     ``gy``: the gradient of the loss with respect to the output; None picks one
-    (see the module docstring); ``labels``: class labels for a CrossEntropyLoss.
+    (see the module docstring); ``labels``: class labels for a CrossEntropyLoss;
+    ``expand``: also a row for each layer inside a block (a Residual), and the
+    order backward visits the layers (see the module docstring).
     """
     from .nn.loss import CrossEntropyLoss
 
@@ -253,31 +267,53 @@ def trace(model, x, gy=None, labels=None, repeat=1):
     with _Restore(model):
         for _ in range(repeat):
             model.zero_grad()
-            rows, loss_info = _one_pass(layers, x, gy, labels, CrossEntropyLoss)
+            rows, loss_info, ran = _one_pass(layers, x, gy, labels, CrossEntropyLoss, expand)
             if best is not None:
                 for r, b in zip(rows, best):
                     r["fwd_s"] = min(r["fwd_s"], b["fwd_s"])
                     r["bwd_s"] = min(r["bwd_s"], b["bwd_s"])
             best = rows
-    return TraceReport(best, loss_info[0], loss_info[1], loss_info[2])
+        order = source = None
+        if expand:
+            order, source = _backward_order(model, x, layers, ran)
+            step = {}
+            for i, path in enumerate(order, 1):
+                step.setdefault(path, i)  # a layer used twice: where backward first meets it
+            for r in best:
+                r["bwd_step"] = step.get(r["name"])  # None for a block: not one op
+    return TraceReport(best, loss_info[0], loss_info[1], loss_info[2], order, source)
 
 
-def _one_pass(layers, x, gy, labels, loss_cls):
-    rows, caches = [], []
+def _one_pass(layers, x, gy, labels, loss_cls, expand=False):
+    """(rows, (gy source, loss, cached bytes), paths of the layers whose backward ran,
+    in the order they ran)."""
+    rows, top, caches, inside, ran = [], [], [], [], []
     h = x
     for path, layer in layers:
+        block = _Inside(path, layer, ran) if expand and list(layer.children()) else None
         backend.synchronize(h)
         t0 = time.perf_counter()
-        y = layer(h)
+        if block is None:
+            y = layer(h)
+        else:
+            with block:
+                y = layer(h)
         backend.synchronize(y)
         t = time.perf_counter() - t0
         f, b = layer_flops(layer, tuple(h.shape), tuple(y.shape))
         cache = _cached(layer)
         caches.append(cache)
-        rows.append({"name": path, "layer": layer.name, "in_shape": tuple(int(s) for s in h.shape),
-                     "out_shape": tuple(int(s) for s in y.shape),
-                     "params": layer.num_parameters(), "fwd_flops": f, "bwd_flops": b,
-                     "cache_bytes": sum(cache.values()), "fwd_s": t})
+        row = {"name": path, "layer": layer.name, "in_shape": tuple(int(s) for s in h.shape),
+               "out_shape": tuple(int(s) for s in y.shape),
+               "params": layer.num_parameters(), "fwd_flops": f, "bwd_flops": b,
+               "cache_bytes": sum(cache.values()), "fwd_s": t}
+        if expand:
+            row["depth"] = 0
+        rows.append(row)
+        top.append(row)
+        inside.append(block)
+        if block is not None:
+            rows.extend(block.rows)
         h = y
     y = h
     loss = None
@@ -300,16 +336,122 @@ def _one_pass(layers, x, gy, labels, loss_cls):
     for c in caches:
         total_cache.update(c)
     g = gy
-    for (path, layer), row in zip(reversed(layers), reversed(rows)):
+    for (path, layer), row, block in zip(reversed(layers), reversed(top), reversed(inside)):
         backend.synchronize(g)
         t0 = time.perf_counter()
-        g = layer.backward(g)
+        if block is None:
+            ran.append(path)
+            g = layer.backward(g)
+        else:
+            with block:
+                g = layer.backward(g)
         if g is not None:
             backend.synchronize(g)
         row["bwd_s"] = time.perf_counter() - t0
         row["grad_norm"] = _norm(g)
         row["weight_grad_norm"] = _weight_norm(layer)
-    return rows, (how, loss, sum(total_cache.values()))
+    return rows, (how, loss, sum(total_cache.values())), ran
+
+
+def _inner_layers(path, block):
+    """(dotted path, layer) of the leaf layers inside a composite block."""
+    return [(f"{path}.{p}", m) for p, m in block.named_modules()
+            if p and not list(m.children())]
+
+
+class _Inside:
+    """While a composite block runs (``with``), one row per layer inside it.
+
+    Its leaf layers' ``forward`` and ``backward`` are wrapped by instance attributes
+    that time and measure each call, and put back on exit, so the block's own code
+    runs unchanged: Residual.forward and Residual.backward call them as always.
+    """
+
+    def __init__(self, path, block, ran):
+        self.rows = []  # in the order the block's forward calls its layers
+        self.ran = ran
+        self.pending = {}  # id(layer) -> its rows whose backward has not run yet
+        self.leaves = _inner_layers(path, block)
+
+    def __enter__(self):
+        self.saved = [(m, m.__dict__.get("forward"), m.__dict__.get("backward"))
+                      for _, m in self.leaves]
+        for path, m in self.leaves:
+            object.__setattr__(m, "forward", self._forward(path, m, m.forward))
+            object.__setattr__(m, "backward", self._backward(path, m, m.backward))
+        return self
+
+    def __exit__(self, *exc):
+        for m, forward, backward in self.saved:
+            for k, v in (("forward", forward), ("backward", backward)):
+                if v is None:
+                    m.__dict__.pop(k, None)
+                else:
+                    object.__setattr__(m, k, v)
+        return False
+
+    def _forward(self, path, layer, forward):
+        def timed(x, *args, **kwargs):
+            backend.synchronize(x)
+            t0 = time.perf_counter()
+            y = forward(x, *args, **kwargs)
+            backend.synchronize(y)
+            t = time.perf_counter() - t0
+            f, b = layer_flops(layer, tuple(x.shape), tuple(y.shape))
+            row = {"name": path, "layer": layer.name,
+                   "in_shape": tuple(int(s) for s in x.shape),
+                   "out_shape": tuple(int(s) for s in y.shape),
+                   "params": layer.num_parameters(), "fwd_flops": f, "bwd_flops": b,
+                   "cache_bytes": sum(_cached(layer).values()), "fwd_s": t, "bwd_s": 0.0,
+                   "grad_norm": None, "weight_grad_norm": None, "depth": 1}
+            self.rows.append(row)
+            self.pending.setdefault(id(layer), []).append(row)
+            return y
+        return timed
+
+    def _backward(self, path, layer, backward):
+        def timed(gy):
+            backend.synchronize(gy)
+            t0 = time.perf_counter()
+            g = backward(gy)
+            if g is not None:
+                backend.synchronize(g)
+            # A layer called twice in one forward: the later call's backward runs first.
+            row = self.pending[id(layer)].pop()
+            row["bwd_s"] = time.perf_counter() - t0
+            row["grad_norm"] = _norm(g)
+            row["weight_grad_norm"] = _weight_norm(layer)
+            self.ran.append(path)
+            return g
+        return timed
+
+
+def _backward_order(model, x, layers, ran):
+    """(dotted paths of the layers in the order backward visits them, where that order
+    was read). The tape's order, from the model called on an autograd Tensor; for a
+    model the tape cannot record (a block doing its own array maths on the input), the
+    order the manual backward of this trace ran."""
+    from . import autograd as ag
+    from .autograd import _topological
+
+    paths = {}
+    for path, layer in layers:
+        for p, m in [(path, layer)] + _inner_layers(path, layer):
+            paths.setdefault(id(m), p)
+    # The extra forward must not move the random stream that dropout draws from.
+    state, device_state = backend.rng().bit_generator.state, backend.device_rng_state()
+    try:
+        out = model(ag.Tensor(x, requires_grad=True))
+        nodes = _topological(out.grad_fn)
+    except Exception as e:  # whatever stopped the tape: fall back, and say why
+        return list(ran), (f"this trace's manual backward: the autograd tape could not "
+                           f"record this model, {type(e).__name__}: {e}")
+    finally:
+        backend.rng().bit_generator.state = state
+        backend.set_device_rng_state(device_state)
+    order = [paths[id(n.module)] for n in nodes
+             if getattr(n, "module", None) is not None and id(n.module) in paths]
+    return order, "the autograd tape, scratchnet.autograd"
 
 
 def _si(v, unit=""):
@@ -343,38 +485,57 @@ class TraceReport:
     fwd_flops, bwd_flops (None when unknown), cache_bytes, fwd_s, bwd_s,
     grad_norm (of dL/dx leaving the layer; None when it computes none) and
     weight_grad_norm (of dL/dW; None without a weight).
+
+    With ``expand=True`` the rows of a block's layers follow the block's row, and
+    every row also has depth (0, or 1 inside a block) and bwd_step (1 for the layer
+    backward reaches first; None for a block, which the tape does not record as one
+    op); ``backward_order`` lists the layers' paths in that order and
+    ``backward_source`` says where it was read. Totals count the depth-0 rows.
     """
 
     COLUMNS = ("layer", "in", "out", "params", "fwd FLOPs", "bwd FLOPs", "cached", "fwd ms",
                "bwd ms", "|dL/dx|", "|dL/dW|")
 
-    def __init__(self, rows, gy_source, loss=None, cache_bytes_total=None):
+    def __init__(self, rows, gy_source, loss=None, cache_bytes_total=None,
+                 backward_order=None, backward_source=None):
         self.rows = rows
         self.gy_source = gy_source
         self.loss = loss
-        self.cache_bytes_total = (sum(r["cache_bytes"] for r in rows)
+        self.cache_bytes_total = (sum(r["cache_bytes"] for r in self._top())
                                   if cache_bytes_total is None else cache_bytes_total)
+        self.backward_order = backward_order
+        self.backward_source = backward_source
+
+    def _top(self):
+        return [r for r in self.rows if r.get("depth", 0) == 0]
 
     def total(self, key):
-        values = [r[key] for r in self.rows]
+        values = [r[key] for r in self._top()]
         return None if any(v is None for v in values) else sum(values)
 
     def _cells(self):
+        expand = self.backward_order is not None
         body = []
         for r in self.rows:
-            body.append([f"{r['name']} {r['layer']}", _shape(r["in_shape"]),
-                         _shape(r["out_shape"]), f"{r['params']:,}", _si(r["fwd_flops"]),
-                         _si(r["bwd_flops"]), _bytes(r["cache_bytes"]),
-                         f"{1e3 * r['fwd_s']:.2f}", f"{1e3 * r['bwd_s']:.2f}",
-                         _g(r["grad_norm"]), _g(r["weight_grad_norm"])])
+            indent = "  " * r.get("depth", 0)
+            cells = [f"{indent}{r['name']} {r['layer']}", _shape(r["in_shape"]),
+                     _shape(r["out_shape"]), f"{r['params']:,}", _si(r["fwd_flops"]),
+                     _si(r["bwd_flops"]), _bytes(r["cache_bytes"]),
+                     f"{1e3 * r['fwd_s']:.2f}", f"{1e3 * r['bwd_s']:.2f}",
+                     _g(r["grad_norm"]), _g(r["weight_grad_norm"])]
+            if expand:
+                cells.append("" if r["bwd_step"] is None else str(r["bwd_step"]))
+            body.append(cells)
         total = ["total", "", "", f"{self.total('params'):,}", _si(self.total("fwd_flops")),
                  _si(self.total("bwd_flops")), _bytes(self.cache_bytes_total),
                  f"{1e3 * self.total('fwd_s'):.2f}", f"{1e3 * self.total('bwd_s'):.2f}", "", ""]
+        if expand:
+            total.append("")
         return body, total
 
     def __str__(self):
         body, total = self._cells()
-        header = list(self.COLUMNS)
+        header = list(self.COLUMNS) + (["bwd #"] if self.backward_order is not None else [])
         widths = [max(len(row[i]) for row in body + [total, header]) for i in range(len(header))]
 
         def line(cells):
@@ -387,6 +548,11 @@ class TraceReport:
         out = [f"trace: backward from {self.gy_source}{loss}", line(header), rule]
         out += [line(c) for c in body]
         out += [rule, line(total)]
+        if self.backward_order is not None:
+            out.append(f"bwd #: the step at which backward reaches each layer (order read "
+                       f"from {self.backward_source})")
+            out.append("indented rows: the layers inside a block, in the order its forward "
+                       "calls them")
         return "\n".join(out)
 
     def print(self, file=None):
