@@ -1,5 +1,8 @@
-"""What the three training scripts share: flags, data, the fit loop and the report."""
+"""What the three training scripts share: flags, device and seed, data, optimizer,
+one-line errors and the report. train_lenet.py takes these steps one by one;
+train_vgg.py and train_resnet.py call :func:`run`, which takes the same."""
 import argparse
+import contextlib
 import sys
 
 import scratchnet as sn
@@ -41,13 +44,18 @@ def parse(p, recipes, argv=None):
     return args
 
 
-def run(args, make_model, name, resize=None, init=None):
-    """Set the device and seed, load Fashion-MNIST, fit, and print the test accuracy."""
+def start(args):
+    """Use --device (exit with one line when there is no such device) and seed --seed."""
     try:
         sn.use_device(args.device)
     except sn.DeviceError as e:
         sys.exit(f"--device {args.device}: {e}")
     sn.manual_seed(args.seed)
+
+
+def fashion_mnist(args, resize=None):
+    """(train_iter, test_iter): shuffled minibatches of --batch-size, and the test
+    images 256 at a time; --subset N keeps the first N training and N/6 test images."""
     try:
         train = FashionMNIST(root=args.data_dir, train=True)
         test = FashionMNIST(root=args.data_dir, train=False)
@@ -59,27 +67,43 @@ def run(args, make_model, name, resize=None, init=None):
     train_iter = DataLoader(train, args.batch_size, shuffle=True, seed=args.seed,
                             subset=args.subset, resize=resize)
     test_iter = DataLoader(test, 256, subset=test_subset, resize=resize)
+    return train_iter, test_iter
 
-    model = make_model()
-    nn.init.apply_init(model, [next(iter(train_iter))[0][:2]], init)
-    opt = sn.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
-                       weight_decay=args.weight_decay)
-    schedule = getattr(args, "schedule", None) or "constant"
-    scheduler = (sn.optim.CosineAnnealingLR(opt, T_max=args.epochs) if schedule == "cosine"
-                 else None)
+
+def sgd(args, model):
+    """(optimizer, scheduler or None): SGD with the recipe's rate, momentum and weight
+    decay, and its learning-rate schedule over the epochs."""
+    optimizer = sn.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+                             weight_decay=args.weight_decay)
+    if _schedule(args) == "cosine":
+        return optimizer, sn.optim.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    return optimizer, None
+
+
+def _schedule(args):
+    return getattr(args, "schedule", None) or "constant"
+
+
+def describe(args, name, model, train_iter, resize=None):
+    """One line: the model, the recipe and the data."""
     print(f"{name} ({args.recipe} recipe) on {args.device}: {model.num_parameters():,} "
           f"parameters, {len(train_iter.labels)} training images"
           f"{'' if resize is None else f' resized to {resize}'}, batch {args.batch_size}, "
-          f"lr {args.lr} ({schedule}), {args.epochs} epochs")
-    if getattr(args, "trace", False):
-        print_trace(model, train_iter)
-    trainer = Trainer(max_epochs=args.epochs, out=args.out, progress=not args.no_progress)
+          f"lr {args.lr} ({_schedule(args)}), {args.epochs} epochs")
+
+
+@contextlib.contextmanager
+def one_line_errors():
+    """A diverged run, a corrupt or missing checkpoint, a damaged data file: exit with
+    one line that says which and where, not a traceback."""
     try:
-        trainer.fit(model, train_iter, test_iter, opt, resume=args.resume, scheduler=scheduler)
+        yield
     except (NonFiniteLossError, ValueError, FileNotFoundError) as e:
-        # A diverged run, a corrupt or missing checkpoint, a damaged data file: one
-        # line that says which and where, not a traceback.
         sys.exit(f"{type(e).__name__}: {e}")
+
+
+def report(args, model, test_iter):
+    """Print (and return) the accuracy on the test images."""
     loss, acc = evaluate(model, test_iter)
     print(f"test accuracy {acc:.4f} (loss {loss:.4f}) on {len(test_iter.labels)} images; "
           f"history and curves.png in {args.out}/")
@@ -99,3 +123,21 @@ def print_trace(model, train_iter):
     finally:
         if first is not None:
             first.needs_input_grad = previous
+
+
+def run(args, make_model, name, resize=None, init=None):
+    """train_lenet.py's steps for any model: set up, load Fashion-MNIST, fit, and print
+    the test accuracy."""
+    start(args)
+    train_iter, test_iter = fashion_mnist(args, resize)
+    model = make_model()
+    nn.init.apply_init(model, [next(iter(train_iter))[0][:2]], init)
+    optimizer, scheduler = sgd(args, model)
+    describe(args, name, model, train_iter, resize)
+    if getattr(args, "trace", False):
+        print_trace(model, train_iter)
+    trainer = Trainer(max_epochs=args.epochs, out=args.out, progress=not args.no_progress)
+    with one_line_errors():
+        trainer.fit(model, train_iter, test_iter, optimizer, resume=args.resume,
+                    scheduler=scheduler)
+    return report(args, model, test_iter)

@@ -24,7 +24,8 @@ import scratchnet as sn
 from scratchnet import nn
 from scratchnet.data import DataLoader, DownloadError, FashionMNIST
 from scratchnet.models import LeNet
-from scratchnet.train import Trainer, draw_grad_norms, save_figure, weight_layer_labels
+from scratchnet.train import Trainer, weight_layer_labels
+from scratchnet.viz import draw_grad_norms, save_figure
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)

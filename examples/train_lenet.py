@@ -10,10 +10,12 @@ checkpoint.npz to --out; --resume continues an interrupted run. --trace prints,
 before training, each layer's shapes, FLOPs, cached bytes, times and gradient
 norms on the first batch (scratchnet.trace).
 """
-from common import parse, parser, run
+from common import (describe, fashion_mnist, one_line_errors, parse, parser, print_trace,
+                    report, sgd, start)
 
 from scratchnet import nn
 from scratchnet.models import LeNet
+from scratchnet.train import Trainer
 
 RECIPES = {
     # d2l 7.6: sigmoid LeNet, Xavier init, plain SGD.
@@ -25,7 +27,34 @@ RECIPES = {
                    schedule="cosine"),
 }
 
-if __name__ == "__main__":
+
+def main():
     args = parse(parser(__doc__.split("\n")[0], RECIPES, "runs/lenet"), RECIPES)
-    run(args, lambda: LeNet(modern=args.recipe == "modern"), "LeNet",
-        init=nn.init.init_cnn if args.recipe == "d2l" else None)
+    start(args)  # --device, and the seed (weights, shuffling) from --seed
+
+    # Data: 28x28 grey images of ten kinds of clothing, in shuffled minibatches.
+    train_iter, test_iter = fashion_mnist(args)
+
+    # Model: a first batch fixes the lazy layers' sizes; the d2l recipe then draws
+    # Xavier weights, the modern one keeps PyTorch's default init.
+    model = LeNet(modern=args.recipe == "modern")
+    nn.init.apply_init(model, [next(iter(train_iter))[0][:2]],
+                       nn.init.init_cnn if args.recipe == "d2l" else None)
+
+    # Training loop: minibatch SGD, a line per epoch; history, curves and a checkpoint
+    # in --out after every epoch.
+    optimizer, scheduler = sgd(args, model)
+    describe(args, "LeNet", model, train_iter)
+    if args.trace:
+        print_trace(model, train_iter)
+    trainer = Trainer(max_epochs=args.epochs, out=args.out, progress=not args.no_progress)
+    with one_line_errors():
+        trainer.fit(model, train_iter, test_iter, optimizer, resume=args.resume,
+                    scheduler=scheduler)
+
+    # Result: the accuracy on the test images.
+    report(args, model, test_iter)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,42 +18,20 @@ input rows ``start + i*jump -/+ (r - 1)/2``; near the border it sees at most
 that box clipped to the image, and :func:`field_box` gives the exact box.
 
 Layers are the leaves of ``model.net`` / the Sequential tree in forward
-order (as :func:`scratchnet.trace.leaf_layers`): Conv2d, Conv1d, MaxPool2d,
-AvgPool2d change the field; activations, BatchNorm and Dropout do not. A
-ResNet ``Residual`` block counts as its main path (two 3x3 convolutions, the
+order (as :func:`scratchnet.trace.leaf_layers`), and each says how it moves
+the field: its ``receptive_geometry()`` lists the windows it slides
+(Conv2d, Conv1d, MaxPool2d, AvgPool2d), [] for a layer that keeps each
+position (activations, BatchNorm, Dropout), or ``WHOLE_INPUT``. A ResNet
+``Residual`` block gives its main path's windows (two 3x3 convolutions, the
 first with the block's stride), whose field contains the skip path's. The
-table stops at the first Flatten, Linear or AdaptiveAvgPool2d: beyond it
-every unit sees the whole image.
+table stops at the first ``WHOLE_INPUT`` layer (Flatten, Linear,
+AdaptiveAvgPool2d): beyond it every unit sees the whole image.
 """
 from . import nn
-from .ops.conv import conv_pads
+from .nn.module import WHOLE_INPUT
 from .trace import leaf_layers
 
 __all__ = ["receptive_fields", "field_box", "ReceptiveReport"]
-
-_NEUTRAL = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d)
-_STOP = (nn.Flatten, nn.Linear, nn.AdaptiveAvgPool2d)
-
-
-def _geometry(layer):
-    """[(kernel, stride, pad before, pad after, dilation), ...] of ``layer``, each (h, w);
-    [] for a layer that keeps the field; None for one this module cannot follow."""
-    from .models.resnet import Residual
-
-    if isinstance(layer, nn.Conv2d):  # Conv1d too: a Conv2d over 1 x L images
-        # PyTorch's "same" puts an odd total padding's extra row after the last row.
-        top, bottom, left, right = conv_pads(layer.padding, *layer.kernel_size,
-                                             *layer.dilation)
-        return [(layer.kernel_size, layer.stride, (top, left), (bottom, right),
-                 layer.dilation)]
-    if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
-        return [(layer.kernel_size, layer.stride, layer.padding, layer.padding,
-                 layer.dilation)]
-    if isinstance(layer, _NEUTRAL):
-        return []
-    if isinstance(layer, Residual):
-        return _geometry(layer.conv1) + _geometry(layer.conv2)
-    return None
 
 
 def _step(state, k, s, p, p_hi, d):
@@ -66,16 +44,15 @@ def _step(state, k, s, p, p_hi, d):
 
 def _layers(model, h, w):
     """[(path, layer, [(axis steps (k, s, p, p_hi, d) for h, for w), ...]), ...] up to
-    the first Flatten / Linear / AdaptiveAvgPool2d."""
+    the first layer whose geometry is WHOLE_INPUT."""
     out = []
     for path, layer in leaf_layers(model):
-        if isinstance(layer, _STOP):
+        geometry = layer.receptive_geometry()
+        if geometry == WHOLE_INPUT:
             break
-        geometry = _geometry(layer)
         if geometry is None:
-            raise ValueError(f"receptive_fields: cannot follow {path} ({layer.name}); known "
-                             "layers are Conv2d, Conv1d, MaxPool2d, AvgPool2d, activations, "
-                             "BatchNorm, Dropout and Residual")
+            raise ValueError(f"receptive_fields: cannot follow {path} ({layer.name}): it "
+                             "does not describe its receptive_geometry()")
         if isinstance(layer, nn.Conv1d) and h != 1:
             raise ValueError(f"receptive_fields: {path} is a Conv1d; give the input size as "
                              "its length L (an int) or (1, L)")

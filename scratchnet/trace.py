@@ -49,7 +49,7 @@ Conventions:
   AvgPool2d: kh*kw per output element both ways; AdaptiveAvgPool2d: one per
   input element both ways; Flatten: 0. A layer of another kind shows "?".
 - Cached bytes: the ``nbytes`` of every array in the layer's ``_cache``
-  after its forward (what ``save_for_backward`` kept): a convolution's im2col
+  after its forward (what ``cache_for_backward`` kept): a convolution's im2col
   column buffer, an activation's output, a Linear's input. An array that two
   layers keep (a Sigmoid's output is the next Linear's input) counts in both
   rows; the total counts it once.
@@ -102,38 +102,12 @@ def _numel(shape):
 def layer_flops(layer, in_shape, out_shape):
     """(forward FLOPs, backward FLOPs) of one leaf layer, or (None, None) if unknown.
 
-    See the module docstring for the conventions.
+    See the module docstring for the conventions. Each layer says its own
+    (``Module.flops``); a block without its own count sums its leaves'.
     """
-    from . import nn
-    from .nn.norm import _BatchNorm
-
-    n_out = _numel(out_shape)
-    if isinstance(layer, nn.Conv2d):
-        c = layer.in_channels
-        kh, kw = layer.kernel_size
-        f = 2 * n_out * c * kh * kw  # n_out = N*O*oh*ow
-        return f, f * (2 if layer.needs_input_grad else 1)
-    if isinstance(layer, nn.Linear):
-        f = 2 * n_out * layer.in_features  # n_out = N*out
-        return f, f * (2 if layer.needs_input_grad else 1)
-    if isinstance(layer, nn.MaxPool2d):
-        return n_out * layer.kernel_size[0] * layer.kernel_size[1], n_out
-    if isinstance(layer, nn.AvgPool2d):
-        f = n_out * layer.kernel_size[0] * layer.kernel_size[1]
-        return f, f
-    if isinstance(layer, nn.AdaptiveAvgPool2d):
-        return _numel(in_shape), _numel(in_shape)
-    if isinstance(layer, nn.Flatten):
-        return 0, 0
-    if isinstance(layer, _BatchNorm):
-        uses_batch = layer.training or not layer.track_running_stats
-        return (6 * n_out, 7 * n_out) if uses_batch else (2 * n_out, 4 * n_out)
-    if isinstance(layer, nn.Dropout):
-        return (n_out, n_out) if layer.training and layer.p > 0 else (0, 0)
-    per_element = {nn.ReLU: (1, 1), nn.Sigmoid: (4, 3), nn.Tanh: (1, 3)}
-    for cls, (f, b) in per_element.items():
-        if isinstance(layer, cls):
-            return f * n_out, b * n_out
+    f = layer.flops(in_shape, out_shape)
+    if f is not None:
+        return f
     if list(layer.children()):
         return _block_flops(layer)
     return None, None

@@ -15,8 +15,8 @@ Gradient flow: ``Trainer(grad_norms_every=N)`` records, every N steps (step 0,
 N, 2N, ... counted over all epochs), the norm of each layer's weight gradient
 (Conv and Linear layers, the gradient of that step's batch, before the update)
 in ``trainer.grad_norms``: ``[{"step": 0, "net.0": 0.012, ...}, ...]``, keyed
-by module path; written to ``grad_norms.json`` and, by :func:`plot_grad_norms`,
-``grad_norms.png``.
+by module path; written to ``grad_norms.json`` and, by
+:func:`scratchnet.viz.plot_grad_norms`, ``grad_norms.png``.
 """
 import csv
 import io as _io
@@ -32,6 +32,7 @@ from tqdm import tqdm
 from . import backend
 from .io import load, save, temp_file
 from .nn.loss import CrossEntropyLoss
+from .viz import plot_grad_norms, plot_history
 
 
 class NonFiniteLossError(RuntimeError):
@@ -344,41 +345,7 @@ class Trainer:
 
     def plot(self, path):
         """The d2l board: losses and accuracies against epochs, as a PNG."""
-        plt = _pyplot()
-        epochs = [r["epoch"] for r in self.history]
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        styles = {"train_loss": "-", "val_loss": "--", "train_acc": "-.", "val_acc": ":"}
-        for key, style in styles.items():
-            if key in self.history[0]:
-                ax.plot(epochs, [r[key] for r in self.history], style, label=key)
-        ax.set_xlabel("epoch")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-        return save_figure(fig, path)
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def save_figure(fig, path, dpi=100):
-    """Write ``fig`` to ``path`` as a PNG, atomically, and close it."""
-    plt = _pyplot()
-    fig.tight_layout()
-    path = pathlib.Path(path)
-    fd, tmp = temp_file(path, ".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+        return plot_history(self.history, path)
 
 
 def weight_layers(model):
@@ -391,7 +358,7 @@ def weight_layers(model):
 
 
 def weight_layer_labels(model):
-    """{module path: "path (Class)"}, the legend of :func:`plot_grad_norms`."""
+    """{module path: "path (Class)"}, the legend of :func:`scratchnet.viz.plot_grad_norms`."""
     return {path: f"{path} ({m.name})" for path, m in weight_layers(model)}
 
 
@@ -403,42 +370,6 @@ def weight_grad_norms(model):
         if g is not None:
             out[path] = float(backend.get_array_module(g).linalg.norm(g.ravel()))
     return out
-
-
-def draw_grad_norms(ax, grad_norms, title=None, labels=None):
-    """One line per layer (first layer darkest) of weight-gradient norm against step,
-    log scale, on the matplotlib axes ``ax``."""
-    import matplotlib
-    layers = []
-    for row in grad_norms:
-        layers += [k for k in row if k != "step" and k not in layers]
-    cmap = matplotlib.colormaps["viridis"]
-    for i, name in enumerate(layers):
-        points = [(r["step"], r[name]) for r in grad_norms if r.get(name, 0) > 0]
-        if points:
-            steps, norms = zip(*points)
-            ax.plot(steps, norms, color=cmap(0.9 * i / max(len(layers) - 1, 1)),
-                    label=(labels or {}).get(name, name))
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("weight gradient norm")
-    ax.grid(True, which="both", alpha=0.3)
-    if title:
-        ax.set_title(title)
-    # Below the axes: inside, any corner would hide some layer's line.
-    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3,
-              frameon=False)
-    return ax
-
-
-def plot_grad_norms(grad_norms, path, title=None, labels=None):
-    """Trainer.grad_norms as a PNG at ``path`` (see :func:`draw_grad_norms`)."""
-    if not grad_norms:
-        raise ValueError("plot_grad_norms: no rows; train with Trainer(grad_norms_every=N)")
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    draw_grad_norms(ax, grad_norms, title, labels)
-    return save_figure(fig, path)
 
 
 def _non_finite(model, row):
@@ -456,4 +387,3 @@ def _non_finite(model, row):
         if not bool(xp.isfinite(a).all()):
             return f"parameter {name} became non-finite"
     return None
-

@@ -1,14 +1,94 @@
-"""What the network learned, as pictures: first-layer kernels and feature maps (PNG).
+"""Pictures (PNG): how training went (the loss and accuracy curves, gradient norms)
+and what the network learned (first-layer kernels, feature maps).
 
+    viz.plot_history(trainer.history, "curves.png")
     viz.plot_kernels(model.net[0].weight.data, "kernels.png")
     viz.plot_feature_maps(model, image, "feature_maps.png")
 
 matplotlib is imported only when a function is called (Agg backend, no screen).
 """
+import os
+import pathlib
+
 import numpy as np
 
 from . import backend
-from .train import _pyplot, save_figure
+from .io import temp_file
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path, dpi=100):
+    """Write ``fig`` to ``path`` as a PNG, atomically, and close it."""
+    plt = _pyplot()
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    fd, tmp = temp_file(path, ".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def plot_history(history, path):
+    """The d2l board: losses and accuracies against epochs (a Trainer's history), as a PNG."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in history]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    styles = {"train_loss": "-", "val_loss": "--", "train_acc": "-.", "val_acc": ":"}
+    for key, style in styles.items():
+        if key in history[0]:
+            ax.plot(epochs, [r[key] for r in history], style, label=key)
+    ax.set_xlabel("epoch")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return save_figure(fig, path)
+
+
+def draw_grad_norms(ax, grad_norms, title=None, labels=None):
+    """One line per layer (first layer darkest) of weight-gradient norm against step,
+    log scale, on the matplotlib axes ``ax``."""
+    import matplotlib
+    layers = []
+    for row in grad_norms:
+        layers += [k for k in row if k != "step" and k not in layers]
+    cmap = matplotlib.colormaps["viridis"]
+    for i, name in enumerate(layers):
+        points = [(r["step"], r[name]) for r in grad_norms if r.get(name, 0) > 0]
+        if points:
+            steps, norms = zip(*points)
+            ax.plot(steps, norms, color=cmap(0.9 * i / max(len(layers) - 1, 1)),
+                    label=(labels or {}).get(name, name))
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("weight gradient norm")
+    ax.grid(True, which="both", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    # Below the axes: inside, any corner would hide some layer's line.
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3,
+              frameon=False)
+    return ax
+
+
+def plot_grad_norms(grad_norms, path, title=None, labels=None):
+    """Trainer.grad_norms as a PNG at ``path`` (see :func:`draw_grad_norms`)."""
+    if not grad_norms:
+        raise ValueError("plot_grad_norms: no rows; train with Trainer(grad_norms_every=N)")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    draw_grad_norms(ax, grad_norms, title, labels)
+    return save_figure(fig, path)
 
 
 def _grid(n, cols):

@@ -280,7 +280,7 @@ def _layer_node(module, args, kwargs):
     if live is not None and live() is not None and not live().freed:
         # The layer is used twice in one graph: its reusable buffers hold the first
         # call's values, which that call's backward still needs.
-        object.__setattr__(module, "_saved", None)
+        object.__setattr__(module, "_columns_buffer", None)
     y = module.forward(*raw, **kwargs)
     cache = module.__dict__.get("_cache")
     prefix = module.__dict__.get("_tape_path", "")

@@ -101,7 +101,7 @@ def plot_graph(t, path, use_dot=None):
             if os.path.exists(tmp):
                 os.remove(tmp)
         return path
-    from ..train import _pyplot, save_figure
+    from ..viz import _pyplot, save_figure
     plt = _pyplot()
     order, leaves, edges, uses = _graph(t)
     level = _levels(order, edges)

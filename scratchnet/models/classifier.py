@@ -41,10 +41,3 @@ def layer_summary(model, X_shape, file=None):
             m.training = training
     print(f"Total parameters: {model.num_parameters():,}", file=file)
     return rows
-
-
-def accuracy(logits, labels):
-    """Fraction of rows whose argmax equals the label, as a Python float."""
-    return float((logits.argmax(axis=1) == labels).mean())
-
-

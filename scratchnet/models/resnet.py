@@ -28,8 +28,7 @@ class Residual(nn.Module):
             raise ValueError(f"Residual: the skip path gives {tuple(skip.shape)} but the main "
                              f"path {tuple(Y.shape)}; use use_1x1conv=True when the channels "
                              "or the stride change")
-        Y += skip
-        return self.relu2(Y)
+        return self.relu2(Y + skip)
 
     def backward(self, gy):
         g = self.relu2.backward(gy)
@@ -37,6 +36,11 @@ class Residual(nn.Module):
             self.conv2.backward(self.bn2.backward(g)))))
         g_skip = self.conv3.backward(g) if self.conv3 is not None else g
         return g_skip if g_main is None else g_main + g_skip
+
+    def receptive_geometry(self):
+        """The main path's (two 3x3 convolutions, the first with the block's stride),
+        whose field contains the skip path's."""
+        return self.conv1.receptive_geometry() + self.conv2.receptive_geometry()
 
 
 class ResNet(Classifier):

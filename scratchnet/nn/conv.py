@@ -1,6 +1,5 @@
 """Convolution layers: Conv2d, LazyConv2d and Conv1d (a Conv2d over 1 x L images)."""
 import math
-import numbers
 
 from .. import backend, ops
 from ..ops.conv import conv2d_columns
@@ -84,6 +83,15 @@ class Conv2d(Module):
         ow = out_size(w, kw, self.stride[1], self.pads[2], self.pads[3], self.dilation[1])
         return n, self.out_channels, oh, ow
 
+    def receptive_geometry(self):
+        top, bottom, left, right = self.pads  # "same": an odd total's extra row is last
+        return [(self.kernel_size, self.stride, (top, left), (bottom, right), self.dilation)]
+
+    def flops(self, x_shape, y_shape):
+        """``2*N*O*oh*ow*C*kh*kw`` forward; backward that for dL/dW, again for dL/dx."""
+        f = 2 * math.prod(y_shape) * self.in_channels * math.prod(self.kernel_size)
+        return f, f * (2 if self.needs_input_grad else 1)
+
     def forward(self, x):
         self.check_input(x, (4,), "(N, C, H, W)")
         return self._forward4(x)
@@ -110,18 +118,18 @@ class Conv2d(Module):
         if self.training and backend.is_grad_enabled():
             # Training keeps the memory of its im2col columns from one step to the next:
             # fresh memory every step costs page faults (see ops.workspace).
-            y, saved = ops.conv2d(x, self._kernel(), b, self.stride, self.pads,
-                                  self.dilation, saved=self.__dict__.get("_saved"))
-            object.__setattr__(self, "_saved", saved)
-            self.save_for_backward(y, saved, x.shape, None)
+            y, cols = ops.conv2d(x, self._kernel(), b, self.stride, self.pads,
+                                 self.dilation, saved=self.__dict__.get("_columns_buffer"))
+            object.__setattr__(self, "_columns_buffer", cols)
+            self.cache_for_backward(y, cols, x.shape, None)
             return y
         # Evaluation keeps no columns (kh*kw times the input; VGG-small at 224x224 held
         # 6.9 GB for an eval batch of 256) and lets go of training's. A backward in
         # eval() with gradients on (rare) builds them again from x.
-        object.__setattr__(self, "_saved", None)
+        object.__setattr__(self, "_columns_buffer", None)
         y, _ = ops.conv2d(x, self._kernel(), b, self.stride, self.pads, self.dilation,
                           keep=False)
-        self.save_for_backward(y, None, x.shape, x)
+        self.cache_for_backward(y, None, x.shape, x)
         return y
 
     def backward(self, gy):
@@ -129,7 +137,7 @@ class Conv2d(Module):
 
     def _backward4(self, gy, gy4):
         """gy as the caller gave it (checked against the forward output), gy4 as 4-D."""
-        cols, x_shape, x = self.saved_for_backward(gy)
+        cols, x_shape, x = self.pop_cache(gy)
         if cols is None:  # an eval() forward kept its input, not the columns
             cols = conv2d_columns(x, self._kernel().shape, self.stride, self.pads,
                                   self.dilation)
@@ -174,12 +182,6 @@ class Conv1d(Conv2d):
                          (1, _single(stride, "stride")), pad,
                          (1, _single(dilation, "dilation")), bias)
 
-    @property
-    def in_channels(self):
-        """Read from the weight: None until a lazy layer sees its first input (or a state_dict)."""
-        w = self._parameters.get("weight")
-        return None if w is None or w.data is None else int(w.data.shape[1])
-
     def _weight_shape(self, in_channels):
         return (self.out_channels, in_channels, self.kernel_size[1])
 
@@ -190,8 +192,9 @@ class Conv1d(Conv2d):
     def forward(self, x):
         self.check_input(x, (3,), "(N, C, L)")
         y = self._forward4(x[:, :, None, :])[:, :, 0, :]
-        if self.__dict__.get("_cache") is not None:
-            self.save_for_backward(y, *self._cache[-1])
+        if self.__dict__.get("_cache") is not None:  # cached again: gy comes 3-D, as y
+            _, cache = self._cache
+            self.cache_for_backward(y, *cache)
         return y
 
     def backward(self, gy):
@@ -206,10 +209,13 @@ class Conv1d(Conv2d):
 
 
 def _single(v, name):
+    """Conv1d's int-or-1-tuple argument as an int; :func:`pair` checks that it is one."""
     if isinstance(v, (tuple, list)):
         if len(v) != 1:
             raise ValueError(f"Conv1d: {name} must be an int or a 1-tuple, got {v!r}")
         v = v[0]
-    if not isinstance(v, numbers.Integral) or isinstance(v, bool):
-        raise TypeError(f"Conv1d: {name} must be an int or a 1-tuple of an int, got {v!r}")
-    return int(v)
+    try:
+        return pair((1, v), name)[1]
+    except TypeError:
+        raise TypeError(f"Conv1d: {name} must be an int or a 1-tuple of an int, "
+                        f"got {v!r}") from None

@@ -1,4 +1,6 @@
 """Dropout: inverted, so it scales in training and is the identity in eval()."""
+import math
+
 from .. import ops
 from .module import Module
 
@@ -13,15 +15,23 @@ class Dropout(Module):
     def forward(self, x):
         self.check_input(x, tuple(range(0, 33)), "of any shape")
         if not self.training or self.p == 0.0:
-            self.save_for_backward(x, None)
+            self.cache_for_backward(x, None)
             return x
         mask = ops.dropout_mask(x, self.p)
-        self.save_for_backward(x, mask)
+        self.cache_for_backward(x, mask)
         return ops.dropout(x, mask)
 
     def backward(self, gy):
-        (mask,) = self.saved_for_backward(gy)
+        (mask,) = self.pop_cache(gy)
         return gy if mask is None else ops.dropout_backward(gy, mask)
+
+    def receptive_geometry(self):
+        return []
+
+    def flops(self, x_shape, y_shape):
+        """One per element each way while it drops; none as the identity (eval)."""
+        n = math.prod(y_shape) if self.training and self.p > 0 else 0
+        return n, n
 
     def extra_repr(self):
         return f"p={self.p}"

@@ -94,18 +94,21 @@ def kaiming_uniform_(p, a=0, mode="fan_in", nonlinearity="leaky_relu"):
 
 
 def init_cnn(module):
-    """d2l's init_cnn: Xavier-uniform weights for every Linear and Conv layer."""
-    from .conv import Conv2d
-    from .linear import Linear
-    if isinstance(module, (Linear, Conv2d)):
-        xavier_uniform_(module.weight)
+    """d2l's init_cnn: Xavier-uniform weights for every Linear and Conv layer, told by
+    their weight: a matrix or a kernel, not BatchNorm's vector. A lazy layer's weight
+    has the rank of the shape it will take, and xavier_uniform_ refuses it."""
+    w = module._parameters.get("weight")
+    if w is None:
+        return
+    shape = w.shape if w.data is not None else module._lazy_shapes({}).get("weight")
+    if shape is not None and len(shape) >= 2:
+        xavier_uniform_(w)
 
 
 def apply_init(model, inputs, init=None):
     """d2l's ``apply_init``: one forward pass to materialise lazy layers, then
     ``model.apply(init)``. ``inputs`` is a list of input arrays."""
-    from .. import backend as _b
-    with _b.no_grad():
+    with backend.no_grad():
         model(*inputs)
     if init is not None:
         model.apply(init)

@@ -3,7 +3,7 @@ import math
 
 from .. import backend, ops
 from . import init
-from .module import Module
+from .module import WHOLE_INPUT, Module
 from .parameter import Parameter
 
 
@@ -58,17 +58,25 @@ class Linear(Module):
                              f"input of shape {tuple(x.shape)} with {x.shape[1]}")
         b = None if self.bias is None else self.bias.data
         y = ops.linear(x, self.weight.data, b)
-        self.save_for_backward(y, x)
+        self.cache_for_backward(y, x)
         return y
 
     def backward(self, gy):
-        (x,) = self.saved_for_backward(gy)
+        (x,) = self.pop_cache(gy)
         gx, gW, gb = ops.linear_backward(gy, x, self.weight.data, self.needs_input_grad,
                                          self.bias is not None)
         self.weight.accumulate(gW)
         if self.bias is not None:
             self.bias.accumulate(gb)
         return gx
+
+    def receptive_geometry(self):
+        return WHOLE_INPUT
+
+    def flops(self, x_shape, y_shape):
+        """``2*N*in*out`` forward; backward that for dL/dW, again for dL/dx."""
+        f = 2 * math.prod(y_shape) * self.in_features
+        return f, f * (2 if self.needs_input_grad else 1)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -92,9 +100,15 @@ class Flatten(Module):
     def forward(self, x):
         self.check_input(x, tuple(range(1, 33)), "(N, ...)")
         y = x.reshape(x.shape[0], -1)
-        self.save_for_backward(y, x.shape)
+        self.cache_for_backward(y, x.shape)
         return y
 
     def backward(self, gy):
-        (x_shape,) = self.saved_for_backward(gy)
+        (x_shape,) = self.pop_cache(gy)
         return gy.reshape(x_shape)
+
+    def receptive_geometry(self):
+        return WHOLE_INPUT
+
+    def flops(self, x_shape, y_shape):
+        return 0, 0

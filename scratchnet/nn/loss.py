@@ -78,7 +78,7 @@ class CrossEntropyLoss(_Loss):
             top = top if prev is None or prev[1] != c else xp.maximum(prev[0], top)
             object.__setattr__(self, "_label_max", (top, c))
         loss, probs = ops.softmax_cross_entropy(logits, labels, self.reduction)
-        self.save_for_backward(loss.shape if self.reduction == "none" else (), probs, labels)
+        self.cache_for_backward(loss.shape if self.reduction == "none" else (), probs, labels)
         return self._result(loss)
 
     def _label_error(self, low, high, c):
@@ -103,7 +103,7 @@ class CrossEntropyLoss(_Loss):
 
     def backward(self, gy=None):
         g = self._upstream(gy)
-        probs, labels = self.saved_for_backward(g if self.reduction == "none" else np.float64(0))
+        probs, labels = self.pop_cache(g if self.reduction == "none" else np.float64(0))
         return ops.softmax_cross_entropy_backward(probs, labels, self.reduction, g)
 
 
@@ -120,10 +120,10 @@ class MSELoss(_Loss):
                              f"on {backend.device_of(target)}")
         # The target takes the input's dtype: float64 targets must not upcast a float32 network.
         loss, d = ops.mse(y, target.astype(y.dtype, copy=False), self.reduction)
-        self.save_for_backward(loss.shape if self.reduction == "none" else (), d)
+        self.cache_for_backward(loss.shape if self.reduction == "none" else (), d)
         return self._result(loss)
 
     def backward(self, gy=None):
         g = self._upstream(gy)
-        (d,) = self.saved_for_backward(g if self.reduction == "none" else np.float64(0))
+        (d,) = self.pop_cache(g if self.reduction == "none" else np.float64(0))
         return ops.mse_backward(d, self.reduction, g)

@@ -12,6 +12,9 @@ import numpy as np
 from .. import backend
 from .parameter import Parameter, zero_grads
 
+# Module.receptive_geometry() of a layer whose outputs see more than a fixed window.
+WHOLE_INPUT = "whole input"
+
 
 class Module:
     def __init__(self):
@@ -104,8 +107,8 @@ class Module:
                                 f"dtype {p.data.dtype}; cast the input (x.astype) or the "
                                 f"model (.double() / .float())")
 
-    def save_for_backward(self, y, *cache):
-        """Keep what backward needs, unless inside sn.no_grad().
+    def cache_for_backward(self, y, *cache):
+        """Keep what backward needs in ``self._cache``, unless inside sn.no_grad().
 
         ``y`` is the forward output (gy must match its shape, dtype and device)
         or just a shape (a loss's scalar output).
@@ -119,7 +122,7 @@ class Module:
             meta = (tuple(y), None, None)
         object.__setattr__(self, "_cache", (meta, cache))
 
-    def saved_for_backward(self, gy):
+    def pop_cache(self, gy):
         """Check gy against the forward output, then return (and release) the cache."""
         saved = self.__dict__.get("_cache")
         if saved is None:
@@ -138,6 +141,23 @@ class Module:
                                 f"forward output's), got {gy.dtype}")
         object.__setattr__(self, "_cache", None)
         return cache
+
+    def receptive_geometry(self):
+        """The windows this layer slides over its input's last two axes, for
+        scratchnet.receptive: a list of (kernel, stride, pad before, pad after,
+        dilation), each an (h, w) pair, in the order they apply; [] when each output
+        sees only its own position (activations, BatchNorm); ``WHOLE_INPUT`` when the
+        field is no fixed window any more (Flatten, Linear, adaptive pooling), where a
+        receptive-field table ends; None when the layer does not say (the default).
+        """
+        return None
+
+    def flops(self, x_shape, y_shape):
+        """(forward FLOPs, backward FLOPs) of one call on an input of ``x_shape`` giving
+        ``y_shape``, as scratchnet.trace counts them (a multiply-add is 2 FLOPs, bias
+        additions are not counted); None when the layer does not say (the default, and
+        a block, whose FLOPs are its layers')."""
+        return None
 
     @property
     def name(self):
@@ -225,68 +245,24 @@ class Module:
         A lazy layer checks what it already knows: a LazyConv2d(6, 5) takes a weight of
         shape (6, any, 5, 5) only.
         """
-        params = dict(self.named_parameters(remove_duplicate=False))
-        local = {}  # every parameter and buffer key -> (module, its prefix, local name)
-        for mod_prefix, m in self.named_modules():
-            for k in (*m._parameters, *m._buffers):
-                local[f"{mod_prefix}.{k}" if mod_prefix else k] = (m, mod_prefix, k)
-        expected = set(params) | {k for k, (m, _, n) in local.items() if n in m._buffers}
-        missing = sorted(expected - set(state))
-        unexpected = sorted(set(state) - expected)
-        misshaped, lazy = [], {}
-        for k, v in state.items():
-            if k not in local:
-                continue
-            m, mod_prefix, name = local[k]
-            cur = params[k].data if k in params else m._buffers[name]
-            got = tuple(v.shape) if hasattr(v, "shape") else tuple(np.shape(v))
-            if cur is not None:
-                if got != tuple(cur.shape):
-                    misshaped.append(f"{k}: expected {tuple(cur.shape)}, got {got}")
-                continue
-            if id(m) not in lazy:
-                prefix = f"{mod_prefix}." if mod_prefix else ""
-                lazy[id(m)] = m._lazy_shapes({n: state[prefix + n] for n in
-                                              (*m._parameters, *m._buffers)
-                                              if prefix + n in state})
-            want = lazy[id(m)].get(name)
-            if want is not None and not (len(got) == len(want) and all(
-                    w is None or w == g for w, g in zip(want, got))):
-                shown = ", ".join("any" if w is None else str(w) for w in want)
-                shown = f"({shown},)" if len(want) == 1 else f"({shown})"
-                misshaped.append(f"{k}: expected {shown}, got {got}")
-        not_numbers = sorted(k for k, v in state.items() if k in local and (
-            v.dtype if hasattr(v, "dtype") else np.asarray(v).dtype).kind not in "biuf")
-        problems = []
-        if strict and missing:
-            problems.append(f"missing keys {missing}")
-        if strict and unexpected:
-            problems.append(f"unexpected keys {unexpected}")
-        if misshaped:
-            problems.append("mis-shaped " + "; ".join(misshaped))
-        if not_numbers:
-            problems.append(f"not arrays of numbers: {not_numbers}")
+        slots = self._state_slots()
+        problems = (_key_problems(slots, state, strict) + _shape_problems(slots, state)
+                    + _dtype_problems(slots, state))
         if problems:
             raise ValueError(f"{self.name}.load_state_dict: " + ", ".join(problems))
-        # Values are copied in, never aliased: two models loaded from one state_dict (or a
-        # model and the dict it was loaded from) must not share memory.
         for k, v in state.items():
-            if k in params:
-                p = params[k]
-                if p.data is not None:
-                    p.data[...] = _on_device(v, backend.device_of(p.data))
-                else:
-                    a = np.array(backend.to_numpy(v), dtype=backend.get_default_dtype())
-                    p.materialize(backend.to_device(a, backend.get_device()))
-            elif k in expected:  # a buffer
-                m, _, name = local[k]
-                cur = m._buffers[name]
-                if cur is not None:
-                    cur[...] = _on_device(v, backend.device_of(cur))
-                else:
-                    m._buffers[name] = backend.to_device(np.array(backend.to_numpy(v)),
-                                                         backend.get_device())
+            if k in slots:
+                _copy_into(*slots[k], v)
         return self
+
+    def _state_slots(self):
+        """{dotted key: (module, local name)} of every parameter and buffer, a shared
+        one under every owner's key (as state_dict names it)."""
+        slots = {}
+        for mod_prefix, m in self.named_modules():
+            for name in (*m._parameters, *m._buffers):
+                slots[f"{mod_prefix}.{name}" if mod_prefix else name] = (m, name)
+        return slots
 
     def to(self, device=None, dtype=None):
         """Move parameters and buffers to ``device`` and/or cast floats to ``dtype``.
@@ -324,6 +300,72 @@ class Module:
             sub = repr(m).replace("\n", "\n  ")
             lines.append(f"  ({k}): {sub}")
         return "\n".join(lines) + "\n)"
+
+
+def _key_problems(slots, state, strict):
+    """Missing and unexpected keys, when ``strict``."""
+    if not strict:
+        return []
+    missing = sorted(set(slots) - set(state))
+    unexpected = sorted(set(state) - set(slots))
+    return ([f"missing keys {missing}"] if missing else []) + (
+        [f"unexpected keys {unexpected}"] if unexpected else [])
+
+
+def _current(m, name):
+    """The array now in parameter or buffer ``name`` of ``m`` (None while lazy)."""
+    p = m._parameters.get(name)
+    return p.data if p is not None else m._buffers[name]
+
+
+def _shape_problems(slots, state):
+    """Values whose shape does not fit: the current array's, or for a lazy one the
+    shape its module expects (None in it: any size)."""
+    misshaped, lazy = [], {}
+    for k, v in state.items():
+        if k not in slots:
+            continue
+        m, name = slots[k]
+        got = tuple(v.shape) if hasattr(v, "shape") else tuple(np.shape(v))
+        cur = _current(m, name)
+        if cur is not None:
+            want = tuple(cur.shape)
+        else:
+            if id(m) not in lazy:
+                prefix = k[:len(k) - len(name)]  # "net.0." of "net.0.weight"
+                lazy[id(m)] = m._lazy_shapes({n: state[prefix + n] for n in
+                                              (*m._parameters, *m._buffers)
+                                              if prefix + n in state})
+            want = lazy[id(m)].get(name)
+            if want is None:
+                continue
+        if not (len(got) == len(want) and all(w is None or w == g for w, g in zip(want, got))):
+            shown = ", ".join("any" if w is None else str(w) for w in want)
+            shown = f"({shown},)" if len(want) == 1 else f"({shown})"
+            misshaped.append(f"{k}: expected {shown}, got {got}")
+    return ["mis-shaped " + "; ".join(misshaped)] if misshaped else []
+
+
+def _dtype_problems(slots, state):
+    not_numbers = sorted(k for k, v in state.items() if k in slots and (
+        v.dtype if hasattr(v, "dtype") else np.asarray(v).dtype).kind not in "biuf")
+    return [f"not arrays of numbers: {not_numbers}"] if not_numbers else []
+
+
+def _copy_into(m, name, v):
+    """Copy ``v`` into parameter or buffer ``name`` of ``m``; a lazy one takes a new
+    array of v's shape on the default device. Values are copied in, never aliased: two
+    models loaded from one state_dict (or a model and the dict it was loaded from) must
+    not share memory."""
+    cur = _current(m, name)
+    if cur is not None:
+        cur[...] = _on_device(v, backend.device_of(cur))
+    elif name in m._parameters:
+        a = np.array(backend.to_numpy(v), dtype=backend.get_default_dtype())
+        m._parameters[name].materialize(backend.to_device(a, backend.get_device()))
+    else:
+        m._buffers[name] = backend.to_device(np.array(backend.to_numpy(v)),
+                                             backend.get_device())
 
 
 def _on_device(v, device):

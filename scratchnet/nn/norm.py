@@ -4,6 +4,8 @@ Statistics per channel over (N,) or (N, L) for 1d and (N, H, W) for 2d.
 Running statistics follow PyTorch: momentum 0.1 (new = (1 - m) * old + m * batch),
 unbiased batch variance, and ``momentum=None`` for a cumulative average.
 """
+import math
+
 import numpy as np
 
 from .. import backend, ops
@@ -100,7 +102,7 @@ class _BatchNorm(Module):
         else:
             y, cache = ops.batch_norm_eval(x, gamma, beta, self.running_mean, self.running_var,
                                            self.eps, axes)
-        self.save_for_backward(y, cache, axes, use_batch)
+        self.cache_for_backward(y, cache, axes, use_batch)
         return y
 
     def _update_running(self, mean, var, m):
@@ -119,7 +121,7 @@ class _BatchNorm(Module):
             fused(xp, _update_running)(*args)
 
     def backward(self, gy):
-        cache, axes, use_batch = self.saved_for_backward(gy)
+        cache, axes, use_batch = self.pop_cache(gy)
         gamma = self.weight.data if self.affine else None
         fn = ops.batch_norm_train_backward if use_batch else ops.batch_norm_eval_backward
         gx, ggamma, gbeta = fn(gy, cache, gamma, axes)
@@ -127,6 +129,17 @@ class _BatchNorm(Module):
             self.weight.accumulate(ggamma)
             self.bias.accumulate(gbeta)
         return gx
+
+    def receptive_geometry(self):
+        return []
+
+    def flops(self, x_shape, y_shape):
+        """Per element, training: 6 forward (statistics, centring, scaling, shift), 7
+        backward (with the three per-channel sums); eval: 2 and 4."""
+        n = math.prod(y_shape)
+        if self.training or not self.track_running_stats:
+            return 6 * n, 7 * n
+        return 2 * n, 4 * n
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

@@ -26,10 +26,6 @@ class Parameter:
     def dtype(self):
         return None if self.data is None else self.data.dtype
 
-    @property
-    def is_materialized(self):
-        return self.data is not None
-
     def materialize(self, data):
         self.data = data
         self.grad = backend.get_array_module(data).zeros_like(data)

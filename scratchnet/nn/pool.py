@@ -1,7 +1,9 @@
 """Pooling layers: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d (no parameters)."""
+import math
+
 from .. import ops
 from ..ops.im2col import out_size, pair
-from .module import Module
+from .module import WHOLE_INPUT, Module
 
 
 class _Pool2d(Module):
@@ -28,6 +30,9 @@ class _Pool2d(Module):
         ow = out_size(w, self.kernel_size[1], self.stride[1], *self.pads[2:], self.dilation[1])
         return n, c, oh, ow
 
+    def receptive_geometry(self):
+        return [(self.kernel_size, self.stride, self.padding, self.padding, self.dilation)]
+
     def _checked(self, x):
         self.check_input(x, (4,), "(N, C, H, W)")
         shape = self.output_shape(x.shape)
@@ -47,13 +52,18 @@ class MaxPool2d(_Pool2d):
     def forward(self, x):
         self._checked(x)
         y, idx = ops.max_pool2d(x, self.kernel_size, self.stride, self.pads, self.dilation)
-        self.save_for_backward(y, idx, x.shape)
+        self.cache_for_backward(y, idx, x.shape)
         return y
 
     def backward(self, gy):
-        idx, x_shape = self.saved_for_backward(gy)
+        idx, x_shape = self.pop_cache(gy)
         return ops.max_pool2d_backward(gy, idx, x_shape, self.kernel_size, self.stride,
                                        self.pads, self.dilation)
+
+    def flops(self, x_shape, y_shape):
+        """kh*kw comparisons per output forward; backward one scatter per output."""
+        n_out = math.prod(y_shape)
+        return n_out * math.prod(self.kernel_size), n_out
 
 
 class AvgPool2d(_Pool2d):
@@ -65,12 +75,17 @@ class AvgPool2d(_Pool2d):
     def forward(self, x):
         self._checked(x)
         y = ops.avg_pool2d(x, self.kernel_size, self.stride, self.pads)
-        self.save_for_backward(y, x.shape)
+        self.cache_for_backward(y, x.shape)
         return y
 
     def backward(self, gy):
-        (x_shape,) = self.saved_for_backward(gy)
+        (x_shape,) = self.pop_cache(gy)
         return ops.avg_pool2d_backward(gy, x_shape, self.kernel_size, self.stride, self.pads)
+
+    def flops(self, x_shape, y_shape):
+        """kh*kw per output element, both ways."""
+        f = math.prod(y_shape) * math.prod(self.kernel_size)
+        return f, f
 
 
 class AdaptiveAvgPool2d(Module):
@@ -87,12 +102,19 @@ class AdaptiveAvgPool2d(Module):
         if x.shape[2] < 1 or x.shape[3] < 1:
             raise ValueError(f"{self.name}: expected a non-empty image, got {tuple(x.shape)}")
         y = ops.adaptive_avg_pool2d(x, self.output_size)
-        self.save_for_backward(y, x.shape)
+        self.cache_for_backward(y, x.shape)
         return y
 
     def backward(self, gy):
-        (x_shape,) = self.saved_for_backward(gy)
+        (x_shape,) = self.pop_cache(gy)
         return ops.adaptive_avg_pool2d_backward(gy, x_shape)
+
+    def receptive_geometry(self):
+        return WHOLE_INPUT  # its bins are no fixed window
+
+    def flops(self, x_shape, y_shape):
+        """One per input element, both ways."""
+        return math.prod(x_shape), math.prod(x_shape)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
