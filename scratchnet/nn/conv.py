@@ -3,7 +3,7 @@ import math
 
 from .. import backend, ops
 from ..ops.conv import conv2d_columns
-from ..ops.im2col import out_size, pair
+from ..ops.im2col import conv_output_hw, pair
 from . import init
 from .module import Module
 from .parameter import Parameter
@@ -77,11 +77,9 @@ class Conv2d(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def output_shape(self, x_shape):
-        n, _, h, w = x_shape
-        kh, kw = self.kernel_size
-        oh = out_size(h, kh, self.stride[0], self.pads[0], self.pads[1], self.dilation[0])
-        ow = out_size(w, kw, self.stride[1], self.pads[2], self.pads[3], self.dilation[1])
-        return n, self.out_channels, oh, ow
+        oh, ow = conv_output_hw(x_shape, self.kernel_size, self.stride, self.pads,
+                                self.dilation)
+        return x_shape[0], self.out_channels, oh, ow
 
     def receptive_geometry(self):
         top, bottom, left, right = self.pads  # "same": an odd total's extra row is last

@@ -2,7 +2,7 @@
 import math
 
 from .. import ops
-from ..ops.im2col import out_size, pair
+from ..ops.im2col import conv_output_hw, pair
 from .module import WHOLE_INPUT, Module
 
 
@@ -25,10 +25,9 @@ class _Pool2d(Module):
         self.pads = (ph, ph, pw, pw)
 
     def output_shape(self, x_shape):
-        n, c, h, w = x_shape
-        oh = out_size(h, self.kernel_size[0], self.stride[0], *self.pads[:2], self.dilation[0])
-        ow = out_size(w, self.kernel_size[1], self.stride[1], *self.pads[2:], self.dilation[1])
-        return n, c, oh, ow
+        oh, ow = conv_output_hw(x_shape, self.kernel_size, self.stride, self.pads,
+                                self.dilation)
+        return x_shape[0], x_shape[1], oh, ow
 
     def receptive_geometry(self):
         return [(self.kernel_size, self.stride, self.padding, self.padding, self.dilation)]

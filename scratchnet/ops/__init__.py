@@ -6,7 +6,7 @@ in ``scratchnet.nn`` own parameters and call these.
 from .activation import relu, relu_backward, sigmoid, sigmoid_backward, tanh, tanh_backward
 from .conv import conv2d, conv2d_backward, conv_pads
 from .dropout import dropout, dropout_backward, dropout_mask
-from .im2col import col2im, im2col, out_size, pair
+from .im2col import col2im, conv_output_hw, im2col, out_size, pair
 from .linear import linear, linear_backward
 from .loss import (log_softmax, mse, mse_backward, softmax_cross_entropy,
                    softmax_cross_entropy_backward)

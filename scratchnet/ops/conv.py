@@ -4,19 +4,19 @@ For a chunk of images (the whole batch on the GPU):
 
 Forward:  col = im2col(x) as a (C*kh*kw, m*oh*ow) matrix;  y = W2 @ col + b,
           with W2 = W.reshape(O, C*kh*kw), then (O, m, oh, ow) -> (m, O, oh, ow)
-Backward: gy2 = gy as (O, m*oh*ow);  gW = gy2 @ col.T (summed over chunks);
-          gb = sum gy;  gx = col2im(W2.T @ gy2)
-          (or, where :func:`flipped_input_grad` says so, gx = the correlation
-          of the padded gy with the flipped kernel: im2col and one product)
+Backward: gy2 = gy as (O, m*oh*ow), then
+          dL/dW, dL/db:  gW = gy2 @ col.T (summed over chunks);  gb = sum gy
+          dL/dx:         gx = col2im(W2.T @ gy2), or, where :func:`flipped_input_grad`
+                         says so, the correlation of the padded gy with the flipped
+                         kernel (im2col of gy and one product)
 
 Each is one BLAS product per chunk. The chunks run on all CPU cores
 (``parallel_for``), each in one of two layouts, images second or images last
-(:func:`images_last`); the arithmetic is the same, only the order of the
+(:func:`use_images_last`); the arithmetic is the same, only the order of the
 columns differs. In training the columns are kept from forward to backward
-(kh*kw times the input: 25x for LeNet's 5x5 kernels), as Caffe and Chainer do;
-building them again in backward from the padded input saved that memory but
-cost a LeNet step about 1 ms and ResNet-18's 24x24 layers 2 ms each. An
-evaluation forward keeps none (:func:`conv2d`'s ``keep``).
+(kh*kw times the input: 25x for LeNet's 5x5 kernels), as Caffe and Chainer do:
+building them again in backward would save that memory at the cost of a second
+im2col every step. An evaluation forward keeps none (:func:`conv2d`'s ``keep``).
 
 On the GPU the batch is one chunk, always in the images-last layout, and
 dL/dx folds dL/dcol back with ``col2im_gather`` (three kernels) rather than one
@@ -29,7 +29,7 @@ turns PyTorch's ``padding`` argument (int, (h, w), "valid", "same") into it.
 import numpy as np
 
 from ..backend import get_array_module
-from .im2col import (col2im_gather, col2im_into, im2col_into, images_first, out_size,
+from .im2col import (col2im_gather, col2im_into, conv_output_hw, im2col_into, images_first,
                      pad_channels_first, pair, spatial_slice)
 from .parallel import add_in_order, parallel_for
 from .workspace import reuse, scratch
@@ -50,25 +50,19 @@ def conv_pads(padding, kh, kw, dh=1, dw=1):
     return (ph, ph, pw, pw)
 
 
-def images_last(c, kh, kw, o):
-    """Which layout a layer's chunks use (see ``im2col``): images last when the
-    columns (C*kh*kw rows) outweigh the output (O rows) 8 times or more.
+def use_images_last(c, kh, kw, o, xp=np):
+    """Whether a layer's chunks take the images-last layout (see ``im2col``): on the
+    CPU when the columns (C*kh*kw rows) outweigh the output (O rows) 8 times or
+    more; always on the GPU, whose ``col2im_gather`` wants each column's kernel
+    offsets next to its output pixels.
 
     Images last makes im2col's copies and col2im's additions run along rows of
     ow*N values, not ow, but the input, output and gradients must be transposed
-    into and out of it, and those transposes grow with O. Measured (2 cores,
-    forward + backward): 20% faster for LeNet's conv2 (C*kh*kw = 9.4 O, rows of
-    10), 8-19% for ResNet's 3x3 layers (9 O); even or slower at 4.5 O (VGG
-    b2-b3, ResNet's 3x3/2), and slower still below: LeNet's conv1 (4.2 O,
-    forward 1.5 -> 2.2 ms), the 1-channel first layers and ResNet's 1x1 shortcut.
+    into and out of it, and those transposes grow with O: below about 8 O they
+    cost more than the longer rows save (LeNet's conv1, the 1-channel first
+    layers, ResNet's 1x1 shortcut).
     """
-    return c * kh * kw >= 8 * o
-
-
-def _layout(xp, c, kh, kw, o):
-    """:func:`images_last` on the CPU; always on the GPU, whose ``col2im_gather``
-    wants each column's kernel offsets next to its output pixels."""
-    return images_last(c, kh, kw, o) if xp is np else True
+    return c * kh * kw >= 8 * o if xp is np else True
 
 
 def conv2d(x, W, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=None,
@@ -80,7 +74,7 @@ def conv2d(x, W, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=
     ``cols`` is one flat buffer: the columns of chunk (a, b) are its items
     ``a*per .. b*per`` (per = C*kh*kw*oh*ow, one image's worth), a contiguous
     (C, kh, kw, b - a, oh, ow) block, or (C, kh, kw, oh, ow, b - a) when
-    :func:`images_last`. ``saved``: the ``cols`` of an earlier call, refilled
+    :func:`use_images_last`. ``saved``: the ``cols`` of an earlier call, refilled
     when the size matches (a layer does this every step: fresh memory costs
     page faults, see ``workspace``); None means new memory. ``keep=False``
     (evaluation, where nothing reads them) keeps no columns: each chunk's columns
@@ -88,10 +82,9 @@ def conv2d(x, W, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=
     """
     xp = get_array_module(x)
     o, c, kh, kw = W.shape
-    n, _, h, w = x.shape
-    oh = out_size(h, kh, stride[0], pads[0], pads[1], dilation[0])
-    ow = out_size(w, kw, stride[1], pads[2], pads[3], dilation[1])
-    last = _layout(xp, c, kh, kw, o)
+    n = x.shape[0]
+    oh, ow = conv_output_hw(x.shape, (kh, kw), stride, pads, dilation)
+    last = use_images_last(c, kh, kw, o, xp)
     per = c * kh * kw * oh * ow
     cols = reuse(saved, (n * per,), x.dtype, xp) if keep else None
     W2 = W.reshape(o, -1)
@@ -140,10 +133,9 @@ def conv2d_columns(x, W_shape, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1)
     backward of a layer that kept none in its forward."""
     xp = get_array_module(x)
     o, c, kh, kw = W_shape
-    n, _, h, w = x.shape
-    oh = out_size(h, kh, stride[0], pads[0], pads[1], dilation[0])
-    ow = out_size(w, kw, stride[1], pads[2], pads[3], dilation[1])
-    last = _layout(xp, c, kh, kw, o)
+    n = x.shape[0]
+    oh, ow = conv_output_hw(x.shape, (kh, kw), stride, pads, dilation)
+    last = use_images_last(c, kh, kw, o, xp)
     per = c * kh * kw * oh * ow
     cols = xp.empty((n * per,), dtype=x.dtype)
 
@@ -161,25 +153,23 @@ def _grid(m, oh, ow, last):
 
 
 def flipped_input_grad(x_shape, W_shape, stride, pads, dilation):
-    """(use, gy_pads): whether backward takes dL/dx the other way, and gy's padding.
+    """(use, gy_pads): whether backward takes dL/dx through the flipped kernel
+    (:func:`_input_grad_flipped`), and the padding of gy that route needs.
 
-    The other way: dL/dx as the correlation of gy, padded by d(k-1) - p, with the
-    flipped kernel, channels swapped. One product with a long sum (O*kh*kw)
-    replaces the product into dL/dcol (a sum over O only) and col2im. Taken in the
-    images-last layout, for stride 1, when gy's columns are no larger than x's
-    (O*H*W <= C*oh*ow) and flipping the weight costs less than the data
-    (W.size <= x.size). Measured: ResNet b2 backward 15.1 -> 14.0 ms, VGG b5 7.9 ->
-    7.4 ms; ResNet b5, whose 9 MB weight would be copied, 11.4 -> 14.2 ms without
-    the last condition.
+    That route correlates gy, padded by d(k-1) - p, with the flipped kernel,
+    channels swapped: one product with a long sum (O*kh*kw) replaces the product
+    into dL/dcol (a sum over O only) and col2im. It is taken in the images-last
+    layout, for stride 1, when gy's columns are no larger than x's (O*H*W <=
+    C*oh*ow) and flipping the weight costs less than the data (W.size <= x.size):
+    a large weight flipped at every step costs more than the col2im it saves.
     """
     n, c, h, w = x_shape
     o, _, kh, kw = W_shape
     top, bottom, left, right = pads
-    oh = out_size(h, kh, stride[0], top, bottom, dilation[0])
-    ow = out_size(w, kw, stride[1], left, right, dilation[1])
+    oh, ow = conv_output_hw(x_shape, (kh, kw), stride, pads, dilation)
     q = (dilation[0] * (kh - 1) - top, dilation[0] * (kh - 1) - bottom,
          dilation[1] * (kw - 1) - left, dilation[1] * (kw - 1) - right)
-    use = (images_last(c, kh, kw, o) and tuple(stride) == (1, 1) and min(q) >= 0
+    use = (use_images_last(c, kh, kw, o) and tuple(stride) == (1, 1) and min(q) >= 0
            and o * h * w <= c * oh * ow and o * c * kh * kw <= n * c * h * w)
     return use, q
 
@@ -193,62 +183,106 @@ def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
     ``cols`` is what :func:`conv2d` returned. ``consume=True`` lets dL/dcol be
     written over it once dL/dW has used it (a layer does this: its cache is
     spent after backward); otherwise it is left as it was.
+
+    Per chunk of images: gy in the chunk's layout, then dL/dW and dL/db
+    (:func:`_weight_grads`), then dL/dx, through the flipped kernel where
+    :func:`flipped_input_grad` says so (:func:`_input_grad_flipped`), else
+    through dL/dcol and col2im (:func:`_input_grad_col2im`). The chunks' shares
+    of dL/dW and dL/db are summed in chunk order.
     """
     xp = get_array_module(gy)
     o, c, kh, kw = W.shape
-    n, _, h, w = x_shape
+    n = x_shape[0]
     oh, ow = gy.shape[2:]
-    top, bottom, left, right = pads
-    last = _layout(xp, c, kh, kw, o)
+    last = use_images_last(c, kh, kw, o, xp)
     per = c * kh * kw * oh * ow
-    W2t = W.reshape(o, -1).T
     gx = xp.empty(x_shape, dtype=gy.dtype) if need_gx else None
-    small_gW = W.size <= 1 << 17
     flipped, gy_pads = flipped_input_grad(x_shape, W.shape, stride, pads, dilation)
     flipped = flipped and need_gx and xp is np  # the GPU's gather fold takes fewer kernels
-    qt, qb, ql, qr = gy_pads
     if flipped:
-        Wf2 = xp.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, -1)
+        Wf2 = _flipped_kernel(W)
+    W2t = W.reshape(o, -1).T
 
     def chunk(a, b):
-        m = b - a
-        col = cols[a * per:b * per].reshape((c, kh, kw) + _grid(m, oh, ow, last))
-        col2 = col.reshape(c * kh * kw, -1)
-        gy2 = scratch("conv2d.gy", (o,) + _grid(m, oh, ow, last), gy.dtype, xp)
-        images_first(gy2, last)[...] = gy[a:b]
-        gy2 = gy2.reshape(o, -1)
-        if small_gW:
-            # col @ gy2^T, i.e. gW^T: 1.3-1.8x faster in OpenBLAS than gy2 @ col^T for
-            # few output channels and a long sum (gW is returned as that transpose).
-            gW = col2.dot(gy2.T).T
-        else:
-            gW = gy2.dot(col2.T)  # transposing a large one is not (18 ms for ResNet's last)
-        gb = gy2.sum(axis=1) if need_gb else None
+        col = cols[a * per:b * per].reshape((c, kh, kw) + _grid(b - a, oh, ow, last))
+        gy2 = _gy_matrix(gy[a:b], last)
+        gW, gb = _weight_grads(col.reshape(c * kh * kw, -1), gy2, need_gb)
         if flipped:
-            gpad = scratch("conv2d.gypad", (o, oh + qt + qb, ow + ql + qr, m), gy.dtype, xp)
-            pad_channels_first(gy[a:b], (qt, qb, ql, qr), out=gpad, images_last=True)
-            gcol = scratch("conv2d.gcolf", (o, kh, kw, h, w, m), gy.dtype, xp)
-            im2col_into(gpad, kh, kw, 1, 1, *dilation, h, w, gcol, True)
-            gx2 = scratch("conv2d.gx", (c, h, w, m), gy.dtype, xp)
-            xp.dot(Wf2, gcol.reshape(o * kh * kw, -1), out=gx2.reshape(c, -1))
-            gx[a:b] = images_first(gx2, True)
+            _input_grad_flipped(gy[a:b], Wf2, (kh, kw), gy_pads, dilation, out=gx[a:b])
         elif need_gx:
-            # dL/dcol, over the spent columns when allowed
-            gcol = col if consume else scratch("conv2d.gcol", col.shape, gy.dtype, xp)
-            xp.dot(W2t, gy2, out=gcol.reshape(col2.shape))
-            if xp is np:
-                hp, wp = h + top + bottom, w + left + right
-                gimg = scratch("conv2d.gimg", (c, hp, wp, m) if last else (c, m, hp, wp),
-                               gy.dtype, xp)
-                gimg.fill(0)
-                col2im_into(gcol, gimg, *stride, *dilation, last)
-                inner = spatial_slice(gimg, slice(top, top + h), slice(left, left + w), last)
-            else:  # one gather, not kh*kw additions (see im2col)
-                inner = col2im_gather(gcol, h, w, *stride, *dilation, pads)
-            gx[a:b] = images_first(inner, last)
+            _input_grad_col2im(gy2, col, W2t, stride, pads, dilation, last, consume,
+                               out=gx[a:b])
         return gW, gb
 
     parts = parallel_for(n, per * gy.itemsize, chunk, xp)
     gW = add_in_order([p[0] for p in parts]).reshape(W.shape)
     gb = add_in_order([p[1] for p in parts]) if need_gb else None
     return gx, gW, gb
+
+
+def _gy_matrix(gy, last):
+    """gy (m, O, oh, ow) as the (O, m*oh*ow) matrix, its columns in the order of the
+    chunk's layout (a copy in scratch memory)."""
+    xp = get_array_module(gy)
+    m, o, oh, ow = gy.shape
+    gy2 = scratch("conv2d.gy", (o,) + _grid(m, oh, ow, last), gy.dtype, xp)
+    images_first(gy2, last)[...] = gy
+    return gy2.reshape(o, -1)
+
+
+def _weight_grads(col2, gy2, need_gb):
+    """A chunk's share of dL/dW, gy2 @ col2^T as (O, C*kh*kw), and of dL/db (or None)."""
+    if gy2.shape[0] * col2.shape[0] <= 1 << 17:  # a small weight
+        # col2 @ gy2^T, i.e. gW^T: faster in OpenBLAS than gy2 @ col2^T for few output
+        # channels and a long sum (gW is returned as that transpose, a view).
+        gW = col2.dot(gy2.T).T
+    else:
+        gW = gy2.dot(col2.T)  # a large transposed gW costs more to sum and reshape
+    return gW, (gy2.sum(axis=1) if need_gb else None)
+
+
+def _input_grad_col2im(gy2, col, W2t, stride, pads, dilation, last, consume, out):
+    """dL/dx of a chunk into ``out`` (m, C, H, W): dL/dcol = W2^T @ gy2, folded back
+    onto the padded image by col2im (on the GPU by one gather, not kh*kw additions).
+    With ``consume``, dL/dcol is written over the chunk's spent columns ``col``."""
+    xp = get_array_module(gy2)
+    m, c, h, w = out.shape
+    top, bottom, left, right = pads
+    gcol = col if consume else scratch("conv2d.gcol", col.shape, gy2.dtype, xp)
+    xp.dot(W2t, gy2, out=gcol.reshape(W2t.shape[0], -1))
+    if xp is np:
+        hp, wp = h + top + bottom, w + left + right
+        gimg = scratch("conv2d.gimg", (c, hp, wp, m) if last else (c, m, hp, wp),
+                       gy2.dtype, xp)
+        gimg.fill(0)
+        col2im_into(gcol, gimg, *stride, *dilation, last)
+        inner = spatial_slice(gimg, slice(top, top + h), slice(left, left + w), last)
+    else:
+        inner = col2im_gather(gcol, h, w, *stride, *dilation, pads)
+    out[...] = images_first(inner, last)
+
+
+def _flipped_kernel(W):
+    """W (O, C, kh, kw) flipped in both spatial axes, channels swapped, as the
+    (C, O*kh*kw) matrix of :func:`_input_grad_flipped` (a copy)."""
+    xp = get_array_module(W)
+    return xp.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(
+        W.shape[1], -1)
+
+
+def _input_grad_flipped(gy, Wf2, kernel, gy_pads, dilation, out):
+    """dL/dx of a chunk into ``out`` (m, C, H, W), stride 1: the correlation of gy
+    (m, O, oh, ow), padded by ``gy_pads``, with the flipped kernel ``Wf2``
+    (:func:`_flipped_kernel`): im2col of gy and one product, in the images-last layout."""
+    xp = get_array_module(gy)
+    m, c, h, w = out.shape
+    o, oh, ow = gy.shape[1:]
+    kh, kw = kernel
+    qt, qb, ql, qr = gy_pads
+    gpad = scratch("conv2d.gypad", (o, oh + qt + qb, ow + ql + qr, m), gy.dtype, xp)
+    pad_channels_first(gy, gy_pads, out=gpad, images_last=True)
+    gcol = scratch("conv2d.gcolf", (o, kh, kw, h, w, m), gy.dtype, xp)
+    im2col_into(gpad, kh, kw, 1, 1, *dilation, h, w, gcol, True)
+    gx2 = scratch("conv2d.gx", (c, h, w, m), gy.dtype, xp)
+    xp.dot(Wf2, gcol.reshape(o * kh * kw, -1), out=gx2.reshape(c, -1))
+    out[...] = images_first(gx2, True)

@@ -4,15 +4,16 @@ The column buffer has shape ``(C, kh, kw, N, oh, ow)``:
 ``col[c, i, j, n, y, x] = x_pad[n, c, y*sh + i*dh, x*sw + j*dw]``.
 Read as a matrix it is (C*kh*kw, N*oh*ow), so a convolution is ONE matrix
 product with W.reshape(O, C*kh*kw) for a whole batch (or a chunk of it), not N
-small ones (Chainer's (N, C, kh, kw, oh, ow) layout needs a batched product;
-measured here 1.5-2x slower for ResNet's 3x3 layers, forward and backward).
+small ones (Chainer's (N, C, kh, kw, oh, ow) layout needs a batched product).
 
-Both directions read and write the padded image in the layout (C, N, Hp, Wp)
-(``pad_channels_first``): for each of the ``kh*kw`` kernel offsets, one strided
-slice copy covers every image and channel, so the Python loop is short and the
-copies are large, and their rows are contiguous in memory (measured up to 1.5x
-faster than slicing (N, C, H, W)). col2im is the mirror loop with ``+=``; no
-``np.add.at`` (measured several times slower).
+Both directions work on a padded copy of the images with the channels first,
+(C, N, Hp, Wp) (``pad_channels_first``), whose rows are contiguous in memory.
+im2col is one copy: :func:`patch_view` sees that image as the (C, kh, kw, N,
+oh, ow) array of its patches (a strided view, nothing copied), and
+:func:`im2col_into` copies the view into the columns. col2im is the adjoint:
+for each of the ``kh*kw`` kernel offsets, one strided addition covers every
+image and channel (:func:`offset_views`), so the Python loop is short and the
+additions are large; no ``np.add.at``, which is slower.
 
 ``im2col_into`` / ``col2im_into`` do this for one chunk of images, in either
 of two layouts: images second, (C, N, H, W), or images last, (C, H, W, N),
@@ -24,6 +25,8 @@ them against the book's loops).
 On the GPU, where every operation is a kernel launch, :func:`col2im_gather`
 folds columns back in three kernels whatever the kernel size (Chainer's CUDA
 col2im is a gather too): each pixel takes the column entries copied from it.
+
+The timings behind these choices are in BENCHMARKS.md.
 """
 import numbers
 
@@ -54,6 +57,13 @@ def pair(v, name="value"):
 def out_size(size, k, s, p_lo, p_hi, d=1):
     """Output length along one axis (floor mode), as PyTorch computes it."""
     return (size + p_lo + p_hi - d * (k - 1) - 1) // s + 1
+
+
+def conv_output_hw(x_shape, kernel, stride, pads, dilation=(1, 1)):
+    """(oh, ow) of a convolution or pooling window over x (N, C, H, W); ``pads`` is
+    (top, bottom, left, right)."""
+    return (out_size(x_shape[2], kernel[0], stride[0], pads[0], pads[1], dilation[0]),
+            out_size(x_shape[3], kernel[1], stride[1], pads[2], pads[3], dilation[1]))
 
 
 def pad_images(x, pads, value=0.0):
@@ -97,12 +107,16 @@ def images_first(a, images_last):
     return a.transpose((3, 0, 1, 2) if images_last else (1, 0, 2, 3))
 
 
-def _offsets(kh, kw, sh, sw, dh, dw, oh, ow):
-    """(i, j, rows, cols): the slice of the padded image that kernel offset (i, j) reads."""
+def offset_views(img, kh, kw, sh, sw, dh, dw, oh, ow, images_last=False):
+    """Yield (i, j, view) for each kernel offset, i major: the strided view of the padded
+    ``img`` that offset (i, j) reads in every window, ``view[.., y, x] = img[..,
+    y*sh + i*dh, x*sw + j*dw]`` over the spatial axes of either layout (or of (N, C, H, W)).
+    """
     for i in range(kh):
         for j in range(kw):
-            yield (i, j, slice(i * dh, i * dh + sh * oh, sh),
-                   slice(j * dw, j * dw + sw * ow, sw))
+            rows = slice(i * dh, i * dh + sh * oh, sh)
+            cols = slice(j * dw, j * dw + sw * ow, sw)
+            yield i, j, spatial_slice(img, rows, cols, images_last)
 
 
 def patch_view(img, kh, kw, sh, sw, dh, dw, oh, ow, images_last=False):
@@ -132,8 +146,8 @@ def im2col_into(img, kh, kw, sh, sw, dh, dw, oh, ow, col, images_last=False):
     ``images_last``, from the padded ``img`` of the same layout.
 
     One copy of :func:`patch_view`: the same work as a loop over the kh*kw
-    offsets, each a strided slice copy, but one call (measured 1.0-1.5x faster,
-    and one release of the GIL for ``parallel_for``'s threads instead of kh*kw).
+    offsets, each a strided slice copy, in one call, which is faster and lets go
+    of the GIL once for ``parallel_for``'s threads instead of kh*kw times.
     """
     col[...] = patch_view(img, kh, kw, sh, sw, dh, dw, oh, ow, images_last)
     return col
@@ -145,8 +159,7 @@ def col2im_into(col, gimg, sh, sw, dh, dw, images_last=False):
     xp = get_array_module(col)
     kh, kw = col.shape[1:3]
     oh, ow = col.shape[3:5] if images_last else col.shape[4:6]
-    for i, j, rows, cols in _offsets(kh, kw, sh, sw, dh, dw, oh, ow):
-        g = spatial_slice(gimg, rows, cols, images_last)
+    for i, j, g in offset_views(gimg, kh, kw, sh, sw, dh, dw, oh, ow, images_last):
         xp.add(g, col[:, i, j], out=g)  # not ``g[...] +=``: on CuPy that is a second copy
     return gimg
 
@@ -216,9 +229,8 @@ def im2col(x, kh, kw, sh, sw, pads, dh=1, dw=1, pad_value=0.0):
     convolution and -inf for max pooling.
     """
     xp = get_array_module(x)
-    n, c, h, w = x.shape
-    oh = out_size(h, kh, sh, pads[0], pads[1], dh)
-    ow = out_size(w, kw, sw, pads[2], pads[3], dw)
+    n, c = x.shape[:2]
+    oh, ow = conv_output_hw(x.shape, (kh, kw), (sh, sw), pads, (dh, dw))
     img = pad_channels_first(x, pads, pad_value)
     col = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
     return im2col_into(img, kh, kw, sh, sw, dh, dw, oh, ow, col)

@@ -1,8 +1,7 @@
 """Fully connected layer: y = x @ W.T + b, with W (out, in) as in PyTorch.
 
 Shapes: x (N, in), W (out, in), b (out,), y (N, out).
-``dot`` rather than ``@``: NumPy's matmul skips BLAS for a transposed operand
-(measured 7 ms against 0.04 ms for a (32, 400) x (400, 120) product).
+``dot`` rather than ``@``: NumPy's matmul skips BLAS for a transposed operand.
 
 A large layer (VGG's 6272 -> 4096) is split over the output features, on all
 cores (``parallel_for``): chunk [a:b] of the outputs needs rows a..b-1 of W

@@ -23,13 +23,11 @@ chunk order, so the caller adds them in an order fixed by ``n`` and the thread
 count alone: the same bits run after run (they may differ in the last bits
 between thread counts, as PyTorch's do).
 
-Measured on 2 cores (conv forward + backward, float32): VGG-small's 112x112
-16->32 layer 106 -> 53 ms, ResNet-18's 24x24 64->64 layer 33 -> 26 ms.
-
 CuPy arrays are not split: the GPU is already parallel, ``work(0, n)`` runs
 once. ``set_num_threads(1)`` (or ``SCRATCHNET_NUM_THREADS=1``) turns threads
 off; chunks then still run one after the other, for the cache.
 """
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -44,14 +42,11 @@ try:
 except ImportError:  # threadpoolctl is a dependency; without it BLAS keeps its threads
     ThreadpoolController = None
 
-CHUNK_BYTES = 1 << 24  # 16 MiB. Measured (conv forward + backward, 2 cores): as fast as
-                       # 256 KiB-4 MiB chunks for VGG's large layers, faster for LeNet's and
-                       # ResNet's (fewer chunks: less Python, larger products)
+# Smaller chunks, down to L2's size, were no faster: more Python calls, smaller products.
+CHUNK_BYTES = 1 << 24  # 16 MiB
 
-MIN_PARALLEL_BYTES = 1 << 21  # 2 MiB: below this, one chunk on the calling thread. Waking a
-                               # pool thread costs 70-200 us on these (virtual) machines.
-                               # LeNet step (d2l), p10 of 180 steps: 10.6-10.9 ms at 2 MiB,
-                               # 10.8 at 1 MiB, 11.0-11.3 at 512 KiB, 11.2-11.5 at 4 MiB.
+# Below this, one chunk on the calling thread: waking a pool thread costs more.
+MIN_PARALLEL_BYTES = 1 << 21  # 2 MiB
 
 _pool = None
 _pool_threads = 0
@@ -120,18 +115,10 @@ if hasattr(os, "register_at_fork"):
 def _one_blas_thread():
     global _blas
     if ThreadpoolController is None:
-        return _NullContext()
+        return contextlib.nullcontext()
     if _blas is None:
         _blas = ThreadpoolController()
     return _blas.limit(limits=1, user_api="blas")
-
-
-class _NullContext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def chunks(n, bytes_per_item, threads):
@@ -158,8 +145,7 @@ def parallel_for(n, bytes_per_item, work, xp=np, blas=True):
         return [work(a, b) for a, b in chunks(n, bytes_per_item, 1)]
     parts = chunks(n, bytes_per_item, 1 if small else threads)
     # BLAS runs on one thread even when there is a single chunk: once woken, OpenBLAS's
-    # own threads spin for a while after each call and take the cores from ours
-    # (measured: LeNet step 12.2 ms with this, 17.6 ms without).
+    # own threads spin for a while after each call and take the cores from ours.
     with _one_blas_thread():
         if len(parts) <= 1:
             return [work(a, b) for a, b in parts]

@@ -1,10 +1,9 @@
 """Reusable scratch arrays for temporaries that live inside one op call.
 
 Why: a fresh multi-megabyte NumPy array is fresh memory from the kernel, and
-every page of it is zeroed on first touch. In a LeNet training step those page
-faults cost about a fifth of the time (measured: 17.4 -> 13.7 ms per step when
-glibc was told to keep freed memory). PyTorch's allocator keeps such memory;
-this is our small version of that.
+every page of it is zeroed on first touch; in a small network's training step
+those page faults are a large part of the time. PyTorch's allocator keeps such
+memory; this is our small version of that.
 
 ``scratch(name, shape, dtype, xp)`` returns an uninitialised array that stays
 valid until the next ``scratch`` call with the same ``name``. It is carved from

@@ -336,7 +336,7 @@ def test_chunked_pooling_activations_and_batchnorm_equal_one_chunk(threads, n_th
                 assert np.array_equal(a, c), name
 
 
-# Each layer's chunks use one of two layouts (ops.conv.images_last): images second,
+# Each layer's chunks use one of two layouts (ops.conv.use_images_last): images second,
 # (C, N, H, W), or images last, (C, H, W, N); in the latter, some layers take dL/dx by
 # the flipped kernel (ops.conv.flipped_input_grad). Every route, with strides, dilation,
 # asymmetric padding and a last chunk of another size, must agree with PyTorch and with
@@ -358,10 +358,10 @@ LAYOUT_CASES = [  # x shape, W shape, stride, pads, dilation, images last?, flip
                          LAYOUT_CASES, ids=str)
 def test_both_chunk_layouts_match_torch_and_finite_differences(
         threads, n_threads, x_shape, W_shape, stride, pads, dilation, last, flipped):
-    from scratchnet.ops.conv import conv2d as conv_op, flipped_input_grad, images_last
+    from scratchnet.ops.conv import conv2d as conv_op, flipped_input_grad, use_images_last
     o, c, kh, kw = W_shape
     # the case takes the layout and the dL/dx route it is meant to
-    assert images_last(c, kh, kw, o) == last
+    assert use_images_last(c, kh, kw, o) == last
     assert flipped_input_grad(x_shape, W_shape, stride, pads, dilation)[0] == flipped
     force_chunks(n_threads, chunk_bytes=2 * c * kh * kw * 4 * 8)  # chunks of a few images
     rs = np.random.default_rng(6)
