@@ -10,7 +10,8 @@ max|analytic - numeric| / max(max|numeric|, atol / rtol): relative, except for
 a gradient that is zero in truth (a bias followed by BatchNorm), where only
 rounding noise is left and the test becomes max|analytic - numeric| <= atol.
 Small tensors are checked entry by entry; large ones on a random sample of
-entries plus one random direction (Chainer's ``check_backward``).
+entries plus one random direction (Chainer's ``check_backward``). A backward that
+returns no dL/dx fails the "input" row: a missing gradient is never a pass.
 """
 import contextlib
 import copy
@@ -73,6 +74,10 @@ class GradcheckReport:
     def add(self, name, error, checked, method):
         self.rows[name] = (error, checked, method)
 
+    def add_missing(self, name):
+        """A gradient backward did not return: a row that fails, whatever the tolerance."""
+        self.rows[name] = (float("inf"), 0, "none")
+
     @property
     def ok(self):
         return all(err <= self.rtol for err, _, _ in self.rows.values())
@@ -115,11 +120,18 @@ def check_module(module, x, gy=None, eps=1e-6, rtol=1e-6, max_full=1024, samples
     The module is deep-copied and converted to float64 on x's device, so the
     caller's module is left as it was. ``x`` may be float32; it is checked in
     float64. A tensor passes when max|analytic - numeric| <= max(rtol * max|numeric|, atol).
+    With ``check_input`` (the default) dL/dx is checked: the copy's layers that may skip it
+    (``needs_input_grad``, which the Trainer turns off for the first layer) are told not
+    to, and a backward that still returns None fails the "input" row.
     """
     # A stream of its own, so gy never equals an x drawn by the caller with the same seed.
     rs = np.random.default_rng((seed, 0x5CA7C4))
     module = copy.deepcopy(module)
     module.to(device=backend.device_of(x), dtype=np.float64)
+    if check_input:
+        for m in module.modules():
+            if hasattr(m, "needs_input_grad"):
+                m.needs_input_grad = True
     xp = backend.get_array_module(x)
     x = xp.array(x, dtype=np.float64)
 
@@ -136,14 +148,17 @@ def check_module(module, x, gy=None, eps=1e-6, rtol=1e-6, max_full=1024, samples
             reseed()
             return float((module(x) * gy).sum())
 
+        report = GradcheckReport(rtol)
         tensors = []
-        if check_input and gx is not None:
-            tensors.append(("input", x, gx))
+        if check_input:
+            if gx is None:
+                report.add_missing("input")
+            else:
+                tensors.append(("input", x, gx))
         for name, p in module.named_parameters():
             if p.data is not None:
                 tensors.append((name, p.data, p.grad.copy()))
 
-        report = GradcheckReport(rtol)
         floor = atol / rtol
         for name, arr, grad in tensors:
             host_grad = backend.to_numpy(grad).reshape(-1)

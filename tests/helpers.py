@@ -2,15 +2,19 @@
 
 ``torch_parity`` runs a scratchnet layer and the same PyTorch layer on the same
 weights and input, and compares the output, dL/dx, every parameter gradient and
-every buffer (tinygrad's ``helper_test_op``). ``fd_check`` is
-``scratchnet.gradcheck.check_module`` with an assertion.
+every buffer (tinygrad's ``helper_test_op``), each within WORST (the worst errors
+README states); float32 results with an absolute floor of eps32 * sum|terms|, the
+magnitudes summed into the entry (``magnitudes``). ``fd_check`` is
+``scratchnet.gradcheck.check_module`` with an assertion, dL/dx always among its rows.
 
 For tests that take the ``device`` fixture: ``dev(x)`` moves a host array to the
 active device, ``assert_equal`` compares arrays of any device on the host, and
 ``assert_host_input_refused`` checks that a GPU layer refuses a numpy input and
 changes nothing (``GPU_DEVICES`` parametrises such a test over the GPU devices only).
 """
+import contextlib
 import copy
+import itertools
 import re
 
 import numpy as np
@@ -25,17 +29,18 @@ from conftest import DEVICES
 # indirect=True).
 GPU_DEVICES = [d for d in DEVICES if d != "cpu"]
 
-# Relative to the largest magnitude of the reference: max|a - b| / max|b|.
+# Relative to the largest magnitude of the reference: max|a - b| / max|b| (float32 with
+# the floor torch_parity explains).
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
+# The worst errors against PyTorch that README states: torch_parity asserts them on every
+# comparison, so the claim fails when the code does (measured: 8.3e-16 and 5.9e-6).
+WORST = {np.float64: 4e-15, np.float32: 8e-6}
+EPS32 = float(np.finfo(np.float32).eps)
 
 
 def rel_err(a, b, floor=1e-30):
-    """max|a - b| / max(max|b|, floor).
-
-    float32 comparisons use floor=1: a gradient that is a sum of O(1) terms
-    which nearly cancel (a bias gradient) carries rounding of the terms' size,
-    not of the small sum's.
-    """
+    """max|a - b| / max(max|b|, floor): relative, and absolute (tol * floor) for a
+    reference smaller than ``floor``. torch_parity takes the floor from magnitudes()."""
     a = np.asarray(sn.to_numpy(a), dtype=np.float64)
     b = np.asarray(b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else sn.to_numpy(b),
                    dtype=np.float64)
@@ -53,8 +58,53 @@ def copy_weights_to_torch(layer, tlayer):
     tlayer.load_state_dict(tstate)
 
 
+def magnitudes(tmodule, x, gy):
+    """Per tensor torch_parity compares, the largest sum of |terms| behind one entry.
+
+    The module runs in float64 on |x|, |parameters|, |buffers| and |gy|: every product
+    is then >= 0, so each sum adds the magnitudes of its terms (exactly so for conv,
+    linear and pooling; of the right size for the rest). x, gy: torch tensors.
+    """
+    twin = copy.deepcopy(tmodule).double()
+    with torch.no_grad():
+        for t in itertools.chain(twin.parameters(), twin.buffers()):
+            if t.is_floating_point():
+                t.abs_()
+    for p in twin.parameters():
+        p.grad = None
+    xa = x.detach().double().abs().requires_grad_()
+    ya = twin(xa)
+    ya.backward(gy.detach().double().abs())
+    found = {"output": ya, "input grad": xa.grad}
+    found.update((f"{k}.grad", p.grad) for k, p in twin.named_parameters())
+    found.update(twin.named_buffers())
+    return {k: 0.0 if v is None else float(v.detach().abs().max()) for k, v in found.items()}
+
+
+@contextlib.contextmanager
+def leaf_io(tmodule):
+    """Name -> [input, output gradient] of each submodule that owns parameters, over one
+    forward and backward: what that module's parameter gradients were summed from."""
+    io, handles = {}, []
+    for name, m in tmodule.named_modules():
+        if next(m.parameters(recurse=False), None) is None:
+            continue
+
+        def hook(mod, args, out, name=name):
+            io[name] = [args[0].detach(), None]
+            out.register_hook(lambda g: io[name].__setitem__(1, g.detach()))
+
+        handles.append(m.register_forward_hook(hook))
+    try:
+        yield io
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def torch_parity(layer, tlayer, x, dtype=np.float64, steps=1, device="cpu", seed=0):
-    """Forward and backward ``steps`` times on both; return the worst relative error.
+    """Forward and backward ``steps`` times on both; return the worst relative error,
+    which every comparison holds to WORST (tighter than the tolerance TOL).
 
     Parameters are copied once from scratchnet to torch; with steps > 1 the
     gradients accumulate and buffers (BatchNorm running stats) evolve in both.
@@ -78,14 +128,28 @@ def torch_parity(layer, tlayer, x, dtype=np.float64, steps=1, device="cpu", seed
     copy_weights_to_torch(layer, tlayer)
     tol = TOL[dtype]
     worst = 0.0
+    grad_sums = {}  # parameter gradients accumulate over the steps, and so do their sums
     for step in range(steps):
         xs = x if step == 0 else np.asarray(rs.standard_normal(x.shape), dtype=dtype)
+        before = copy.deepcopy(tlayer) if dtype is np.float32 else None
         y = layer(sn.to_device(xs, device))
         xt = torch.tensor(xs, requires_grad=True)
-        yt = tlayer(xt)
-        gy = np.asarray(rs.standard_normal(yt.shape), dtype=dtype)
+        with leaf_io(tlayer) as io:
+            yt = tlayer(xt)
+            gy = np.asarray(rs.standard_normal(yt.shape), dtype=dtype)
+            yt.backward(torch.from_numpy(gy))
         gx = layer.backward(sn.to_device(gy, device))
-        yt.backward(torch.from_numpy(gy))
+        if dtype is np.float32:
+            sums = magnitudes(before, torch.from_numpy(xs), torch.from_numpy(gy))
+            # A parameter's gradient is summed in the module that owns it, from that
+            # module's input and output gradient (a bias before BatchNorm: terms that cancel).
+            modules = dict(tlayer.named_modules())
+            for name, (xin, gout) in io.items():
+                for k, v in magnitudes(modules[name], xin, gout).items():
+                    if k.endswith(".grad"):
+                        k = f"{name}.{k}" if name else k
+                        grad_sums[k] = grad_sums.get(k, 0.0) + v
+            sums.update(grad_sums)
         checks = [("output", y, yt), ("input grad", gx, xt.grad)]
         named = dict(layer.named_parameters())
         for k, p in tlayer.named_parameters():
@@ -94,19 +158,29 @@ def torch_parity(layer, tlayer, x, dtype=np.float64, steps=1, device="cpu", seed
         for k, b in tlayer.named_buffers():
             checks.append((k, sn_buffers[k], b))
         for what, a, b in checks:
-            err = rel_err(a, b, 1.0 if dtype is np.float32 else 1e-30)
+            # float32: max|a - b| <= max(tol * max|b|, eps32 * sum|terms|), never looser than
+            # tol * max(max|b|, 1): a float32 sum is good to the last bit of the magnitudes
+            # it added, not of a result that cancels (a bias gradient before BatchNorm).
+            floor = min(EPS32 * sums[what] / tol, 1.0) if dtype is np.float32 else 0.0
+            err = rel_err(a, b, max(floor, 1e-30))
             assert sn.to_numpy(a).dtype == b.detach().numpy().dtype, \
                 f"{what}: dtype {sn.to_numpy(a).dtype} vs torch {b.dtype}"
-            assert err <= tol, f"step {step}: {what} differs from torch: {err:.2e} > {tol:.0e}"
+            assert err <= WORST[dtype], (f"step {step}: {what} differs from torch: {err:.2e} > "
+                                         f"{WORST[dtype]:.0e}, the worst README states")
             worst = max(worst, err)
     return worst
 
 
-def fd_check(layer, x, rtol=1e-6, **kw):
-    """Finite differences on the active device (x and a copy of the layer are moved there)."""
+def fd_check(layer, x, rtol=1e-6, check_input=True, **kw):
+    """Finite differences on the active device (x and a copy of the layer are moved there).
+
+    dL/dx is always among the rows checked, unless the caller says check_input=False.
+    """
     x = sn.to_device(np.asarray(sn.to_numpy(x), dtype=np.float64), sn.get_device())
-    report = sn.gradcheck.check_module(layer, x, rtol=rtol, **kw)
+    report = sn.gradcheck.check_module(layer, x, rtol=rtol, check_input=check_input, **kw)
     assert report.ok, f"\n{report}"
+    if check_input:
+        assert "input" in report.rows and report.rows["input"][1] > 0, f"dL/dx unchecked\n{report}"
     return report
 
 

@@ -1,10 +1,13 @@
 """gradcheck: numerical gradients, and check_module's report on correct and on broken
-layers, in full and in sampled mode, without touching the caller's module."""
+layers (a wrong gradient, a missing dL/dx), in full and in sampled mode, without touching
+the caller's module; and the helpers every layer test uses (tests/helpers.py) failing a
+wrong float32 result that the old floor of 1 let through."""
 import numpy as np
 import pytest
+import torch
 
 import scratchnet as sn
-from helpers import assert_equal, dev
+from helpers import EPS32, TOL, assert_equal, dev, fd_check, rel_err, torch_parity
 from scratchnet import gradcheck, nn
 from scratchnet.nn.parameter import Parameter
 
@@ -13,12 +16,23 @@ class DoubleGrad(nn.Module):
     """Broken on purpose: forward is the identity, backward returns 2 * gy."""
 
     def forward(self, x):
-        self.save_for_backward(x.shape)
+        self.cache_for_backward(x.shape)
         return x
 
     def backward(self, gy):
-        self.saved_for_backward(gy)
+        self.pop_cache(gy)
         return 2 * gy
+
+
+class NoInputGrad(nn.Module):
+    """Broken on purpose: y = 3 x, and backward forgets to return dL/dx."""
+
+    def forward(self, x):
+        self.cache_for_backward(x.shape)
+        return 3 * x
+
+    def backward(self, gy):
+        self.pop_cache(gy)
 
 
 class Scale(nn.Module):
@@ -30,11 +44,11 @@ class Scale(nn.Module):
         self.wrong = wrong
 
     def forward(self, x):
-        self.save_for_backward(x.shape, x)
+        self.cache_for_backward(x.shape, x)
         return x * self.w.data
 
     def backward(self, gy):
-        (x,) = self.saved_for_backward(gy)
+        (x,) = self.pop_cache(gy)
         self.w.accumulate(self.wrong * (gy * x).sum(axis=0))
         return gy * self.w.data
 
@@ -138,7 +152,8 @@ def test_users_module_is_left_as_it_was(device):
     rng_state = sn.backend.rng().bit_generator.state
     np_state = np.random.get_state()[1].copy()
     device_rng = sn.backend.device_rng_state()
-    assert gradcheck.check_module(layer, x).ok
+    report = gradcheck.check_module(layer, x)
+    assert report.ok and list(report.rows)[0] == "input", report
     for k, v in layer.state_dict().items():
         assert v.dtype == before[k].dtype
         assert sn.get_array_module(v) is sn.get_array_module(x)
@@ -152,7 +167,7 @@ def test_users_module_is_left_as_it_was(device):
     if device != "cpu":  # the generator of the GPU's dropout masks
         assert sn.backend.device_rng_state() == device_rng
     lazy = nn.LazyLinear(2)
-    assert gradcheck.check_module(lazy, x).ok
+    assert list(fd_check(lazy, x).rows) == ["input", "weight", "bias"]
     assert lazy.weight.data is None
 
 
@@ -165,7 +180,8 @@ def test_explicit_gy_and_no_input_row(device):
 
 def test_dropout_is_checked_with_one_mask(device):
     x = dev(np.random.default_rng(0).standard_normal((4, 6)))
-    assert gradcheck.check_module(nn.Dropout(0.5), x, seed=3).ok
+    report = gradcheck.check_module(nn.Dropout(0.5), x, seed=3)
+    assert report.ok and list(report.rows) == ["input"], report
 
 
 @pytest.mark.parametrize("net", [
@@ -178,4 +194,98 @@ def test_bias_before_batchnorm_has_zero_gradient_and_passes(net, device):
     shape = (4, 4) if isinstance(net()[0], nn.Linear) else (3, 2, 4, 4)
     x = dev(np.random.default_rng(0).standard_normal(shape))
     report = gradcheck.check_module(net(), x)
-    assert report.ok, report
+    assert report.ok and list(report.rows)[0] == "input", report
+
+
+def test_missing_input_gradient_fails(device):
+    """A backward that returns None for dL/dx is a failed "input" row, never a pass."""
+    x = dev(np.random.default_rng(0).standard_normal((2, 3)))
+    report = gradcheck.check_module(NoInputGrad(), x)
+    assert list(report.rows) == ["input"] and report.rows["input"] == (float("inf"), 0, "none")
+    assert not report.ok
+    assert str(report).splitlines()[1].split() == ["input", "inf", "0", "none", "NO"]
+    with pytest.raises(AssertionError, match="FAILED"):
+        fd_check(NoInputGrad(), x)
+    # Only when the caller says so is dL/dx left out.
+    assert list(gradcheck.check_module(NoInputGrad(), x, check_input=False).rows) == []
+
+
+@pytest.mark.parametrize("net", [
+    lambda: nn.Linear(3, 2),
+    lambda: nn.Sequential(nn.Conv2d(1, 2, 2), nn.Flatten(), nn.Linear(2, 2)),
+], ids=["linear", "conv-first"])
+def test_layer_that_may_skip_input_gradient_is_checked_anyway(net, device):
+    """The Trainer turns needs_input_grad off for the first layer; check_module turns it
+    back on in its copy, so dL/dx is checked, and leaves the caller's layer as it was."""
+    net = net()
+    first = net if isinstance(net, nn.Linear) else net[0]
+    first.needs_input_grad = False
+    shape = (2, 3) if isinstance(net, nn.Linear) else (2, 1, 2, 2)
+    x = dev(np.random.default_rng(0).standard_normal(shape))
+    err, checked, _ = fd_check(net, x).rows["input"]
+    assert checked == x.size and err < 1e-7
+    assert first.needs_input_grad is False
+
+
+def test_fd_check_asserts_the_input_row(device):
+    x = dev(np.random.default_rng(0).standard_normal((2, 3)))
+    assert "input" in fd_check(nn.Linear(3, 2), x).rows
+    assert list(fd_check(nn.Linear(3, 2), x, check_input=False).rows) == ["weight", "bias"]
+
+
+class ZeroOutput(nn.Linear):
+    """Broken on purpose: the output is 0 (backward is right)."""
+
+    def forward(self, x):
+        return 0 * super().forward(x)
+
+
+class ZeroWeightGrad(nn.Linear):
+    """Broken on purpose: dL/dW is 0 (the output and the other gradients are right)."""
+
+    def backward(self, gy):
+        gx = super().backward(gy)
+        self.weight.grad[...] = 0
+        return gx
+
+
+@pytest.mark.parametrize("broken, scale, what", [
+    (ZeroOutput, dict(w=1e-6, x=1.0), "output"),
+    (ZeroWeightGrad, dict(w=1.0, x=1e-6), "weight.grad"),
+], ids=["zero-output", "zero-weight-grad"])
+def test_float32_parity_fails_a_wrong_result_below_one(broken, scale, what, device):
+    """A float32 result of values ~1e-5 that is all zero: max(|ref|, 1) as the scale
+    (the old rule) let it pass as 1e-5 absolute; the floor of eps32 * sum|terms| fails it.
+    The right layer with the same tiny values passes."""
+    x = np.random.default_rng(0).standard_normal((5, 4)) * scale["x"]
+    for cls, ok in ((nn.Linear, True), (broken, False)):
+        sn.manual_seed(0)
+        layer, tlayer = cls(4, 3), torch.nn.Linear(4, 3)
+        layer.weight.data *= scale["w"]
+        layer.bias.data *= scale["w"]
+        if ok:
+            torch_parity(layer, tlayer, x, np.float32, device=device)
+            continue
+        with pytest.raises(AssertionError, match=f"{what} differs from torch"):
+            torch_parity(layer, tlayer, x, np.float32, device=device)
+        # What the old rule saw: the whole reference is below 1e-5, so 0 was within it.
+        ref = tlayer(torch.tensor(x, dtype=torch.float32))
+        if what == "weight.grad":
+            tlayer.zero_grad()
+            ref.backward(torch.ones_like(ref))
+            ref = tlayer.weight.grad
+        ref = ref.detach()
+        assert 0 < float(ref.abs().max()) < TOL[np.float32]
+        assert rel_err(np.zeros(tuple(ref.shape), np.float32), ref, floor=1.0) < TOL[np.float32]
+
+
+def test_float32_floor_is_eps_times_the_sum_of_magnitudes():
+    """A bias gradient that cancels (a sum of 100 O(1) terms that comes to ~1e-3) is held
+    to eps32 * sum|terms|, not to 1e-5 of the small sum: one ulp of the terms passes, a
+    wrong result a few times larger does not."""
+    gy = np.random.default_rng(0).standard_normal(100)
+    gy -= gy.mean() - 1e-3 / 100
+    ref, terms = gy.sum(), np.abs(gy).sum()
+    floor = EPS32 * terms / TOL[np.float32]
+    assert rel_err([ref + EPS32 * terms], [ref], floor) <= TOL[np.float32]
+    assert rel_err([ref + 3 * EPS32 * terms], [ref], floor) > TOL[np.float32]

@@ -99,10 +99,22 @@ def test_p_outside_unit_interval_is_refused(p):
     ([1.0, 2.0], TypeError, "Dropout: expected a numpy or cupy array of any shape, got list"),
     (np.array([1, 2]), TypeError, "Dropout: expected a floating-point input, got int64"),
 ], ids=["list", "int64"])
-def test_bad_input_names_layer(bad, exc, message, device):
+def test_bad_input_names_layer_and_keeps_the_mask(bad, exc, message, device):
+    """The refused call draws no mask and keeps the cached one: backward still drops
+    what the forward before it dropped, as an untouched twin does; the generators are
+    where they were."""
     layer = nn.Dropout(0.5)
+    y = sn.to_numpy(layer(dev(np.ones((20, 30), np.float32))))
+    fresh = copy.deepcopy(layer)
+    rng, device_rng = sn.backend.rng().bit_generator.state, sn.backend.device_rng_state()
     with pytest.raises(exc, match=re.escape(message)):
         layer(dev(bad))
+    assert sn.backend.rng().bit_generator.state == rng
+    assert sn.backend.device_rng_state() == device_rng
+    gy = dev(np.ones((20, 30), np.float32))
+    gx = layer.backward(gy)
+    assert_equal(gx, fresh.backward(gy))
+    assert_equal(gx, y)  # the mask of the good forward: 0 or 2 where y is 0 or 2
     layer(dev(np.ones((2, 3), np.float32)))
 
 

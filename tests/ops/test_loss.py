@@ -1,5 +1,6 @@
-"""ops.loss: log_softmax, softmax cross-entropy and MSE with their backward, against
-torch and central differences; the log-sum-exp shift keeps huge logits finite."""
+"""ops.loss: log_softmax (on any axis, and its gradient), softmax cross-entropy and MSE
+with their backward, against torch and central differences; the log-sum-exp shift keeps
+huge logits finite."""
 import numpy as np
 import pytest
 import torch
@@ -25,6 +26,34 @@ def test_log_softmax_matches_torch_even_for_huge_logits(dtype, device):
     assert got.dtype == dtype and np.isfinite(got).all()
     assert rel_error(got, want) <= TOL[dtype]
     np.testing.assert_allclose(np.exp(got).sum(1), 1.0, rtol=10 * TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+def test_log_softmax_matches_torch_on_any_axis(axis, dtype, device):
+    x = (np.random.default_rng(5).standard_normal((3, 4, 5)) * 3).astype(dtype)
+    got = ops.log_softmax(dev(x), axis=axis)
+    assert got.dtype == dtype and sn.get_array_module(got) is sn.backend.device_module()
+    assert rel_error(got, F.log_softmax(torch.from_numpy(x), dim=axis).numpy()) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("shape", [(1, 1), (4, 5), (2, 3, 4)], ids=str)
+def test_log_softmax_gradient_matches_finite_differences_and_torch(shape, axis, device):
+    """The vector-Jacobian product gy - softmax * sum(gy) (the cross-entropy backward's
+    formula, softmax = exp(log_softmax)) equals central differences of our forward and
+    PyTorch's autograd; and so do the central differences themselves."""
+    rs = np.random.default_rng(6)
+    x, gy = rs.standard_normal(shape) * 2, rs.standard_normal(shape)
+    xd, gyd = dev(x), dev(gy)
+    num = numerical_gradient(lambda: (ops.log_softmax(xd, axis=axis) * gyd).sum(), xd)
+    xt = torch.tensor(x, requires_grad=True)
+    F.log_softmax(xt, dim=axis).backward(torch.from_numpy(gy))
+    assert rel_error(num, xt.grad.numpy()) < 1e-8
+    xp = sn.get_array_module(xd)
+    vjp = gyd - xp.exp(ops.log_softmax(xd, axis=axis)) * gyd.sum(axis=axis, keepdims=True)
+    assert rel_error(vjp, num) < 1e-8
+    assert rel_error(vjp, xt.grad.numpy()) <= TOL[np.float64]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
