@@ -1,4 +1,5 @@
-"""Shared fixtures: the device parameter (GPU cases skip with a reason) and data paths."""
+"""Shared fixtures: the device parameter (GPU cases skip with a reason) and the real data
+(tests that need it skip with the reason when it is absent; .ci/run makes that a failure)."""
 import contextlib
 import os
 import pathlib
@@ -9,11 +10,36 @@ import torch
 
 import fakecupy
 import scratchnet as sn
+from scratchnet.data import datasets
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 if "SCRATCHNET_DATA" not in os.environ and SHARED_DATA.is_dir():
     os.environ["SCRATCHNET_DATA"] = str(SHARED_DATA)
+# Set to 1 by .ci/run: a test that needs the real data fails without it instead of skipping.
+REQUIRE_DATA = os.environ.get("SCRATCHNET_REQUIRE_DATA") == "1"
+
+
+def require_data(name="fashion-mnist"):
+    """The folder holding the real data set ``name`` ("fashion-mnist" or "mnist"), found as
+    scratchnet finds it (``$SCRATCHNET_DATA/<name>/``, the repository's ``datasets/``,
+    Debian's folder), never downloaded: a test run needs no network. When it is absent
+    the calling test skips with the reason, or fails under SCRATCHNET_REQUIRE_DATA=1."""
+    cls = {c.name: c for c in (datasets.FashionMNIST, datasets.MNIST)}[name]
+    try:
+        return datasets.find_or_download(cls, download=False)
+    except FileNotFoundError as e:
+        why = f"real data needed: {e}"
+        if REQUIRE_DATA:
+            pytest.fail(f"{why} (SCRATCHNET_REQUIRE_DATA=1: it must not be skipped)",
+                        pytrace=False)
+        pytest.skip(why)
+
+
+@pytest.fixture
+def real_data():
+    """require_data("fashion-mnist"): the test skips (with the reason) without it."""
+    return require_data("fashion-mnist")
 
 # The test shapes are tiny: one torch thread is faster than two fighting over 2 cores.
 torch.set_num_threads(1)

@@ -331,7 +331,7 @@ def test_lazy_batch_norm_refuses_inconsistent_channel_counts():
     assert bn.weight.data is None and bn.running_mean is None
 
 
-def test_train_lenet_resume_from_a_bad_checkpoint_says_so_in_one_line(tmp_path):
+def test_train_lenet_resume_from_a_bad_checkpoint_says_so_in_one_line(tmp_path, real_data):
     (tmp_path / "checkpoint.npz").write_bytes(b"<html>")
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / "train_lenet.py"),
                            "--subset", "64", "--epochs", "1", "--no-progress", "--out",

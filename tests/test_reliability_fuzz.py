@@ -4,13 +4,26 @@ The rule: every configuration PyTorch accepts, scratchnet accepts and matches in
 (output, dL/dx, every parameter gradient and buffer, within 1e-10 relative); every
 configuration PyTorch rejects (construction or forward raises), scratchnet rejects with a
 ValueError or TypeError whose message names the layer. Each test draws its cases with
-hypothesis (derandomized, so every run tries the same cases) and then checks that both
-outcomes occurred often enough for the rule to have been tested.
+hypothesis (derandomized, so every run tries the same cases) and then checks that all
+EXAMPLES[layer] cases ran and that both outcomes occurred often enough for the rule to have
+been tested. The layers: Conv2d, Conv1d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Linear,
+BatchNorm2d, BatchNorm1d, the lazy LazyConv2d, LazyLinear and LazyBatchNorm2d (their
+first forward, the one that materialises them, is compared; a later input with another
+channel count is refused by both), ReLU, Sigmoid and Tanh (any rank, |x| up to 1e4,
+exact zeros), Dropout (scratchnet's mask given to torch's dropout kernels) and the
+losses CrossEntropyLoss and MSELoss (every reduction, the loss and dL/dinput).
 
 Outside the drawn domain, on purpose: empty tensors (a batch, channel or image size of 0),
 unbatched inputs (torch takes (C, H, W) for a 2-d layer; scratchnet asks for NCHW) and
 AdaptiveAvgPool2d's output sizes 0 and None (scratchnet refuses them with a ValueError or
-TypeError naming the layer, torch returns an empty tensor or keeps the input's size).
+TypeError naming the layer, torch returns an empty tensor or keeps the input's size); a
+BatchNorm with neither affine parameters nor running statistics given another channel
+count than its num_features (torch never reads num_features then and normalises any
+channel count; scratchnet refuses it); Linear and LazyLinear inputs of more than two
+dimensions (torch takes (N, *, in); scratchnet asks for (N, in)); CrossEntropyLoss
+logits other than (N, C) and class-probability targets (scratchnet takes (N, C) logits
+and integer labels); an MSELoss target of another shape (torch broadcasts it with a
+warning; scratchnet refuses it).
 """
 import collections
 import warnings
@@ -29,9 +42,16 @@ from scratchnet import nn
 TOL = 1e-10
 FUZZ = settings(derandomize=True, database=None, deadline=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow])
-# Cases per test; the counts met are printed with -s (pytest -s -k fuzz).
+# Cases per test: each test asserts that all of them ran (hypothesis stops early when it
+# runs out of distinct cases); the outcomes are printed with -s (pytest -s -k fuzz).
 EXAMPLES = {"Conv2d": 300, "Conv1d": 120, "MaxPool2d": 200, "AvgPool2d": 120,
-            "AdaptiveAvgPool2d": 80, "Linear": 60, "BatchNorm2d": 160}
+            "AdaptiveAvgPool2d": 80, "Linear": 60, "BatchNorm2d": 160, "BatchNorm1d": 120,
+            "LazyConv2d": 100, "LazyLinear": 60, "LazyBatchNorm2d": 80, "ReLU": 60,
+            "Sigmoid": 60, "Tanh": 60, "Dropout": 120, "CrossEntropyLoss": 120,
+            "MSELoss": 80}
+# Plus the fixed cases of test_max_pool_with_many_window_offsets: 3 shapes, 2 strides.
+MANY_OFFSETS = [((16, 16), (17, 18)), ((16, 17), (16, 20)), ((1, 257), (2, 260))]
+FIXED_CASES = 2 * len(MANY_OFFSETS)
 SIZE = st.one_of(st.just(1), st.integers(1, 7))  # 1x1 inputs often
 # A hyper-parameter is now and then made invalid, so both libraries must refuse it.
 BREAK = st.sampled_from([None] * 12 + ["stride0", "kernel0", "dilation0", "negpad"])
@@ -50,8 +70,10 @@ def _compare(what, a, b, floor):
     assert err <= TOL, f"{what} differs from torch: {err:.2e} > {TOL:.0e}"
 
 
-def parity(layer, tlayer, x, steps=1, seed=0, gx_scale=None):
-    """torch_parity (helpers.py) in float64, for layers that are not lazy.
+def parity(layer, tlayer, x, steps=1, seed=0, gx_scale=None, copy=True):
+    """torch_parity (helpers.py) in float64. A lazy layer (copy=False) is still lazy: its
+    first forward here materialises it, and ``tlayer`` already holds the weights it will
+    draw (see lazy_outcome).
 
     ``gx_scale(x)`` (BatchNorm) is the size of the terms dL/dx is a sum of, per unit of
     gy: with two values per channel dL/dx is zero up to their rounding, so its error is
@@ -62,7 +84,8 @@ def parity(layer, tlayer, x, steps=1, seed=0, gx_scale=None):
     tlayer = tlayer.double()
     tlayer.train(layer.training)
     layer.zero_grad()
-    copy_weights_to_torch(layer, tlayer)
+    if copy:
+        copy_weights_to_torch(layer, tlayer)
     for step in range(steps):
         xs = x if step == 0 else rs.standard_normal(x.shape)
         y = layer(xs)
@@ -121,6 +144,8 @@ def run_fuzz(name, strategy, check):
 
     fuzz()
     print(f"\n{name}: {dict(counts)}")
+    assert sum(counts.values()) == EXAMPLES[name], \
+        f"{name}: {sum(counts.values())} cases ran, not {EXAMPLES[name]}"
     return counts
 
 
@@ -312,18 +337,50 @@ def test_linear_fuzz():
     assert counts["rejected"] >= 3 and counts["accepted"] >= 25
 
 
+BN_RANKS = {"BatchNorm2d": (4,), "BatchNorm1d": (2, 3)}
+
+
 @st.composite
-def batch_norm_cases(draw):
+def batch_norm_cases(draw, name="BatchNorm2d"):
     kw = dict(eps=draw(st.sampled_from([1e-5, 1e-3, 0.5])),
               momentum=draw(st.sampled_from([0.1, 0.5, 1.0, None])),
               affine=draw(st.booleans()), track_running_stats=draw(st.booleans()))
     c = draw(st.integers(1, 3))
-    shape = (draw(st.integers(1, 3)), c + draw(st.sampled_from([0] * 9 + [1])),
-             draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    cx = c + draw(st.sampled_from([0] * 9 + [1]))  # now and then one channel too many
+    if not (kw["affine"] or kw["track_running_stats"]):
+        cx = c  # outside the domain (see the module docstring)
+    if name == "BatchNorm1d":
+        # (N, C) or (N, C, L); now and then a 4-d input, which both refuse
+        rank = draw(st.sampled_from([2, 2, 3, 3, 3, 3, 3, 3, 3, 4]))
+        shape = (draw(st.integers(1, 4)), cx) + tuple(draw(st.integers(1, 3))
+                                                      for _ in range(rank - 2))
+    else:
+        shape = (draw(st.integers(1, 3)), cx, draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     return c, kw, shape, draw(st.booleans()), draw(st.integers(1, 2))
 
 
-def test_batch_norm_fuzz():
+def _two_values_per_channel(shape):
+    return int(np.prod(shape)) // shape[1] == 2
+
+
+def _bn_gx_scale(gamma, kw, shape, batch_stats):
+    """The floor of dL/dx's error, for the one case that needs one: with two values per
+    channel and batch statistics, dL/dx is zero up to the rounding of the terms it sums
+    (gamma / sqrt(var + eps) times gy), so its error is measured against them, not against
+    its own rounding-sized values. Every other case is compared as every layer is."""
+    if not (batch_stats and _two_values_per_channel(shape)):
+        return None
+
+    def scale(xs):
+        gmax = np.abs(gamma).max() if kw["affine"] else 1.0
+        axes = (0,) + tuple(range(2, xs.ndim))
+        return gmax / np.sqrt(xs.var(axis=axes).min() + kw["eps"])
+
+    return scale
+
+
+@pytest.mark.parametrize("name", ["BatchNorm2d", "BatchNorm1d"])
+def test_batch_norm_fuzz(name):
     def check(case):
         c, kw, shape, training, steps = case
         rs = np.random.default_rng(sum(shape))
@@ -331,7 +388,7 @@ def test_batch_norm_fuzz():
         gamma = rs.uniform(0.5, 2, c) * rs.choice([-1, 1], c)
 
         def make():
-            layer = nn.BatchNorm2d(c, **kw).double().train(training)
+            layer = getattr(nn, name)(c, **kw).double().train(training)
             if kw["affine"]:
                 layer.weight.data[...] = gamma
                 layer.bias.data[...] = rs.standard_normal(c)
@@ -341,25 +398,284 @@ def test_batch_norm_fuzz():
             return layer
 
         def make_torch():
-            return torch.nn.BatchNorm2d(c, **kw).train(training)
-
-        def scale(xs):
-            gmax = np.abs(gamma).max() if kw["affine"] else 1.0
-            return gmax / np.sqrt(xs.var(axis=(0, 2, 3)).min() + kw["eps"])
+            return getattr(torch.nn, name)(c, **kw).train(training)
 
         batch_stats = training or not kw["track_running_stats"]
-        result = outcome("BatchNorm2d", make, make_torch, x, steps=steps,
-                         gx_scale=scale if batch_stats else None)
-        if result == "accepted" and batch_stats and shape[0] * shape[2] * shape[3] == 2:
+        result = outcome(name, make, make_torch, x, steps=steps,
+                         gx_scale=_bn_gx_scale(gamma, kw, shape, batch_stats))
+        if result == "accepted" and batch_stats and _two_values_per_channel(shape):
             return "accepted, two values per channel"
+        if result == "accepted" and len(shape) not in BN_RANKS[name]:
+            return "accepted, wrong rank"  # fails below: both must refuse it
         return result
 
-    counts = run_fuzz("BatchNorm2d", batch_norm_cases(), check)
+    counts = run_fuzz(name, batch_norm_cases(name), check)
     assert counts["rejected"] >= 8 and counts["accepted"] >= 40
+    assert counts["accepted, two values per channel"] >= 5
+    assert counts["accepted, wrong rank"] == 0
 
 
-@pytest.mark.parametrize("kernel, size", [((16, 16), (17, 18)), ((16, 17), (16, 20)),
-                                          ((1, 257), (2, 260))])
+def _state(layer):
+    return {k: np.array(sn.to_numpy(v)) for k, v in layer.state_dict().items()}
+
+
+def lazy_outcome(name, make, make_torch, x, other_channels=None, steps=1, seed=0,
+                 gx_scale=None):
+    """outcome() for a lazy layer (``name``: its class, e.g. "LazyConv2d"), whose first
+    forward in the comparison is the one that materialises it.
+
+    Rejected by torch: scratchnet refuses too, naming the lazy layer, and stays lazy.
+    Accepted: scratchnet draws its weights at that first forward from its own generator;
+    a probe drawn from the same seed tells them to torch's layer beforehand (BatchNorm's
+    are ones and zeros on both sides), and the comparison runs as parity() does. Then,
+    with ``other_channels``, a second input with that many channels (features): both
+    refuse it, scratchnet naming the now ordinary layer and changing nothing.
+    """
+    xt = torch.from_numpy(x)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with torch.no_grad():
+                make_torch().double()(xt)
+        torch_error = None
+    except (RuntimeError, ValueError, TypeError) as e:
+        torch_error = e
+    if torch_error is not None:
+        layer = None
+        with pytest.raises((ValueError, TypeError)) as info:
+            layer = make()
+            layer(x)
+        assert name in str(info.value), \
+            f"torch rejects ({torch_error}); scratchnet's message does not name {name}: " \
+            f"{info.value}"
+        if layer is not None:
+            assert all(v is None for v in layer.state_dict().values()), \
+                f"{name} materialised on an input it refused"
+        return "rejected"
+    tlayer = make_torch().double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tlayer.initialize_parameters(xt)  # materialised, nothing computed
+    if name != "LazyBatchNorm2d":
+        sn.manual_seed(seed)
+        probe = make()
+        with sn.no_grad():
+            probe.eval()(x)
+        copy_weights_to_torch(probe, tlayer)
+    sn.manual_seed(seed)
+    layer = make()
+    assert all(v is None for v in layer.state_dict().values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parity(layer, tlayer, x, steps=steps, copy=False, gx_scale=gx_scale)
+    if other_channels is None:
+        return "accepted"
+    shape = list(x.shape)
+    shape[1] = other_channels
+    x2 = np.random.default_rng(seed).standard_normal(shape)
+    with pytest.raises(RuntimeError):
+        tlayer(torch.from_numpy(x2))
+    before = _state(layer)
+    eager = name[len("Lazy"):]
+    with pytest.raises((ValueError, TypeError), match=eager):
+        layer(x2)
+    after = _state(layer)
+    assert list(after) == list(before) and all(
+        np.array_equal(after[k], before[k]) for k in before), f"{eager} changed on refusal"
+    return "accepted, another channel count refused"
+
+
+@st.composite
+def lazy_cases(draw, name):
+    """(kwargs, input shape, training, steps, a second input's channel count or None)."""
+    other = draw(st.sampled_from([False, False, True]))
+    training, steps = draw(st.booleans()), draw(st.integers(1, 2))
+    if name == "LazyConv2d":
+        _, cout, kw, shape = draw(conv2d_cases())
+        kw = dict(kw, out_channels=cout)
+    elif name == "LazyLinear":
+        kw = dict(out_features=draw(st.integers(1, 6)), bias=draw(st.booleans()))
+        shape = (draw(st.integers(1, 4)), draw(st.integers(1, 6)))
+    else:
+        _, kw, shape, training, steps = draw(batch_norm_cases())
+        # Without weights or running statistics torch takes any channel count.
+        other = other and (kw["affine"] or kw["track_running_stats"])
+    return kw, shape, training, steps, shape[1] + 1 if other else None
+
+
+@pytest.mark.parametrize("name", ["LazyConv2d", "LazyLinear", "LazyBatchNorm2d"])
+def test_lazy_fuzz(name):
+    def check(case):
+        kw, shape, training, steps, other = case
+        x = np.random.default_rng(sum(shape)).standard_normal(shape) * 3 + 1
+        make = lambda: getattr(nn, name)(**kw).train(training)  # noqa: E731
+        make_torch = lambda: getattr(torch.nn, name)(**kw).train(training)  # noqa: E731
+        gx_scale = None
+        if name == "LazyBatchNorm2d":  # gamma: ones
+            batch_stats = training or not kw["track_running_stats"]
+            gx_scale = _bn_gx_scale(np.ones(1), kw, shape, batch_stats)
+        return lazy_outcome(name, make, make_torch, x, other, steps=steps, seed=sum(shape),
+                            gx_scale=gx_scale)
+
+    counts = run_fuzz(name, lazy_cases(name), check)
+    assert counts["accepted"] >= 25
+    assert counts["accepted, another channel count refused"] >= 8
+    if name != "LazyLinear":  # every LazyLinear configuration in the domain is valid
+        assert counts["rejected"] >= 8
+
+
+@st.composite
+def activation_inputs(draw):
+    """Any rank 0-4, magnitudes from 1 to 1e4 (saturated sigmoids and tanhs, exp
+    overflow if done naively), and now and then exact zeros (ReLU's kink)."""
+    shape = tuple(draw(st.integers(1, 4)) for _ in range(draw(st.integers(0, 4))))
+    scale = draw(st.sampled_from([1.0, 1.0, 10.0, 1e3, 1e4]))
+    zeros = draw(st.booleans())
+    return shape, scale, zeros
+
+
+@pytest.mark.parametrize("name", ["ReLU", "Sigmoid", "Tanh"])
+def test_activation_fuzz(name):
+    def check(case):
+        shape, scale, zeros = case
+        rs = np.random.default_rng(len(shape) + int(np.prod(shape)))
+        x = np.asarray(rs.standard_normal(shape) * scale)
+        if zeros:
+            x[rs.random(shape) < 0.5] = 0.0
+        result = outcome(name, lambda: getattr(nn, name)(), lambda: getattr(torch.nn, name)(), x)
+        if zeros and (x == 0).any():
+            return result + ", with zeros"
+        if scale >= 1e3:
+            return result + ", |x| up to 1e4"
+        return result
+
+    counts = run_fuzz(name, activation_inputs(), check)
+    assert set(counts) <= {"accepted", "accepted, with zeros", "accepted, |x| up to 1e4"}
+    assert min(counts["accepted, with zeros"], counts["accepted, |x| up to 1e4"]) >= 8
+
+
+DROPOUT_P = [0.0, 0.1, 0.5, 0.5, 0.9, 0.9, 1.0, -0.1, 1.5]
+
+
+def test_dropout_fuzz():
+    """Dropout against torch with the mask fixed: the mask scratchnet draws (read back by
+    drawing again from the same seed) is given to torch's own dropout kernels (forward
+    input * mask * scale, backward native_dropout_backward). p 0 and 1 and eval mode
+    draw no mask and are compared with torch's Dropout itself; p outside [0, 1] is
+    refused by both. Over all cases the kept fraction is 1 - p within 5 sigma."""
+    kept = expected = variance = 0.0
+
+    def check(case):
+        nonlocal kept, expected, variance
+        p, shape, training = case
+        seed = int(np.prod(shape)) + len(shape)
+        x = np.random.default_rng(seed).standard_normal(shape)
+        make = lambda: nn.Dropout(p).train(training)  # noqa: E731
+        make_torch = lambda: torch.nn.Dropout(p).train(training)  # noqa: E731
+        if not training or p in (0.0, 1.0) or not 0 <= p <= 1:
+            result = outcome("Dropout", make, make_torch, x)
+            return result if result == "rejected" else result + ", no mask"
+        sn.manual_seed(seed)
+        mask = sn.to_numpy(sn.ops.dropout_mask(x, p))
+        scale = 1.0 / (1.0 - p)
+        assert set(np.unique(mask)) <= {0.0, scale}, "mask values other than 0 and 1/(1-p)"
+        keep = torch.from_numpy(mask != 0)
+        kept += float((mask != 0).sum())
+        expected += x.size * (1 - p)
+        variance += x.size * p * (1 - p)
+        sn.manual_seed(seed)
+        layer = make()
+        y = layer(x)
+        gy = np.random.default_rng((seed, 1)).standard_normal(shape)
+        gx = layer.backward(gy)
+        xt = torch.from_numpy(x)
+        _compare("output", y, xt.mul(keep).mul_(scale), 1e-30)
+        _compare("input grad", gx, torch.ops.aten.native_dropout_backward(
+            torch.from_numpy(gy), keep, scale), 1e-30)
+        return "accepted, fixed mask"
+
+    cases = st.tuples(st.sampled_from(DROPOUT_P),
+                      st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple),
+                      st.sampled_from([True, True, True, False]))
+    counts = run_fuzz("Dropout", cases, check)
+    assert counts["accepted, fixed mask"] >= 40
+    assert counts["accepted, no mask"] >= 15 and counts["rejected"] >= 8
+    assert abs(kept - expected) <= 5 * np.sqrt(variance), (kept, expected)
+
+
+def loss_outcome(name, make, make_torch, x, target, gy_shape):
+    """outcome() for a loss: the loss and dL/dinput for a random upstream gradient, or
+    refused by both (torch raises IndexError for a label out of range)."""
+    xt = torch.tensor(x, requires_grad=True)
+    tt = torch.from_numpy(target)
+    try:
+        tl = make_torch()(xt, tt)
+        torch_error = None
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:
+        torch_error = e
+    if torch_error is not None:
+        with pytest.raises((ValueError, TypeError)) as info:
+            make()(x, target)
+        assert name in str(info.value), \
+            f"torch rejects ({torch_error}); scratchnet's message does not name {name}: " \
+            f"{info.value}"
+        return "rejected"
+    loss = make()
+    value = loss(x, target)
+    gy = np.random.default_rng(x.size).standard_normal(gy_shape)
+    gx = loss.backward(gy)
+    tl.backward(torch.from_numpy(gy))
+    _compare("loss", value, tl, 1e-30)
+    _compare("input grad", gx, xt.grad, 1e-30)
+    return "accepted"
+
+
+REDUCTIONS = st.sampled_from(["mean", "sum", "none", "avg"])  # "avg": refused by both
+
+
+def test_cross_entropy_fuzz():
+    @st.composite
+    def cases(draw):
+        n, c = draw(st.integers(1, 5)), draw(st.integers(1, 6))
+        bad = draw(st.sampled_from([None] * 8 + ["label C", "label -1", "labels N+1"]))
+        return n, c, draw(st.sampled_from([1.0, 10.0, 1e3, 1e4])), draw(REDUCTIONS), bad
+
+    def check(case):
+        n, c, scale, reduction, bad = case
+        rs = np.random.default_rng(n * 7 + c)
+        x = rs.standard_normal((n, c)) * scale
+        labels = rs.integers(0, c, n + (bad == "labels N+1"))
+        if bad in ("label C", "label -1"):
+            labels[rs.integers(0, n)] = c if bad == "label C" else -1
+        result = loss_outcome("CrossEntropyLoss", lambda: nn.CrossEntropyLoss(reduction),
+                              lambda: torch.nn.CrossEntropyLoss(reduction=reduction), x,
+                              labels, (n,) if reduction == "none" else ())
+        return result + (", |logits| up to 1e4" if result == "accepted" and scale >= 1e3
+                         else "")
+
+    counts = run_fuzz("CrossEntropyLoss", cases(), check)
+    assert counts["accepted"] >= 25 and counts["accepted, |logits| up to 1e4"] >= 15
+    assert counts["rejected"] >= 20
+
+
+def test_mse_fuzz():
+    cases = st.tuples(st.lists(st.integers(1, 5), min_size=0, max_size=4).map(tuple),
+                      st.sampled_from([1.0, 1e3]), REDUCTIONS)
+
+    def check(case):
+        shape, scale, reduction = case
+        rs = np.random.default_rng(int(np.prod(shape)) + len(shape))
+        x = np.asarray(rs.standard_normal(shape) * scale)
+        target = np.asarray(rs.standard_normal(shape) * scale)
+        return loss_outcome("MSELoss", lambda: nn.MSELoss(reduction),
+                            lambda: torch.nn.MSELoss(reduction=reduction), x, target,
+                            shape if reduction == "none" else ())
+
+    counts = run_fuzz("MSELoss", cases, check)
+    assert counts["accepted"] >= 40 and counts["rejected"] >= 8
+
+
+@pytest.mark.parametrize("kernel, size", MANY_OFFSETS)
 def test_max_pool_with_many_window_offsets(kernel, size):
     """More than 256 offsets in a window: the recorded argmax offset must not wrap."""
     shape = (2, 2) + size

@@ -7,9 +7,12 @@ the next write of the same file.
 
 The kills are real: each victim is a subprocess running a small script written to
 tmp_path, killed at a point it reports by creating a marker file (bounded waits, no
-timing assertions).
+timing assertions). Each test asserts how many of its kills landed where it says: two
+in the middle of training epochs, one of examples/train_lenet.py, three in the middle of
+checkpoint writes and one in the middle of a download, 7 in all.
 """
 import http.server
+import json
 import os
 import pathlib
 import signal
@@ -78,6 +81,13 @@ def kill(proc, what, where):
     KILLS.append((what, where))
 
 
+@pytest.fixture
+def kills():
+    """The kills this test made: (what, where), as kill() records them."""
+    first = len(KILLS)
+    return lambda: KILLS[first:]
+
+
 def finish(proc, log, what):
     code = proc.wait(timeout=WAIT)
     assert code == 0, f"{what} failed ({code}):\n{pathlib.Path(log).read_text()}"
@@ -100,20 +110,22 @@ def temp_files(folder):
 
 
 TRAIN = textwrap.dedent('''
-    """LeNet (modern: BatchNorm, momentum, cosine schedule) on Fashion-MNIST's first 1024
-    test images (a synthetic set without them) for 3 epochs with Trainer checkpoints.
-    With "pause E S" it creates out/paused and waits forever at step S of epoch E."""
+    """A LeNet with BatchNorm and two Dropout(0.5) layers (momentum, cosine schedule) on
+    Fashion-MNIST's first 1024 test images (a synthetic set without them) for 3 epochs with
+    Trainer checkpoints. A new run is seeded 0; a resumed one is seeded 1 on purpose, so
+    its dropout masks equal the uninterrupted run's only if the Trainer restores the
+    random state of the checkpoint. With "pause E S" it creates out/paused and waits
+    forever at step S of epoch E."""
     import pathlib, sys, time
     import numpy as np
     import scratchnet as sn
     from scratchnet import nn
     from scratchnet.data import DataLoader, FashionMNIST
-    from scratchnet.models import LeNet
     from scratchnet.train import Trainer
 
     out, resume = pathlib.Path(sys.argv[1]), sys.argv[2] == "resume"
     pause = tuple(map(int, sys.argv[4:6])) if sys.argv[3] == "pause" else None
-    sn.manual_seed(0)
+    sn.manual_seed(1 if resume else 0)
     try:
         data = FashionMNIST(train=False, download=False)
     except FileNotFoundError:
@@ -123,7 +135,13 @@ TRAIN = textwrap.dedent('''
             labels = rs.integers(0, 10, 1024).astype(np.int64)
     train = DataLoader(data, 64, shuffle=True, seed=0, subset=1024)
     val = DataLoader(data, 256, subset=256)
-    model = LeNet(modern=True)
+    model = nn.Sequential(
+        nn.LazyConv2d(6, kernel_size=5, padding=2), nn.LazyBatchNorm2d(), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=2, stride=2),
+        nn.LazyConv2d(16, kernel_size=5), nn.LazyBatchNorm2d(), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=2, stride=2), nn.Flatten(),
+        nn.LazyLinear(120), nn.ReLU(), nn.Dropout(0.5),
+        nn.LazyLinear(84), nn.ReLU(), nn.Dropout(0.5), nn.LazyLinear(10))
     nn.init.apply_init(model, [next(iter(train))[0][:2]])
     opt = sn.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     sched = sn.optim.CosineAnnealingLR(opt, T_max=3)
@@ -165,12 +183,15 @@ def assert_same_run(a, b):
     assert int(ca["epoch"]) == 2
 
 
-def test_training_killed_twice_resumes_to_the_same_weights(tmp_path, reaper):
+def test_training_killed_twice_resumes_to_the_same_weights(tmp_path, reaper, kills):
     """Killed inside epoch 2, resumed, killed inside epoch 3, resumed: the final weights,
-    optimizer, scheduler and RNG state equal those of an uninterrupted run, bit for bit."""
+    optimizer, scheduler and RNG state equal those of an uninterrupted run, bit for bit.
+    The model has dropout, and each resume starts from another seed: only the random
+    state restored from the checkpoint gives the uninterrupted run's masks, and a resume
+    from the same checkpoint holding another random state ends elsewhere (the control)."""
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
-    whole, split = tmp_path / "whole", tmp_path / "split"
+    whole, split, control = tmp_path / "whole", tmp_path / "split", tmp_path / "control"
     reaper.append(start(script, whole, "new", "-", log=tmp_path / "whole.log"))
     for attempt, (mode, epoch, step) in enumerate([("new", 1, 5), ("resume", 2, 0)]):
         log = tmp_path / f"split{attempt}.log"
@@ -183,23 +204,30 @@ def test_training_killed_twice_resumes_to_the_same_weights(tmp_path, reaper):
         assert int(sn.load(split / "checkpoint.npz")["epoch"]) == epoch - 1
         assert not (split / "final.npz").exists()
         assert temp_files(split) == []
+    assert [where for _, where in kills()] == ["epoch 2 of 3, step 6 of 16",
+                                               "epoch 3 of 3, step 1 of 16"]
+    # The control: the same checkpoint with another random state.
+    control.mkdir()
+    state = sn.load(split / "checkpoint.npz")
+    other = type(sn.backend.rng().bit_generator)(12345).state
+    assert json.loads(str(state["rng"])) != other
+    state["rng"] = json.dumps(other)
+    sn.save(state, control / "checkpoint.npz")
+    reaper.append(start(script, control, "resume", "-", log=tmp_path / "control.log"))
     proc = start(script, split, "resume", "-", log=tmp_path / "split2.log")
     assert "resumed from" in finish(proc, tmp_path / "split2.log", "the last resume")
     finish(reaper[0], tmp_path / "whole.log", "the uninterrupted run")
     assert_same_run(whole, split)
+    assert "resumed from" in finish(reaper[-1], tmp_path / "control.log", "the control")
+    fw, fc = sn.load(whole / "final.npz"), sn.load(control / "final.npz")
+    assert any(not np.array_equal(fw[k], fc[k]) for k in fw), \
+        "the random state does not matter: the test above proves nothing about it"
+    assert len(kills()) == 2
 
 
-def needs_fashion_mnist():
-    try:
-        datasets.find_or_download(datasets.FashionMNIST, download=False)
-    except FileNotFoundError:
-        pytest.skip("Fashion-MNIST not found (set SCRATCHNET_DATA)")
-
-
-def test_train_lenet_example_killed_in_epoch_2_resumes(tmp_path, reaper):
+def test_train_lenet_example_killed_in_epoch_2_resumes(tmp_path, reaper, kills, real_data):
     """examples/train_lenet.py, killed as soon as its first checkpoint is on disk (so in
     epoch 2), then run again with --resume, ends where an uninterrupted run ends."""
-    needs_fashion_mnist()
     script = ROOT / "examples" / "train_lenet.py"
     args = ["--recipe", "modern", "--subset", 2048, "--batch-size", 64, "--epochs", 3,
             "--no-progress", "--out"]
@@ -220,6 +248,7 @@ def test_train_lenet_example_killed_in_epoch_2_resumes(tmp_path, reaper):
         if k.startswith(("model.", "optim.", "sched.")) or k == "rng":
             assert np.array_equal(a[k], b[k]), f"{k} differs"
     assert temp_files(split) == []
+    assert len(kills()) == 1
 
 
 WRITER = textwrap.dedent('''
@@ -235,29 +264,44 @@ WRITER = textwrap.dedent('''
 ''')
 
 
-def test_checkpoint_write_killed_half_way_never_replaces_the_good_one(tmp_path, reaper):
+WRITE_KILLS = 3  # kills that must land while a checkpoint is being written
+WRITE_TRIES = 12  # writers started at most to get them
+
+
+def test_checkpoint_write_killed_half_way_never_replaces_the_good_one(tmp_path, reaper, kills):
     """SIGKILL while a checkpoint is being written (its temp file exists): the file at
     the path is still a complete checkpoint, and the next save of that path removes the
-    temp file the killed writer left."""
+    temp file the killed writer left. A kill lands in a write when the temp file is
+    still there after it (a killed writer cannot remove it); one that lands between two
+    writes (the write finished between the poll and the kill) is checked the same way
+    but not counted, and writers are started until WRITE_KILLS kills landed in a write."""
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     path = tmp_path / "ck" / "checkpoint.npz"
     path.parent.mkdir()
     sn.save({"version": 0, "w": np.zeros(4 << 20, np.float32)}, path)
-    left = 0
-    for attempt in range(3):
+    landed = 0
+    for attempt in range(WRITE_TRIES):
         log = tmp_path / f"writer{attempt}.log"
         proc = start(script, path, log=log)
         reaper.append(proc)
         wait_for(proc, lambda: temp_files(path.parent), log, "a write in progress")
-        kill(proc, "scratchnet.save", "while its temp file existed")
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=WAIT) == -signal.SIGKILL, "the writer ended before the kill"
+        in_write = len(temp_files(path.parent)) == 1
+        KILLS.append(("scratchnet.save", "while its temp file existed" if in_write
+                      else "between two writes"))
+        landed += in_write
         state = sn.load(path)  # complete: it loads, and its array is its version's
         assert sorted(state) == ["version", "w"]
         np.testing.assert_array_equal(state["w"], np.float32(state["version"]))
-        left += len(temp_files(path.parent))
         sn.save(state, path)  # as a resumed run's next checkpoint
         assert os.listdir(path.parent) == ["checkpoint.npz"]
-    assert left >= 1, "no kill landed while a temp file existed"
+        if landed == WRITE_KILLS:
+            break
+    assert landed == WRITE_KILLS, \
+        f"{landed} of {attempt + 1} kills landed while a temp file existed"
+    assert [w for _, w in kills()].count("while its temp file existed") == WRITE_KILLS
 
 
 class SlowHandler(http.server.BaseHTTPRequestHandler):
@@ -293,7 +337,7 @@ DOWNLOADER = textwrap.dedent('''
 ''')
 
 
-def test_download_killed_half_way_starts_again_cleanly(tmp_path, reaper):
+def test_download_killed_half_way_starts_again_cleanly(tmp_path, reaper, kills):
     """tests/data/test_datasets.py drops the connection; here the downloading process
     itself dies, with half the file in its .part file. The next download succeeds, checks
     the content and removes the dead one's .part."""
@@ -335,3 +379,4 @@ def test_download_killed_half_way_starts_again_cleanly(tmp_path, reaper):
         thread.join(timeout=5)
     assert os.listdir(cache) == ["a.gz"]
     np.testing.assert_array_equal(read_idx(path), payload)
+    assert kills() == [("download_file", "with part of the file received")]
