@@ -54,16 +54,23 @@ def pair(v, name="value"):
     return int(h), int(w)
 
 
-def out_size(size, k, s, p_lo, p_hi, d=1):
-    """Output length along one axis (floor mode), as PyTorch computes it."""
-    return (size + p_lo + p_hi - d * (k - 1) - 1) // s + 1
+def out_size(size, k, s, p_lo, p_hi, d=1, ceil_mode=False):
+    """Output length along one axis, as PyTorch computes it: floor mode, or with
+    ``ceil_mode`` (pooling) rounded up, but the last window must start inside the
+    input or its leading padding."""
+    if not ceil_mode:
+        return (size + p_lo + p_hi - d * (k - 1) - 1) // s + 1
+    n = (size + p_lo + p_hi - d * (k - 1) - 1 + s - 1) // s + 1
+    return n - 1 if (n - 1) * s >= size + p_lo else n
 
 
-def conv_output_hw(x_shape, kernel, stride, pads, dilation=(1, 1)):
+def conv_output_hw(x_shape, kernel, stride, pads, dilation=(1, 1), ceil_mode=False):
     """(oh, ow) of a convolution or pooling window over x (N, C, H, W); ``pads`` is
     (top, bottom, left, right)."""
-    return (out_size(x_shape[2], kernel[0], stride[0], pads[0], pads[1], dilation[0]),
-            out_size(x_shape[3], kernel[1], stride[1], pads[2], pads[3], dilation[1]))
+    return (out_size(x_shape[2], kernel[0], stride[0], pads[0], pads[1], dilation[0],
+                     ceil_mode),
+            out_size(x_shape[3], kernel[1], stride[1], pads[2], pads[3], dilation[1],
+                     ceil_mode))
 
 
 def pad_images(x, pads, value=0.0):

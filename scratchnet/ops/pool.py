@@ -3,8 +3,15 @@
 Both window poolings loop over the kh*kw kernel offsets, each a strided view
 of the padded input covering every window at once, so no column buffer of
 kh*kw times the input is built. Semantics follow PyTorch: floor mode output
-sizes; max pooling pads with -inf and sends each window's gradient to its
-first maximum; average pooling counts padded zeros (count_include_pad=True).
+sizes by default; max pooling pads with -inf and sends each window's gradient to
+its first maximum; average pooling counts padded zeros (count_include_pad=True).
+
+PyTorch's other options reduce to these: ``ceil_mode`` is floor mode over an input
+padded a little more at the bottom and right (:func:`ceil_pads`), which max pooling
+fills with -inf and average pooling with zeros it does not count; a divisor other than
+kh*kw (``count_include_pad=False``, ``divisor_override``, a window cut short by ceil
+mode) is one per window (:func:`avg_divisor`); ``return_indices`` turns each window's
+offset into PyTorch's flat index (:func:`max_pool2d_indices`).
 
 On the GPU, where each of those passes is a kernel launch, the windows are one
 (N, C, kh, kw, oh, ow) view instead, reduced over (kh, kw) at once (``_gpu_*``).
@@ -14,7 +21,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from .activation import fused
-from .im2col import col2im_gather, conv_output_hw, offset_views, pad_images, patch_view
+from .im2col import col2im_gather, conv_output_hw, offset_views, out_size, pad_images, patch_view
 from .parallel import parallel_for
 
 
@@ -43,7 +50,18 @@ def _grad_image(gx, a, b, pads, xp, tiles=False):
     return xp.zeros((n, c, h + pads[0] + pads[1], w + pads[2] + pads[3]), dtype=gx.dtype)
 
 
-def max_pool2d(x, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1)):
+def ceil_pads(x_shape, kernel, stride, pads, dilation=(1, 1)):
+    """The pads (top, bottom, left, right) under which floor mode gives the windows of
+    PyTorch's ceil_mode: the bottom and right grown just enough to hold the last
+    window (which starts inside the input or its top/left padding)."""
+    top, bottom, left, right = pads
+    oh, ow = conv_output_hw(x_shape, kernel, stride, pads, dilation, ceil_mode=True)
+    need_h = (oh - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1 - x_shape[2] - top
+    need_w = (ow - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1 - x_shape[3] - left
+    return top, max(bottom, need_h), left, max(right, need_w)
+
+
+def max_pool2d(x, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1), ceil_mode=False):
     """Fast version of :func:`scratchnet.teach.max_pool2d_forward` (read that first).
 
     Returns y: (N, C, oh, ow) and idx, the offset (i*kw + j) of each window's first
@@ -54,8 +72,10 @@ def max_pool2d(x, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1)):
     and-ed and added offset by offset (3 cheap passes each, faster than tracking
     the argmax while taking the maximum). A NaN wins its window, and its gradient
     goes to the window's last NaN, as in PyTorch. A large batch runs in chunks of
-    images on all cores (``parallel_for``).
+    images on all cores (``parallel_for``). ``ceil_mode``: see :func:`ceil_pads`.
     """
+    if ceil_mode:
+        pads = ceil_pads(x.shape, kernel, stride, pads, dilation)
     xp = get_array_module(x)
     n, c = x.shape[:2]
     oh, ow = conv_output_hw(x.shape, kernel, stride, pads, dilation)
@@ -89,11 +109,14 @@ def max_pool2d(x, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1)):
     return y, idx
 
 
-def max_pool2d_backward(gy, idx, x_shape, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1)):
+def max_pool2d_backward(gy, idx, x_shape, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1),
+                        ceil_mode=False):
     """Fast version of :func:`scratchnet.teach.max_pool2d_backward` (read that first).
 
     Each window's gradient goes to its first maximum (the offset idx recorded).
     """
+    if ceil_mode:
+        pads = ceil_pads(x_shape, kernel, stride, pads, dilation)
     xp = get_array_module(gy)
     n, c, h, w = x_shape
     oh, ow = gy.shape[2:]
@@ -121,14 +144,74 @@ def max_pool2d_backward(gy, idx, x_shape, kernel, stride, pads=(0, 0, 0, 0), dil
     return gx
 
 
-def avg_pool2d(x, kernel, stride, pads=(0, 0, 0, 0)):
+def max_pool2d_indices(idx, x_shape, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1)):
+    """PyTorch's ``return_indices``: the offset idx (i*kw + j) of each window's maximum as
+    the flat index h*W + w of that pixel in its (H, W) input plane, int64."""
+    xp = get_array_module(idx)
+    kh, kw = kernel
+    oh, ow = idx.shape[2:]
+    k = idx.astype(np.int64)
+    rows = xp.arange(oh, dtype=np.int64)[:, None] * stride[0] - pads[0] + (k // kw) * dilation[0]
+    cols = xp.arange(ow, dtype=np.int64) * stride[1] - pads[2] + (k % kw) * dilation[1]
+    return rows * x_shape[3] + cols
+
+
+def avg_divisor(x_shape, kernel, stride, pads, ceil_mode=False, count_include_pad=True,
+                divisor_override=None):
+    """What PyTorch divides each window's sum by: ``divisor_override``; else the window's
+    extent clipped to the padded input (``count_include_pad``) or to the input itself,
+    a host (oh, ow) array; None where that is kh*kw for every window (the plain mean).
+    A ceil-mode window that runs past the padded input counts only what lies inside."""
+    if divisor_override is not None:
+        return divisor_override
+    if count_include_pad and not ceil_mode:  # floor-mode windows lie in the padded input
+        return None
+    counts = []
+    for size, k, s, lo, hi in ((x_shape[2], kernel[0], stride[0], *pads[:2]),
+                               (x_shape[3], kernel[1], stride[1], *pads[2:])):
+        start = np.arange(out_size(size, k, s, lo, hi, 1, ceil_mode)) * s - lo
+        end = np.minimum(start + k, size + hi)
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, size)
+        counts.append(end - start)
+    if all((c == k).all() for c, k in zip(counts, kernel)):
+        return None
+    return np.outer(*counts).astype(np.float64)
+
+
+_DIVISORS = {}
+
+
+def _divisor_on(xp, divisor, dtype):
+    """A divisor of :func:`avg_divisor` in ``dtype`` on the device: a scalar, or the
+    (oh, ow) array, copied there once per device and value."""
+    if np.ndim(divisor) == 0:
+        return np.dtype(dtype).type(divisor)
+    device = None if xp is np else xp.cuda.runtime.getDevice()
+    key = (xp.__name__, device, np.dtype(dtype).str, divisor.shape, divisor.tobytes())
+    a = _DIVISORS.get(key)
+    if a is None:
+        a = _DIVISORS[key] = xp.asarray(divisor.astype(dtype))
+    return a
+
+
+def avg_pool2d(x, kernel, stride, pads=(0, 0, 0, 0), ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
     """Fast version of :func:`scratchnet.teach.avg_pool2d_forward` (read that first).
 
-    y: (N, C, oh, ow), each window's sum over kh*kw (padding counts as zeros).
+    y: (N, C, oh, ow), each window's sum over kh*kw (padding counts as zeros); with
+    PyTorch's other options, over :func:`avg_divisor`'s divisor.
     """
     xp = get_array_module(x)
     kh, kw = kernel
+    divisor = avg_divisor(x.shape, kernel, stride, pads, ceil_mode, count_include_pad,
+                          divisor_override)
+    if ceil_mode:
+        pads = ceil_pads(x.shape, kernel, stride, pads)
     oh, ow = conv_output_hw(x.shape, kernel, stride, pads)
+    if divisor is not None:
+        return _avg_pool_divided(xp, x, kernel, stride, pads, oh, ow,
+                                 _divisor_on(xp, divisor, x.dtype))
     if xp is not np:  # one mean over a window view (see the module docstring)
         return _window_view(pad_images(x, pads, 0.0), kernel, stride, (1, 1), oh, ow).mean(
             axis=(2, 3))
@@ -147,20 +230,51 @@ def avg_pool2d(x, kernel, stride, pads=(0, 0, 0, 0)):
     return y
 
 
-def avg_pool2d_backward(gy, x_shape, kernel, stride, pads=(0, 0, 0, 0)):
+def _avg_pool_divided(xp, x, kernel, stride, pads, oh, ow, divisor):
+    """avg_pool2d's window sums over ``divisor`` (a scalar or (oh, ow)), divided as PyTorch
+    divides them."""
+    if xp is not np:
+        win = _window_view(pad_images(x, pads, 0.0), kernel, stride, (1, 1), oh, ow)
+        return win.sum(axis=(2, 3)) / divisor
+    y = xp.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
+
+    def chunk(a, b):
+        img = pad_images(x[a:b], pads, 0.0)
+        ya = y[a:b]
+        views = [v for _, _, v in offset_views(img, *kernel, *stride, 1, 1, oh, ow)]
+        ya[...] = views[0]
+        for v in views[1:]:
+            ya += v
+        ya /= divisor
+
+    parallel_for(x.shape[0], x[:1].nbytes, chunk, xp, blas=False)
+    return y
+
+
+def avg_pool2d_backward(gy, x_shape, kernel, stride, pads=(0, 0, 0, 0), ceil_mode=False,
+                        count_include_pad=True, divisor_override=None):
     """Fast version of :func:`scratchnet.teach.avg_pool2d_backward` (read that first)."""
     xp = get_array_module(gy)
     kh, kw = kernel
     n, c, h, w = x_shape
     oh, ow = gy.shape[2:]
+    divisor = avg_divisor(x_shape, kernel, stride, pads, ceil_mode, count_include_pad,
+                          divisor_override)
+    if divisor is not None:
+        divisor = _divisor_on(xp, divisor, gy.dtype)
+    if ceil_mode:
+        pads = ceil_pads(x_shape, kernel, stride, pads)
     if xp is not np:
-        return _gpu_avg_pool_backward(xp, gy, x_shape, kernel, stride, pads)
+        return _gpu_avg_pool_backward(xp, gy, x_shape, kernel, stride, pads, divisor)
     gx = xp.empty(x_shape, dtype=gy.dtype)
     disjoint = _disjoint(kernel, stride, (1, 1))
     tiles = _tiles(x_shape, (oh, ow), kernel, stride, pads, (1, 1))
 
     def chunk(a, b):
-        g = gy[a:b] * gy.dtype.type(1.0 / (kh * kw))
+        if divisor is None:
+            g = gy[a:b] * gy.dtype.type(1.0 / (kh * kw))
+        else:
+            g = gy[a:b] / divisor
         gimg = _grad_image(gx, a, b, pads, xp, tiles)
         for _, _, v in offset_views(gimg, kh, kw, *stride, 1, 1, oh, ow):
             if disjoint:
@@ -253,12 +367,14 @@ def _gpu_store_windows(xp, g, x_shape, kernel, stride, pads, dilation):
     return gimg
 
 
-def _gpu_avg_pool_backward(xp, gy, x_shape, kernel, stride, pads):
-    """As the max's: gy / (kh*kw) at every entry of its window."""
+def _gpu_avg_pool_backward(xp, gy, x_shape, kernel, stride, pads, divisor=None):
+    """As the max's: gy / (kh*kw), or gy / divisor, at every entry of its window."""
     n, c, h, w = x_shape
     oh, ow = gy.shape[2:]
     kh, kw = kernel
     scale = gy.dtype.type(1.0 / (kh * kw))
+    if divisor is not None:
+        gy, scale = gy / divisor, gy.dtype.type(1.0)
     if _tiles(x_shape, (oh, ow), kernel, stride, pads, (1, 1)):
         g = xp.broadcast_to(gy[:, :, :, None, :, None], (n, c, oh, kh, ow, kw))
         return xp.multiply(g, scale).reshape(x_shape)
@@ -284,8 +400,9 @@ def _adaptive_avg_axis(x, out, axis):
 
 def adaptive_avg_pool2d(x, output_size):
     """x: (N, C, H, W) -> (N, C, oh, ow). A bin is a rectangle, so its mean is
-    the mean over rows of the mean over columns: pool H, then W."""
-    oh, ow = output_size
+    the mean over rows of the mean over columns: pool H, then W. None in output_size
+    keeps that axis's size (PyTorch's rule)."""
+    oh, ow = (x.shape[2 + a] if o is None else o for a, o in enumerate(output_size))
     if (oh, ow) == (1, 1):
         return x.mean(axis=(2, 3), keepdims=True)
     return _adaptive_avg_axis(_adaptive_avg_axis(x, oh, 2), ow, 3)

@@ -141,11 +141,12 @@ BAD_INPUT = [
     pytest.param(name, x, error, match.replace("NAME", name), id=f"{name}-{what}")
     for name in POOLS
     for what, x, error, match in [
-        ("3D", X4[0], ValueError,
-         r"NAME: expected a 4-D input \(N, C, H, W\), got 3-D input of shape \(2, 5, 5\)"),
-        ("5D", X4[None], ValueError, r"NAME: expected a 4-D input .*got 5-D input"),
+        ("2D", X4[0, 0], ValueError,
+         r"NAME: expected a 3 or 4-D input \(N, C, H, W\) or \(C, H, W\), got 2-D input of "
+         r"shape \(5, 5\)"),
+        ("5D", X4[None], ValueError, r"NAME: expected a 3 or 4-D input .*got 5-D input"),
         ("list", X4.tolist(), TypeError,
-         r"NAME: expected a numpy or cupy array \(N, C, H, W\), got list"),
+         r"NAME: expected a numpy or cupy array \(N, C, H, W\) or \(C, H, W\), got list"),
         ("int", X4.astype(np.int64), TypeError,
          r"NAME: expected a floating-point input, got int64"),
     ]
@@ -232,3 +233,230 @@ def test_host_gy_for_a_device_output_is_refused_and_changes_nothing(device, name
 def test_bad_hyper_parameters(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+# PyTorch's other arguments (issue 13): ceil_mode, count_include_pad, divisor_override,
+# return_indices, None in AdaptiveAvgPool2d's output_size, one image (C, H, W).
+MAX_POOL_OPTIONS = [
+    dict(kernel_size=2, ceil_mode=True),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    dict(kernel_size=(3, 2), stride=(3, 2), padding=(1, 0), ceil_mode=True),
+    dict(kernel_size=4, stride=3, padding=2, ceil_mode=True),
+    dict(kernel_size=2, stride=1, padding=1, dilation=2, ceil_mode=True),
+]
+AVG_POOL_OPTIONS = [
+    dict(kernel_size=2, ceil_mode=True),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+    dict(kernel_size=(3, 2), stride=(3, 2), padding=(1, 0), ceil_mode=True),
+    dict(kernel_size=4, stride=3, padding=2, ceil_mode=True, count_include_pad=False),
+    dict(kernel_size=2, divisor_override=3),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, divisor_override=-5),
+]
+ADAPTIVE_NONE = [((None, 3), (5, 7)), ((2, None), (5, 7)), ((None, None), (4, 3)),
+                 ([None, 1], (6, 2))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kwargs", MAX_POOL_OPTIONS, ids=str)
+def test_max_pool_options_match_torch(device, kwargs, dtype):
+    torch_parity(nn.MaxPool2d(**kwargs), torch.nn.MaxPool2d(**kwargs), distinct((2, 3, 7, 8)),
+                 dtype, steps=2, device=device)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kwargs", AVG_POOL_OPTIONS, ids=str)
+def test_avg_pool_options_match_torch(device, kwargs, dtype):
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 7))
+    torch_parity(nn.AvgPool2d(**kwargs), torch.nn.AvgPool2d(**kwargs), x, dtype, steps=2,
+                 device=device)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output_size, size", ADAPTIVE_NONE, ids=str)
+def test_adaptive_avg_pool_none_matches_torch(device, output_size, size, dtype):
+    x = np.random.default_rng(0).standard_normal((2, 3) + size)
+    layer = nn.AdaptiveAvgPool2d(output_size)
+    assert layer.output_size == tuple(output_size)
+    torch_parity(layer, torch.nn.AdaptiveAvgPool2d(output_size), x, dtype, steps=2,
+                 device=device)
+
+
+UNBATCHED = [
+    (lambda m: m.MaxPool2d(3, stride=2, padding=1), "MaxPool2d"),
+    (lambda m: m.MaxPool2d(2, ceil_mode=True), "MaxPool2d-ceil"),
+    (lambda m: m.AvgPool2d(3, stride=2, padding=1), "AvgPool2d"),
+    (lambda m: m.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+     "AvgPool2d-ceil-exclude-pad"),
+    (lambda m: m.AvgPool2d(2, divisor_override=3), "AvgPool2d-divisor"),
+    (lambda m: m.AdaptiveAvgPool2d((2, 3)), "AdaptiveAvgPool2d"),
+    (lambda m: m.AdaptiveAvgPool2d((None, 1)), "AdaptiveAvgPool2d-None"),
+    (lambda m: m.AdaptiveAvgPool2d(1), "AdaptiveAvgPool2d-1"),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("make", [m for m, _ in UNBATCHED], ids=[n for _, n in UNBATCHED])
+def test_one_image_matches_torch(device, make, dtype):
+    """(C, H, W) in, (C, oh, ow) out, dL/dx (C, H, W) back, as torch's."""
+    torch_parity(make(nn), make(torch.nn), distinct((3, 7, 8)), dtype, steps=2, device=device)
+
+
+@pytest.mark.parametrize("make", [m for m, _ in UNBATCHED], ids=[n for _, n in UNBATCHED])
+def test_one_image_is_the_batch_of_one(device, make):
+    """The same bits as the batch (1, C, H, W), and the layer's own finite differences."""
+    x = distinct((3, 7, 8))
+    one, batch = make(nn), make(nn)
+    y, yb = one(dev(x)), batch(dev(x[None]))
+    assert y.shape == yb.shape[1:]
+    if hasattr(one, "kernel_size"):
+        assert one.output_shape(x.shape) == y.shape
+    assert_equal(y, yb[0])
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    gx = one.backward(dev(gy))
+    assert gx.shape == x.shape
+    assert_equal(gx, batch.backward(dev(gy[None]))[0])
+    fd_check(make(nn), x)
+
+
+@pytest.mark.parametrize("shape, kwargs", [
+    ((1, 2, 7, 8), dict(kernel_size=2, ceil_mode=True)),
+    ((2, 1, 6, 7), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ((1, 2, 8, 7), dict(kernel_size=(3, 2), stride=(3, 2), padding=(1, 0), ceil_mode=True)),
+    ((2, 1, 7, 7), dict(kernel_size=2, stride=1, padding=1, dilation=2, ceil_mode=True)),
+    ((1, 2, 7, 8), dict(kernel_size=3, stride=2, padding=1, return_indices=True)),
+], ids=str)
+def test_max_pool_options_by_finite_differences(shape, kwargs, device):
+    make = _MaxPoolValues if kwargs.get("return_indices") else nn.MaxPool2d
+    fd_check(make(**kwargs), distinct(shape))
+
+
+class _MaxPoolValues(nn.MaxPool2d):
+    """y alone of a MaxPool2d(return_indices=True), for the finite differences."""
+
+    def forward(self, x):
+        y, indices = super().forward(x)
+        return y
+
+
+@pytest.mark.parametrize("shape, kwargs", [((1, 2, 7, 8), kw) for kw in AVG_POOL_OPTIONS] +
+                         [((2, 1, 6, 5), kw) for kw in AVG_POOL_OPTIONS[1:4]], ids=str)
+def test_avg_pool_options_by_finite_differences(shape, kwargs, device):
+    fd_check(nn.AvgPool2d(**kwargs), np.random.default_rng(1).standard_normal(shape))
+
+
+@pytest.mark.parametrize("output_size, size", ADAPTIVE_NONE, ids=str)
+def test_adaptive_avg_pool_none_by_finite_differences(output_size, size, device):
+    fd_check(nn.AdaptiveAvgPool2d(output_size),
+             np.random.default_rng(2).standard_normal((2, 2) + size))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=2), dict(kernel_size=3, stride=2,
+                                                               padding=1, ceil_mode=True),
+                                    dict(kernel_size=2, stride=1, padding=1, dilation=2)],
+                         ids=str)
+@pytest.mark.parametrize("shape", [(2, 3, 7, 8), (3, 6, 5)], ids=str)
+def test_return_indices_are_torchs(device, kwargs, shape, dtype):
+    """(y, indices): indices as torch's (int64 flat indices into each input plane); the
+    backward is the one without indices."""
+    x = distinct(shape).astype(dtype)
+    layer, plain = nn.MaxPool2d(**kwargs, return_indices=True), nn.MaxPool2d(**kwargs)
+    y, indices = layer(dev(x))
+    yt, it = torch.nn.MaxPool2d(**kwargs, return_indices=True)(torch.from_numpy(x))
+    assert_equal(y, yt.numpy())
+    assert sn.to_numpy(indices).dtype == np.int64
+    assert_equal(indices, it.numpy())
+    gy = dev(np.random.default_rng(1).standard_normal(y.shape).astype(dtype))
+    plain(dev(x))
+    assert_equal(layer.backward(gy), plain.backward(gy))
+    assert "return_indices=True" in repr(layer) and "return_indices" not in repr(plain)
+
+
+def test_extra_repr_names_the_options():
+    assert repr(nn.MaxPool2d(2)) == "MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))"
+    assert repr(nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False,
+                             divisor_override=4)) == (
+        "AvgPool2d(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), ceil_mode=True, "
+        "count_include_pad=False, divisor_override=4)")
+    assert repr(nn.AdaptiveAvgPool2d((None, 2))) == "AdaptiveAvgPool2d(output_size=(None, 2))"
+
+
+OPTION_POOLS = {"MaxPool2d": lambda: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+                "AvgPool2d": lambda: nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True,
+                                                  count_include_pad=False, divisor_override=2),
+                "AdaptiveAvgPool2d": lambda: nn.AdaptiveAvgPool2d((None, 2))}
+
+
+@pytest.mark.parametrize("name", list(OPTION_POOLS))
+@pytest.mark.parametrize("good", [X4, X4[0]], ids=["batch", "one image"])
+def test_bad_input_to_a_layer_with_options_changes_nothing(device, name, good):
+    """A bad input after a good one (a batch or one image) is refused and the good
+    forward's cache still serves backward."""
+    make = OPTION_POOLS[name]
+    assert_refusal_changes_nothing(make(), make(), dev(good), dev(X4[0, 0]), ValueError,
+                                   rf"{name}: expected a 3 or 4-D input")
+    assert_refusal_changes_nothing(make(), make(), dev(good), dev(X4.astype(np.int64)),
+                                   TypeError, rf"{name}: expected a floating-point input")
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: nn.AvgPool2d(2, divisor_override=0), ValueError,
+     r"AvgPool2d: divisor_override must not be 0"),
+    (lambda: nn.AvgPool2d(2, divisor_override=2.5), TypeError,
+     r"AvgPool2d: divisor_override must be an int or None, got 2.5"),
+    (lambda: nn.AvgPool2d(2, divisor_override=True), TypeError,
+     r"AvgPool2d: divisor_override must be an int or None, got True"),
+    (lambda: nn.AvgPool2d(2, ceil_mode=1), TypeError,
+     r"AvgPool2d ceil_mode: expected True or False, got 1"),
+    (lambda: nn.AvgPool2d(2, count_include_pad="no"), TypeError,
+     r"AvgPool2d count_include_pad: expected True or False, got 'no'"),
+    (lambda: nn.AvgPool2d(3, padding=2, ceil_mode=True), ValueError,
+     r"AvgPool2d: padding should be at most half of kernel_size"),
+    (lambda: nn.MaxPool2d(2, ceil_mode=None), TypeError,
+     r"MaxPool2d ceil_mode: expected True or False, got None"),
+    (lambda: nn.MaxPool2d(2, return_indices=1), TypeError,
+     r"MaxPool2d return_indices: expected True or False, got 1"),
+    (lambda: nn.MaxPool2d(4, padding=3, ceil_mode=True), ValueError,
+     r"MaxPool2d: padding should be at most half of kernel_size"),
+    (lambda: nn.AdaptiveAvgPool2d(None), TypeError,
+     r"AdaptiveAvgPool2d output_size: expected an int or an \(h, w\) pair of ints, got None"),
+    (lambda: nn.AdaptiveAvgPool2d((None, 0)), ValueError,
+     r"AdaptiveAvgPool2d: output_size must be positive, got \(None, 0\)"),
+    (lambda: nn.AdaptiveAvgPool2d((None, 2.5)), TypeError,
+     r"AdaptiveAvgPool2d output_size: expected an int or an \(h, w\) pair of ints"),
+    (lambda: nn.AdaptiveAvgPool2d((None, None, 2)), ValueError,
+     r"AdaptiveAvgPool2d output_size: expected an int or an \(h, w\) pair"),
+], ids=range(13))
+def test_bad_options(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+@pytest.mark.parametrize("make, torch_make", [
+    (lambda: nn.AvgPool2d(2, divisor_override=0), lambda: torch.nn.AvgPool2d(
+        2, divisor_override=0)),
+    (lambda: nn.AvgPool2d(2, divisor_override=2.5), lambda: torch.nn.AvgPool2d(
+        2, divisor_override=2.5)),
+    (lambda: nn.MaxPool2d(2, ceil_mode=1), lambda: torch.nn.MaxPool2d(2, ceil_mode=1)),
+    (lambda: nn.AdaptiveAvgPool2d(None), lambda: torch.nn.AdaptiveAvgPool2d(None)),
+], ids=range(4))
+def test_options_torch_refuses_are_refused(make, torch_make):
+    """What we refuse when building the layer, torch refuses on its first call."""
+    with pytest.raises((ValueError, TypeError)):
+        make()
+    with pytest.raises((RuntimeError, TypeError, ValueError)):
+        torch_make()(torch.ones(1, 1, 4, 4))
+
+
+def test_ceil_mode_keeps_a_window_larger_than_the_input():
+    """ceil_mode: a 3x3 window, stride 2, over a 2x2 image is one window (torch's too), not
+    an error; one output more than floor mode, where that window does not fit."""
+    x = distinct((1, 2, 2, 2))
+    layer = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+    np.testing.assert_array_equal(layer(x), x.max(axis=(2, 3), keepdims=True))
+    with pytest.raises(ValueError, match=r"MaxPool2d: kernel \(3, 3\) is larger than the "):
+        nn.MaxPool2d(3, stride=2)(x)
+    assert nn.AvgPool2d(3, 2, ceil_mode=True)(x).shape == (1, 2, 1, 1)
+    assert nn.AvgPool2d(3, 2, ceil_mode=True)(x)[0, 0, 0, 0] == pytest.approx(x[0, 0].sum() / 4)

@@ -13,6 +13,7 @@ from scratchnet.gradcheck import numerical_gradient, rel_error
 from scratchnet.ops import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_bins,
                             avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward,
                             pair)
+from scratchnet.ops.pool import avg_divisor, max_pool2d_indices
 from scratchnet.reference import pool2d_naive
 
 
@@ -227,3 +228,173 @@ def test_max_pool_with_nan_matches_torch(device, kernel, stride, pads):
     np.testing.assert_array_equal(y, yt.detach().numpy())  # NaNs in the same places
     # (overlapping windows add their gradients in another order: last-bit differences)
     np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-14, atol=1e-15)
+
+
+# PyTorch's other options (issue 13): ceil_mode, count_include_pad=False, divisor_override
+# and return_indices, against torch.nn.functional over a grid of kernels 1-4, strides 1-3,
+# paddings 0 to half the kernel, odd and even sizes, ceil on and off.
+OPTION_GRID = [(k, s, p) for k in (1, 2, 3, 4) for s in (1, 2, 3) for p in range(k // 2 + 1)]
+OPTION_SIZES = [(7, 8), (8, 5), (2, 3)]
+# The worst relative errors the options reach against torch (max|a - b| / max|b|): the
+# default path's README bounds.
+OPTION_TOL = {np.float64: 4e-15, np.float32: 8e-6}
+AVG_OPTIONS = [dict(count_include_pad=c, divisor_override=d)
+               for c in (True, False) for d in (None, 3, -2)]
+
+
+def _torch_run(f, x, gy):
+    """f(x) and dL/dx under torch, gy the upstream gradient."""
+    xt = torch.tensor(x, requires_grad=True)
+    yt = f(xt)
+    yt = yt[0] if isinstance(yt, tuple) else yt
+    yt.backward(torch.from_numpy(gy))
+    return yt.detach().numpy(), xt.grad.numpy()
+
+
+def _option_cases(k, s, p):
+    """(size, ceil_mode) pairs torch accepts for this geometry."""
+    for size, ceil in itertools.product(OPTION_SIZES, (False, True)):
+        if all(sn.ops.out_size(n, k, s, p, p, 1, ceil) >= 1 for n in size):
+            yield size, ceil
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k, s, p", OPTION_GRID, ids=str)
+def test_max_pool_options_match_torch(device, k, s, p, dtype):
+    """ceil_mode on and off, and return_indices: output, indices and dL/dx as torch's."""
+    for size, ceil in _option_cases(k, s, p):
+        x = distinct((2, 3) + size).astype(dtype)
+        pads = (p, p, p, p)
+        y, idx = max_pool2d(dev(x), (k, k), (s, s), pads, ceil_mode=ceil)
+        gy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+        gx = max_pool2d_backward(dev(gy), idx, x.shape, (k, k), (s, s), pads, ceil_mode=ceil)
+        yt, gxt = _torch_run(lambda t: F.max_pool2d(t, k, s, p, ceil_mode=ceil), x, gy)
+        what = f"size {size}, ceil_mode={ceil}"
+        np.testing.assert_array_equal(sn.to_numpy(y), yt, err_msg=what)
+        assert sn.to_numpy(gx).dtype == dtype
+        assert rel_error(gx, gxt) <= OPTION_TOL[dtype], what
+        indices = max_pool2d_indices(idx, x.shape, (k, k), (s, s), pads)
+        _, it = F.max_pool2d(torch.from_numpy(x), k, s, p, ceil_mode=ceil, return_indices=True)
+        assert sn.to_numpy(indices).dtype == np.int64
+        np.testing.assert_array_equal(sn.to_numpy(indices), it.numpy(), err_msg=what)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k, s, p", OPTION_GRID, ids=str)
+def test_avg_pool_options_match_torch(device, k, s, p, dtype):
+    """ceil_mode x count_include_pad x divisor_override: output and dL/dx as torch's."""
+    for (size, ceil), kw in itertools.product(_option_cases(k, s, p), AVG_OPTIONS):
+        x = np.random.default_rng(0).standard_normal((2, 3) + size).astype(dtype)
+        pads = (p, p, p, p)
+        y = avg_pool2d(dev(x), (k, k), (s, s), pads, ceil, **kw)
+        gy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
+        gx = avg_pool2d_backward(dev(gy), x.shape, (k, k), (s, s), pads, ceil, **kw)
+        yt, gxt = _torch_run(lambda t: F.avg_pool2d(t, k, s, p, ceil, **kw), x, gy)
+        what = f"size {size}, ceil_mode={ceil}, {kw}"
+        assert sn.to_numpy(y).dtype == sn.to_numpy(gx).dtype == dtype
+        assert rel_error(y, yt) <= OPTION_TOL[dtype], what
+        assert rel_error(gx, gxt) <= OPTION_TOL[dtype], what
+
+
+# (N, C, H, W), kernel, stride, padding: windows that ceil mode cuts short at the bottom,
+# at the right, or both, and one it does not change.
+FD_CEIL = [((1, 2, 7, 8), (2, 2), (2, 2), (0, 0)),
+           ((2, 1, 6, 7), (3, 3), (2, 2), (1, 1)),
+           ((1, 2, 8, 7), (3, 2), (3, 2), (1, 0)),
+           ((1, 1, 5, 5), (4, 4), (3, 3), (2, 2)),
+           ((2, 1, 6, 6), (2, 2), (2, 2), (1, 1))]
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding", FD_CEIL, ids=str)
+def test_max_pool_ceil_mode_by_finite_differences(device, shape, kernel, stride, padding):
+    x = dev(distinct(shape))
+    pads = (padding[0], padding[0], padding[1], padding[1])
+    y, idx = max_pool2d(x, kernel, stride, pads, ceil_mode=True)
+    gy = dev(np.random.default_rng(1).standard_normal(y.shape))
+    gx = max_pool2d_backward(gy, idx, x.shape, kernel, stride, pads, ceil_mode=True)
+    check_fd(lambda: max_pool2d(x, kernel, stride, pads, ceil_mode=True)[0], x, gx, gy)
+
+
+@pytest.mark.parametrize("kw", [dict(ceil_mode=True), dict(count_include_pad=False),
+                                dict(ceil_mode=True, count_include_pad=False),
+                                dict(divisor_override=5), dict(ceil_mode=True,
+                                                               divisor_override=-3)], ids=str)
+@pytest.mark.parametrize("shape, kernel, stride, padding", FD_CEIL, ids=str)
+def test_avg_pool_options_by_finite_differences(device, shape, kernel, stride, padding, kw):
+    x = dev(np.random.default_rng(0).standard_normal(shape))
+    pads = (padding[0], padding[0], padding[1], padding[1])
+    y = avg_pool2d(x, kernel, stride, pads, **kw)
+    gy = dev(np.random.default_rng(1).standard_normal(y.shape))
+    gx = avg_pool2d_backward(gy, x.shape, kernel, stride, pads, **kw)
+    check_fd(lambda: avg_pool2d(x, kernel, stride, pads, **kw), x, gx, gy)
+
+
+def test_ceil_mode_output_size_is_pytorchs():
+    """out_size's ceil mode against torch's output shapes (dilation 1-2 too), and the
+    floor-mode pads MaxPool2d.receptive_geometry gives for it agree with both."""
+    for n, k, s, d in itertools.product(range(1, 10), range(1, 5), range(1, 4), (1, 2)):
+        for p in range(k // 2 + 1):
+            x = torch.zeros(1, 1, n, 1)
+            try:
+                expected = F.max_pool2d(x, (k, 1), (s, 1), (p, 0), (d, 1), ceil_mode=True).shape[2]
+            except RuntimeError:  # output size too small
+                expected = 0
+            got = sn.ops.out_size(n, k, s, p, p, d, ceil_mode=True)
+            assert max(got, 0) == expected, (n, k, s, p, d)
+            assert sn.ops.out_size(n, k, s, p, p, d) == (n + 2 * p - d * (k - 1) - 1) // s + 1
+            geometry = sn.nn.MaxPool2d(k, s, p, d, ceil_mode=True).receptive_geometry()
+            pad_hi = geometry[0][3][0]
+            assert sn.ops.out_size(n, k, s, p, pad_hi, d) == got, (n, k, s, p, d)
+
+
+@pytest.mark.parametrize("size", [(8, 6), (6, 9)])
+def test_options_that_change_nothing_take_the_default_path(device, size):
+    """ceil_mode where the windows fit, count_include_pad=False without padding and
+    divisor_override=kh*kw give the default's bits (and so the same code)."""
+    x = dev(np.random.default_rng(4).standard_normal((2, 3) + size))
+    gy = dev(np.random.default_rng(5).standard_normal((2, 3, size[0] // 2, size[1] // 3)))
+    k, s = (2, 3), (2, 3)
+    y, idx = max_pool2d(x, k, s)
+    y_ceil, idx_ceil = max_pool2d(x, k, s, ceil_mode=True)
+    assert_equal = np.testing.assert_array_equal
+    assert_equal(sn.to_numpy(y), sn.to_numpy(y_ceil))
+    assert_equal(sn.to_numpy(max_pool2d_backward(gy, idx, x.shape, k, s)),
+                 sn.to_numpy(max_pool2d_backward(gy, idx_ceil, x.shape, k, s, ceil_mode=True)))
+    plain = avg_pool2d(x, k, s)
+    g_plain = avg_pool2d_backward(gy, x.shape, k, s)
+    for kw in (dict(ceil_mode=True), dict(count_include_pad=False)):
+        assert avg_divisor(x.shape, k, s, (0, 0, 0, 0), **kw) is None
+        assert_equal(sn.to_numpy(avg_pool2d(x, k, s, **kw)), sn.to_numpy(plain))
+        assert_equal(sn.to_numpy(avg_pool2d_backward(gy, x.shape, k, s, **kw)),
+                     sn.to_numpy(g_plain))
+    np.testing.assert_allclose(sn.to_numpy(avg_pool2d(x, k, s, divisor_override=6)),
+                               sn.to_numpy(plain), rtol=1e-15, atol=0)
+
+
+def test_avg_divisor_is_pytorchs_rule():
+    """3x3 windows, stride 2, padding 1, ceil mode: on 5x5 every window fits the padded
+    input (None: the plain mean); on 6x6 the last row and column of windows start at 5
+    and are cut at 6 + 1 (2 of their 3 rows in the padded input) and, without the padding
+    counted, the first ones lose a row and a column too."""
+    pads = (1, 1, 1, 1)
+    assert avg_divisor((1, 1, 5, 5), (3, 3), (2, 2), pads, True) is None
+    assert avg_divisor((1, 1, 6, 6), (3, 3), (2, 2), pads) is None
+    np.testing.assert_array_equal(avg_divisor((1, 1, 6, 6), (3, 3), (2, 2), pads, True),
+                                  np.outer([3, 3, 3, 2], [3, 3, 3, 2]) * 1.0)
+    np.testing.assert_array_equal(
+        avg_divisor((1, 1, 6, 6), (3, 3), (2, 2), pads, True, count_include_pad=False),
+        np.outer([2, 3, 3, 1], [2, 3, 3, 1]) * 1.0)
+    assert avg_divisor((1, 1, 6, 6), (3, 3), (2, 2), pads, True, False, -4) == -4
+
+
+@pytest.mark.parametrize("output_size", [(None, 3), (2, None), (None, None)], ids=str)
+def test_adaptive_avg_pool_none_keeps_the_input_size(device, output_size):
+    x = np.random.default_rng(0).standard_normal((2, 2, 5, 7))
+    expected = F.adaptive_avg_pool2d(torch.from_numpy(x), output_size).numpy()
+    x = dev(x)
+    y = adaptive_avg_pool2d(x, output_size)
+    assert y.shape == expected.shape
+    assert rel_error(y, expected) <= 1e-14
+    gy = dev(np.random.default_rng(1).standard_normal(y.shape))
+    gx = adaptive_avg_pool2d_backward(gy, x.shape)
+    check_fd(lambda: adaptive_avg_pool2d(x, output_size), x, gx, gy)
