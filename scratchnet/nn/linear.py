@@ -8,7 +8,8 @@ from .parameter import Parameter
 
 
 class Linear(Module):
-    """y = x @ weight.T + bias with x (N, in), weight (out, in), bias (out,)."""
+    """y = x @ weight.T + bias with x (*, in), weight (out, in), bias (out,), y (*, out):
+    any leading axes (none for a 1-D x), as PyTorch's."""
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
@@ -50,12 +51,13 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
-        self.check_input(x, (2,), "(N, in_features)")
+        self.check_input(x, tuple(range(1, 33)), "(*, in_features)")
         if self.weight.data is None:
-            self._materialize(x.shape[1], backend.get_array_module(x), x.dtype)
-        if x.shape[1] != self.in_features:
-            raise ValueError(f"{self.name}: expected {self.in_features} input features, got "
-                             f"input of shape {tuple(x.shape)} with {x.shape[1]}")
+            self._materialize(x.shape[-1], backend.get_array_module(x), x.dtype)
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"{self.name}: expected {self.in_features} input features (the "
+                             f"last axis), got input of shape {tuple(x.shape)} with "
+                             f"{x.shape[-1]}")
         b = None if self.bias is None else self.bias.data
         y = ops.linear(x, self.weight.data, b)
         self.cache_for_backward(y, x)
@@ -74,7 +76,7 @@ class Linear(Module):
         return WHOLE_INPUT
 
     def flops(self, x_shape, y_shape):
-        """``2*N*in*out`` forward; backward that for dL/dW, again for dL/dx."""
+        """``2*rows*in*out`` forward; backward that for dL/dW, again for dL/dx."""
         f = 2 * math.prod(y_shape) * self.in_features
         return f, f * (2 if self.needs_input_grad else 1)
 
@@ -84,7 +86,7 @@ class Linear(Module):
 
 
 class LazyLinear(Linear):
-    """Linear whose in_features is read from the first input."""
+    """Linear whose in_features is read from the first input's last axis."""
 
     def __init__(self, out_features, bias=True):
         super().__init__(None, out_features, bias)

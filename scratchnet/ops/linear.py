@@ -1,6 +1,7 @@
 """Fully connected layer: y = x @ W.T + b, with W (out, in) as in PyTorch.
 
-Shapes: x (N, in), W (out, in), b (out,), y (N, out).
+Shapes: x (*, in), W (out, in), b (out,), y (*, out): any leading axes, as
+PyTorch's, are read as rows of a 2-D (rows, in) input (a 1-D x as one row).
 ``dot`` rather than ``@``: NumPy's matmul skips BLAS for a transposed operand.
 
 A large layer (VGG's 6272 -> 4096) is split over the output features, on all
@@ -14,6 +15,8 @@ from .parallel import add_in_order, parallel_for
 def linear(x, W, b):
     """Fast version of :func:`scratchnet.teach.linear_forward` (read that first)."""
     xp = get_array_module(x)
+    if x.ndim != 2:
+        return linear(x.reshape(-1, x.shape[-1]), W, b).reshape(x.shape[:-1] + W.shape[:1])
     parts = parallel_for(W.shape[0], W.shape[1] * W.itemsize,
                          lambda a, c: x.dot(W[a:c].T), xp)
     y = parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=1)
@@ -28,6 +31,10 @@ def linear_backward(gy, x, W, need_gx=True, need_gb=True):
     Returns (gx, gW, gb): gx = gy @ W, gW = gy.T @ x, gb = sum over the batch.
     """
     xp = get_array_module(gy)
+    if x.ndim != 2:
+        gx, gW, gb = linear_backward(gy.reshape(-1, W.shape[0]), x.reshape(-1, x.shape[-1]),
+                                     W, need_gx, need_gb)
+        return (None if gx is None else gx.reshape(x.shape)), gW, gb
 
     def chunk(a, c):
         g = gy[:, a:c]

@@ -34,6 +34,47 @@ def test_linear_finite_differences(kind, bias, batch, device):
     assert set(report.rows) == {"input", "weight"} | ({"bias"} if bias else set())
 
 
+LEADING = [(4,), (2, 3, 4), (2, 1, 3, 4)]  # x shapes (*, in): 1-D, 3-D, 4-D
+
+
+@pytest.mark.parametrize("shape", LEADING, ids=str)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("kind", ["Linear", "LazyLinear"])
+def test_linear_on_any_leading_axes_finite_differences(kind, bias, shape, device):
+    layer, _ = make(kind, bias)
+    x = np.random.default_rng(len(shape)).standard_normal(shape)
+    report = fd_check(layer, x)
+    assert set(report.rows) == {"input", "weight"} | ({"bias"} if bias else set())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", LEADING, ids=str)
+@pytest.mark.parametrize("kind", ["Linear", "LazyLinear"])
+def test_linear_on_any_leading_axes_matches_torch(kind, shape, dtype, device):
+    """y (*, out) and dL/dx of the input's shape, as torch.nn.Linear; LazyLinear reads
+    in_features from the last axis."""
+    layer, tlayer = make(kind, True)
+    x = np.random.default_rng(11).standard_normal(shape)
+    torch_parity(layer, tlayer, x, dtype, steps=2, device=device)
+    y = layer(dev(x.astype(dtype)))
+    assert y.shape == shape[:-1] + (3,) and layer.in_features == 4
+    assert layer.backward(dev(np.ones(y.shape, dtype))).shape == shape
+
+
+def test_linear_of_a_2d_input_is_unchanged_by_leading_axes(device):
+    """A (2, 3, 4) input gives, row for row, what its (6, 4) reshape gives."""
+    layer = nn.Linear(4, 3).double()
+    x = np.random.default_rng(3).standard_normal((2, 3, 4))
+    gy = np.random.default_rng(4).standard_normal((2, 3, 3))
+    y3, gx3 = layer(dev(x)), layer.backward(dev(gy))
+    gW3 = sn.to_numpy(layer.weight.grad).copy()
+    layer.zero_grad()
+    y2, gx2 = layer(dev(x.reshape(6, 4))), layer.backward(dev(gy.reshape(6, 3)))
+    assert_equal(y3, sn.to_numpy(y2).reshape(2, 3, 3))
+    assert_equal(gx3, sn.to_numpy(gx2).reshape(2, 3, 4))
+    assert_equal(gW3, layer.weight.grad)
+
+
 @pytest.mark.parametrize("shape", [(1, 4), (2, 3, 2, 2), (3, 2, 5)])
 def test_flatten_finite_differences(shape, device):
     fd_check(nn.Flatten(), np.random.default_rng(0).standard_normal(shape))
@@ -78,8 +119,9 @@ def test_lazy_linear_materialises_with_the_input_dtype(device):
 
 def test_lazy_linear_rejected_first_input_leaves_it_lazy(device):
     layer = nn.LazyLinear(3)
-    with pytest.raises(ValueError, match="LazyLinear"):
-        layer(dev(np.ones((2, 5, 1), dtype=np.float32)))
+    with pytest.raises(ValueError, match=re.escape(
+            "LazyLinear: expected a 1-D or higher input (*, in_features), got 0-D")):
+        layer(dev(np.ones((), dtype=np.float32)))
     assert layer.weight.data is None
     assert layer(dev(np.ones((2, 7), dtype=np.float32))).shape == (2, 3)
 
@@ -93,21 +135,23 @@ def test_non_positive_sizes_are_refused(bad, fix):
 
 
 LINEAR_BAD = [
-    (np.ones(4, np.float32), ValueError,
-     "Linear: expected a 2-D input (N, in_features), got 1-D input of shape (4,)"),
+    (np.ones((), np.float32), ValueError,
+     "Linear: expected a 1-D or higher input (*, in_features), got 0-D input of shape ()"),
     (np.ones((2, 4, 1), np.float32), ValueError,
-     "Linear: expected a 2-D input (N, in_features), got 3-D input of shape (2, 4, 1)"),
+     "Linear: expected 4 input features (the last axis), got input of shape (2, 4, 1) with 1"),
     (np.ones((2, 5), np.float32), ValueError,
-     "Linear: expected 4 input features, got input of shape (2, 5) with 5"),
+     "Linear: expected 4 input features (the last axis), got input of shape (2, 5) with 5"),
+    (np.ones(5, np.float32), ValueError,
+     "Linear: expected 4 input features (the last axis), got input of shape (5,) with 5"),
     ([[1.0, 2.0, 3.0, 4.0]], TypeError,
-     "Linear: expected a numpy or cupy array (N, in_features), got list"),
+     "Linear: expected a numpy or cupy array (*, in_features), got list"),
     (np.ones((2, 4)), TypeError, "Linear: input dtype float64 does not match weight dtype float32"),
     (np.ones((2, 4), np.int64), TypeError, "Linear: expected a floating-point input, got int64"),
 ]
 
 
 @pytest.mark.parametrize("bad, exc, message", LINEAR_BAD,
-                         ids=["1-D", "3-D", "features", "list", "float64", "int64"])
+                         ids=["0-D", "3-D", "features", "1-D", "list", "float64", "int64"])
 def test_linear_bad_input_names_layer_and_changes_nothing(bad, exc, message, device):
     layer = nn.Linear(4, 3)
     x = dev(np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32))

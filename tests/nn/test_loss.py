@@ -1,5 +1,7 @@
 """nn.loss: CrossEntropyLoss and MSELoss. Values and dL/dinput against torch and against
-central differences of the loss, for every reduction; extreme logits; bad labels."""
+central differences of the loss, for every reduction and every CrossEntropyLoss option
+(weight, ignore_index, label_smoothing, class probabilities, (N, C, d1, ...) logits);
+extreme logits; bad labels and options; no host sync on the GPU."""
 import copy
 import re
 
@@ -9,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import scratchnet as sn
-from helpers import TOL, torch_parity
+from helpers import GPU_DEVICES, TOL, assert_equal, torch_parity
 from scratchnet import backend, nn
 from scratchnet.gradcheck import numerical_gradient, rel_error
 
@@ -173,28 +175,37 @@ def test_labels_may_be_a_list():
 LOGITS = np.random.default_rng(6).standard_normal((4, 3)).astype(np.float32)
 LABELS = np.array([0, 2, 1, 2])
 CE_BAD = [
-    (LOGITS, [0, 3, 1, 2], ValueError, "CrossEntropyLoss: labels must be in [0, 3), got values "
-                                       "in [0, 3]"),
-    (LOGITS, [0, -1, 1, 2], ValueError, "CrossEntropyLoss: labels must be in [0, 3), got "
-                                        "values in [-1, 2]"),
-    (LOGITS, np.array([0.0, 1.0, 1.0, 2.0]), TypeError,
-     "CrossEntropyLoss: expected integer class labels, got float64"),
+    (LOGITS, [0, 3, 1, 2], ValueError, "CrossEntropyLoss: labels must be in [0, 3) (or "
+                                       "ignore_index -100), got values in [0, 3]"),
+    (LOGITS, [0, -1, 1, 2], ValueError, "CrossEntropyLoss: labels must be in [0, 3) (or "
+                                        "ignore_index -100), got values in [-1, 2]"),
+    (LOGITS, np.array([0.0, 1.0, 1.0, 2.0]), ValueError,
+     "CrossEntropyLoss: a floating-point target holds class probabilities, of the logits' "
+     "shape (4, 3); got (4,) (class indices are integers)"),
     (LOGITS, [0, 1, 2], ValueError, "CrossEntropyLoss: expected labels of shape (4,) for "
                                     "logits (4, 3), got (3,)"),
     (LOGITS, LABELS[:, None], ValueError, "CrossEntropyLoss: expected labels of shape (4,) for "
                                           "logits (4, 3), got (4, 1)"),
-    (LOGITS[0], LABELS[:1], ValueError, "CrossEntropyLoss: expected a 2-D input (N, C) logits, "
-                                        "got 1-D input of shape (3,)"),
+    (LOGITS[0], LABELS[:1], ValueError, "CrossEntropyLoss: expected a 2-D or higher input "
+                                        "(N, C, ...) logits, got 1-D input of shape (3,)"),
     (LOGITS.tolist(), LABELS, TypeError, "CrossEntropyLoss: expected a numpy or cupy array "
-                                         "(N, C) logits, got list"),
+                                         "(N, C, ...) logits, got list"),
     (LOGITS.astype(np.int64), LABELS, TypeError,
      "CrossEntropyLoss: expected a floating-point input, got int64"),
+    (LOGITS, LABELS.astype(bool), TypeError, "CrossEntropyLoss: expected integer class labels "
+                                             "or floating-point class probabilities, got bool"),
+    (LOGITS, LOGITS[:, :2].copy(), ValueError, "CrossEntropyLoss: a floating-point target "
+                                               "holds class probabilities, of the logits' "
+                                               "shape (4, 3); got (4, 2)"),
+    (LOGITS[:, :, None], LABELS, ValueError, "CrossEntropyLoss: expected labels of shape "
+                                             "(4, 1) for logits (4, 3, 1), got (4,)"),
 ]
 
 
 @pytest.mark.parametrize("logits, labels, exc, message", CE_BAD,
                          ids=["too-large", "negative", "float-labels", "short", "2-D-labels",
-                              "1-D-logits", "list", "int-logits"])
+                              "1-D-logits", "list", "int-logits", "bool-labels",
+                              "probabilities-shape", "K-dim-labels"])
 def test_cross_entropy_bad_input(logits, labels, exc, message, device):
     if device != "cpu" and "must be in" in message:
         pytest.skip("on the GPU a label range is checked when the loss is read: "
@@ -301,3 +312,261 @@ def test_no_grad_keeps_no_cache():
     assert float(value) == float(nn.CrossEntropyLoss()(LOGITS, LABELS))
     with pytest.raises(ValueError, match="CrossEntropyLoss.backward: called before forward"):
         loss.backward()
+
+
+class TorchLoss(torch.nn.Module):
+    """A torch loss module (its weight buffer named as WithTarget's: loss.weight) with a
+    fixed target; a floating target takes the input's dtype."""
+
+    def __init__(self, loss, target):
+        super().__init__()
+        self.loss, self.target = loss, torch.from_numpy(target)
+
+    def forward(self, x):
+        t = self.target.to(x.dtype) if self.target.is_floating_point() else self.target
+        return self.loss(x, t)
+
+
+C = 4
+# (name, logits shape, target kind, CrossEntropyLoss keywords): each new argument alone,
+# together, with probabilities and with K-dimensional inputs.
+CE_CONFIGS = [
+    ("weight", (6, C), "labels", dict(weight=[0.3, 2.0, 1.0, 0.7])),
+    ("ignore", (6, C), "labels", dict()),  # labels hold the default ignore_index, -100
+    ("ignore-a-class", (6, C), "labels", dict(ignore_index=2)),
+    ("ignore-5", (6, C), "labels", dict(ignore_index=5)),
+    ("smoothing", (6, C), "labels", dict(label_smoothing=0.2)),
+    ("all", (6, C), "labels", dict(weight=[0.3, 2.0, 1.0, 0.7], label_smoothing=0.15)),
+    ("all-ignored-class", (6, C), "labels", dict(weight=[0.3, 2.0, 1.0, 0.7], ignore_index=0,
+                                                 label_smoothing=0.3)),
+    ("probabilities", (6, C), "probs", dict()),
+    ("probabilities-all", (6, C), "probs", dict(weight=[0.3, 2.0, 1.0, 0.7],
+                                                label_smoothing=0.25)),
+    ("K-dim", (3, C, 2, 5), "labels", dict()),
+    ("K-dim-all", (3, C, 5), "labels", dict(weight=[0.3, 2.0, 1.0, 0.7], label_smoothing=0.1)),
+    ("K-dim-probabilities", (2, C, 3, 2), "probs", dict(weight=[0.3, 2.0, 1.0, 0.7],
+                                                        label_smoothing=0.1)),
+    ("smoothing-1", (5, C), "labels", dict(label_smoothing=1.0)),
+]
+
+
+def ce_case(shape, kind, kw, seed=3):
+    """Logits, target and the keywords for torch: labels with ignored entries (-100, and
+    the ignore_index when it is a class) unless every one would be; probabilities that
+    sum to 1 over the class axis."""
+    rs = np.random.default_rng(seed)
+    x = rs.standard_normal(shape) * 3
+    if kind == "probs":
+        t = rs.random(shape)
+        t /= t.sum(axis=1, keepdims=True)
+    else:
+        t = rs.integers(0, C, shape[:1] + shape[2:])
+        flat = t.reshape(-1)
+        flat[1] = kw.get("ignore_index", -100)
+        flat[-1] = -100 if "ignore_index" not in kw else flat[-1]
+    tkw = dict(kw)
+    if "weight" in kw:
+        tkw["weight"] = torch.tensor(kw["weight"], dtype=torch.float64)
+    return x, t, tkw
+
+
+def ce_pair(kw, tkw, reduction, target):
+    return (WithTarget(nn.CrossEntropyLoss(reduction, **kw), target),
+            TorchLoss(torch.nn.CrossEntropyLoss(reduction=reduction, **tkw), target))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name, shape, kind, kw", CE_CONFIGS, ids=[c[0] for c in CE_CONFIGS])
+def test_cross_entropy_options_match_torch(name, shape, kind, kw, reduction, dtype, device):
+    """weight, ignore_index, label_smoothing, probabilities and (N, C, d1, ...) inputs:
+    the loss and dL/dlogits as torch.nn.CrossEntropyLoss (float64 within 4e-15)."""
+    x, t, tkw = ce_case(shape, kind, kw)
+    layer, tlayer = ce_pair(kw, tkw, reduction, t)
+    worst = torch_parity(layer, tlayer, x, dtype, steps=2, device=device)
+    record = test_cross_entropy_options_match_torch.__dict__.setdefault("worst", {})
+    record[dtype] = max(record.get(dtype, 0.0), worst)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name, shape, kind, kw", CE_CONFIGS, ids=[c[0] for c in CE_CONFIGS])
+def test_cross_entropy_options_finite_differences(name, shape, kind, kw, reduction, device):
+    """Central differences of the loss as a function of the logits, in float64."""
+    x, t, _ = ce_case(shape, kind, kw, seed=8)
+    loss = nn.CrossEntropyLoss(reduction, **kw).double()
+    x, t = sn.to_device(x, device), sn.to_device(t, device)
+    out = loss(x, t)
+    rs = np.random.default_rng(9)
+    w = sn.to_device(rs.standard_normal(out.shape), device) if reduction == "none" else 1.0
+    ana = loss.backward(w if reduction == "none" else None)
+    num = numerical_gradient(lambda: (loss(x, t) * w).sum(), x)
+    assert ana.shape == x.shape and rel_error(ana, num) < 1e-7
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_all_labels_ignored_gives_torchs_nan_mean_and_zero_gradient(dtype, device):
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(dtype)
+    labels = np.full(3, -100)
+    for kw in (dict(), dict(label_smoothing=0.2, weight=[1.0, 2.0, 3.0, 4.0])):
+        tkw = dict(kw, weight=torch.from_numpy(np.array(kw["weight"], dtype))) if kw else kw
+        for reduction in ("mean", "sum"):
+            loss = nn.CrossEntropyLoss(reduction, **kw).to(dtype=dtype)
+            value = loss(sn.to_device(x, device), sn.to_device(labels, device))
+            gx = loss.backward()
+            xt = torch.tensor(x, requires_grad=True)
+            tv = F.cross_entropy(xt, torch.from_numpy(labels), reduction=reduction, **tkw)
+            tv.backward()
+            np.testing.assert_array_equal(sn.to_numpy(value), tv.detach().numpy())
+            np.testing.assert_array_equal(sn.to_numpy(gx), xt.grad.numpy())
+
+
+def old_cross_entropy(x, labels, reduction, gy):
+    """The loss and gradient as scratchnet computed them before weight, ignore_index and
+    label smoothing, operation for operation."""
+    xp = sn.get_array_module(x)
+    z = x - x.max(axis=1, keepdims=True)
+    logp = z - xp.log(xp.exp(z).sum(axis=1, keepdims=True))
+    picked = -logp[xp.arange(x.shape[0]), labels]
+    loss = picked.mean() if reduction == "mean" else picked.sum() if reduction == "sum" \
+        else picked
+    g = xp.exp(logp)
+    g[xp.arange(x.shape[0]), labels] -= 1
+    if reduction == "none":
+        return loss, g * gy.reshape(-1, 1)
+    return loss, g * x.dtype.type(gy / (x.shape[0] if reduction == "mean" else 1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_plain_cross_entropy_is_bit_for_bit_what_it_was(reduction, dtype, device):
+    rs = np.random.default_rng(12)
+    x = sn.to_device((rs.standard_normal((7, 5)) * 3).astype(dtype), device)
+    labels = sn.to_device(rs.integers(0, 5, 7), device)
+    gy = sn.to_device(rs.standard_normal(7).astype(dtype), device) if reduction == "none" \
+        else 1.0
+    loss = nn.CrossEntropyLoss(reduction)
+    value = loss(x, labels)
+    gx = loss.backward(gy if reduction == "none" else None)
+    want, gwant = old_cross_entropy(x, labels, reduction, gy)
+    assert_equal(value, want)
+    assert_equal(gx, gwant)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(ignore_index=7), dict(weight=[1.0, 2.0, 0.5]),
+                                dict(label_smoothing=0.1)], ids=str)
+def test_a_cross_entropy_step_on_the_gpu_makes_no_host_sync(kw, fakegpu):
+    """Ignored labels, weights and smoothing stay on the device; the plain step takes 18
+    operations (19 before these options), the lazy label check included."""
+    xp = sn.backend.device_module()
+    x = xp.asarray(np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32))
+    y = xp.asarray(np.array([0, 1, 2, kw.get("ignore_index", -100), 1, 0, 2, 0]))
+    loss = nn.CrossEntropyLoss(**kw)
+    for _ in range(2):
+        with fakegpu.counting() as c:
+            loss(x, y)
+            loss.backward()
+    assert c.syncs == 0, c
+    if not kw:
+        assert c.ops <= 18, c
+    loss.check_labels()  # the ignored entries are not out of range
+
+
+@pytest.mark.parametrize("ignore_index, bad, shown", [(-100, -1, -1), (-100, 3, 3),
+                                                      (5, -100, -100), (1, 4, 4)])
+def test_the_gpu_label_check_skips_ignored_entries_only(ignore_index, bad, shown, fakegpu):
+    xp = sn.backend.device_module()
+    loss = nn.CrossEntropyLoss(ignore_index=ignore_index)
+    logits = xp.asarray(LOGITS)
+    with fakegpu.counting() as c:
+        loss(logits, xp.asarray(np.array([0, ignore_index, 1, 2])))
+    assert c.syncs == 0, c
+    loss.check_labels()
+    loss(logits, xp.asarray(np.array([0, bad, ignore_index, 2])))
+    with pytest.raises(ValueError, match=re.escape(
+            f"CrossEntropyLoss: labels must be in [0, 3), got a label {shown} in a batch")):
+        loss.check_labels()
+
+
+def test_ignored_labels_pass_the_cpu_check_and_others_do_not():
+    loss = nn.CrossEntropyLoss(ignore_index=7)
+    loss(LOGITS, np.array([0, 7, 1, 2]))
+    with pytest.raises(ValueError, match=re.escape(
+            "CrossEntropyLoss: labels must be in [0, 3) (or ignore_index 7), got values in "
+            "[-100, 2]")):
+        loss(LOGITS, np.array([0, -100, 7, 2]))
+    with pytest.raises(ValueError, match=re.escape(
+            "CrossEntropyLoss: labels must be in [0, 3), got values in [0, 3]")):
+        nn.CrossEntropyLoss(ignore_index=1)(LOGITS, np.array([0, 3, 1, 2]))
+
+
+@pytest.mark.parametrize("kw, exc, message", [
+    (dict(label_smoothing=-0.1), ValueError,
+     "CrossEntropyLoss: label_smoothing must be in [0, 1], got -0.1"),
+    (dict(label_smoothing=1.5), ValueError,
+     "CrossEntropyLoss: label_smoothing must be in [0, 1], got 1.5"),
+    (dict(label_smoothing=float("nan")), ValueError,
+     "CrossEntropyLoss: label_smoothing must be in [0, 1], got nan"),
+    (dict(label_smoothing="0.1"), TypeError,
+     "CrossEntropyLoss: label_smoothing must be a number in [0, 1], got str"),
+    (dict(ignore_index=1.0), TypeError, "CrossEntropyLoss: ignore_index must be an int, got "
+                                        "float"),
+    (dict(weight=[[1.0, 2.0, 3.0]]), ValueError,
+     "CrossEntropyLoss: weight must be a 1-D array of one weight per class, got shape (1, 3)"),
+    (dict(weight=[]), ValueError,
+     "CrossEntropyLoss: weight must be a 1-D array of one weight per class, got shape (0,)"),
+    (dict(weight=["a", "b", "c"]), TypeError, "CrossEntropyLoss: weight must hold numbers, "
+                                              "got <U1"),
+    (dict(reduction=np.ones(3)), ValueError,
+     "CrossEntropyLoss: reduction must be one of ('mean', 'sum', 'none'), got ndarray"),
+], ids=["smoothing<0", "smoothing>1", "smoothing-nan", "smoothing-str", "ignore-float",
+        "weight-2-D", "weight-empty", "weight-str", "reduction-array"])
+def test_bad_options_are_refused_by_name(kw, exc, message):
+    with pytest.raises(exc, match=re.escape(message)):
+        nn.CrossEntropyLoss(**kw)
+
+
+def test_weight_of_the_wrong_length_is_refused_and_changes_nothing(device):
+    loss = nn.CrossEntropyLoss(weight=[1.0, 2.0, 3.0])
+    good, labels = sn.to_device(LOGITS, device), sn.to_device(LABELS, device)
+    loss(good, labels)
+    fresh = copy.deepcopy(loss)
+    wide = sn.to_device(np.ones((4, 4), np.float32), device)
+    with pytest.raises(ValueError, match=re.escape(
+            "CrossEntropyLoss: weight has 3 entries but the logits have 4 classes")):
+        loss(wide, labels)
+    assert_equal(loss.backward(), fresh.backward())
+    assert_equal(loss(good, labels), fresh(good, labels))
+
+
+def test_probability_targets_of_the_wrong_shape_change_nothing(device):
+    loss = nn.CrossEntropyLoss(label_smoothing=0.1)
+    good = sn.to_device(LOGITS, device)
+    probs = sn.to_device(np.full((4, 3), 1 / 3, np.float32), device)
+    loss(good, probs)
+    fresh = copy.deepcopy(loss)
+    with pytest.raises(ValueError, match=re.escape("CrossEntropyLoss: a floating-point target "
+                                                   "holds class probabilities, of the logits' "
+                                                   "shape (4, 3); got (3, 4)")):
+        loss(good, sn.to_device(np.full((3, 4), 0.25, np.float32), device))
+    assert_equal(loss.backward(), fresh.backward())
+
+
+@pytest.mark.parametrize("device", GPU_DEVICES, indirect=True)
+def test_weight_on_another_device_is_refused(device):
+    loss = nn.CrossEntropyLoss(weight=np.ones(3, np.float32))  # made on the GPU: there
+    assert sn.backend.device_of(loss.weight) == "gpu"
+    loss.to("cpu")
+    with pytest.raises(ValueError, match=re.escape(
+            "CrossEntropyLoss: logits are on gpu but weight on cpu; move the loss with "
+            ".to(...)")):
+        loss(sn.to_device(LOGITS), sn.to_device(LABELS))
+    loss.to("gpu")
+    assert np.isfinite(float(loss(sn.to_device(LOGITS), sn.to_device(LABELS))))
+
+
+def test_weight_is_a_buffer_that_follows_the_loss():
+    """As torch's: in state_dict, cast by .double(), its dtype taken from the default."""
+    loss = nn.CrossEntropyLoss(weight=[1, 2, 3])
+    assert loss.weight.dtype == np.float32 and list(loss.state_dict()) == ["weight"]
+    assert loss.double().weight.dtype == np.float64
+    assert list(nn.CrossEntropyLoss().state_dict()) == []

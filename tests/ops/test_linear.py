@@ -83,3 +83,25 @@ def test_backward_skips_what_is_not_needed(device):
     none_x, gW2, none_b = ops.linear_backward(gy, x, W, need_gx=False, need_gb=False)
     assert none_x is None and none_b is None
     np.testing.assert_array_equal(sn.to_numpy(gW2), sn.to_numpy(gW))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lead", [(), (2, 3), (2, 1, 3)], ids=str)
+def test_any_leading_axes_match_torch(lead, dtype, device):
+    """x (*, in) -> y (*, out), gx of x's shape, gW and gb summed over every leading axis."""
+    rs = np.random.default_rng(5)
+    x = rs.standard_normal(lead + (6,)).astype(dtype)
+    W, b = rs.standard_normal((4, 6)).astype(dtype), rs.standard_normal(4).astype(dtype)
+    gy = rs.standard_normal(lead + (4,)).astype(dtype)
+    y = ops.linear(dev(x), dev(W), dev(b))
+    gx, gW, gb = ops.linear_backward(dev(gy), dev(x), dev(W))
+    xt, Wt = torch.tensor(x, requires_grad=True), torch.tensor(W, requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True)
+    F.linear(xt, Wt, bt).backward(torch.from_numpy(gy))
+    x2, gy2 = np.abs(x).reshape(-1, 6), np.abs(gy).reshape(-1, 4)
+    assert y.shape == lead + (4,) and gx.shape == x.shape
+    assert_close(y, F.linear(xt, Wt, bt).detach(),
+                 (x2 @ np.abs(W).T + np.abs(b)).reshape(y.shape), dtype, "y")
+    assert_close(gx, xt.grad, (gy2 @ np.abs(W)).reshape(x.shape), dtype, "gx")
+    assert_close(gW, Wt.grad, gy2.T @ x2, dtype, "gW")
+    assert_close(gb, bt.grad, gy2.sum(axis=0), dtype, "gb")
