@@ -148,6 +148,41 @@ def torch_residual(num_channels, use_1x1conv=False, strides=1):
     return _d2l_torch_models()[2](num_channels, use_1x1conv, strides)
 
 
+def torch_resnext_block(num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
+    """d2l 8.6.5's ResNeXtBlock in PyTorch (lazy: materialised by its first call)."""
+    torch = _torch()
+    nn, F = torch.nn, torch.nn.functional
+
+    class ResNeXtBlock(nn.Module):
+        """d2l 8.6.5, verbatim."""
+
+        def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
+            super().__init__()
+            bot_channels = int(round(num_channels * bot_mul))
+            self.conv1 = nn.LazyConv2d(bot_channels, kernel_size=1, stride=1)
+            self.conv2 = nn.LazyConv2d(bot_channels, kernel_size=3, stride=strides,
+                                       padding=1, groups=bot_channels // groups)
+            self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1, stride=1)
+            self.bn1 = nn.LazyBatchNorm2d()
+            self.bn2 = nn.LazyBatchNorm2d()
+            self.bn3 = nn.LazyBatchNorm2d()
+            if use_1x1conv:
+                self.conv4 = nn.LazyConv2d(num_channels, kernel_size=1, stride=strides)
+                self.bn4 = nn.LazyBatchNorm2d()
+            else:
+                self.conv4 = None
+
+        def forward(self, X):
+            Y = F.relu(self.bn1(self.conv1(X)))
+            Y = F.relu(self.bn2(self.conv2(Y)))
+            Y = self.bn3(self.conv3(Y))
+            if self.conv4:
+                X = self.bn4(self.conv4(X))
+            return F.relu(Y + X)
+
+    return ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv, strides)
+
+
 def torch_resnet(arch, num_classes=10, in_shape=(2, 1, 96, 96)):
     """d2l 8.6's ResNet in PyTorch (b1 stem, stages b2.., 'last'), materialised."""
     torch, nn, Residual, Net = _d2l_torch_models()

@@ -66,7 +66,7 @@ def col2im(col, x_shape, stride=1, padding=0, dilation=1):
     return g_pad[:, :, ph:ph + H, pw:pw + W]
 
 
-def conv2d_forward(x, W, b, stride=1, padding=0, dilation=1):
+def conv2d_forward(x, W, b, stride=1, padding=0, dilation=1, groups=1):
     """Cross-correlation, as deep learning calls convolution:
 
         y[n, o, p, q] = b[o] + sum_{c, i, j} W[o, c, i, j] x_pad[n, c, p*sh + i*dh, q*sw + j*dw]
@@ -74,7 +74,18 @@ def conv2d_forward(x, W, b, stride=1, padding=0, dilation=1):
     x (N, C, H, W), W (O, C, kh, kw), b (O,) or None -> y (N, O, oh, ow).
     With one row of col2 per output pixel and one column per weight, the sum over
     (c, i, j) for every pixel of the batch is one matrix product: y = col2 @ W2.T.
+
+    ``groups`` = G: W is (O, C/G, kh, kw); the g-th O/G output channels are the
+    above of the g-th C/G input channels only, stacked along the channels.
     """
+    if groups != 1:
+        xp = get_array_module(x)
+        xs, Ws = _split(x, groups, axis=1), _split(W, groups, axis=0)
+        bs = [None] * groups if b is None else _split(b, groups, axis=0)
+        parts = [conv2d_forward(xg, Wg, bg, stride, padding, dilation)
+                 for xg, Wg, bg in zip(xs, Ws, bs)]
+        y = xp.concatenate([y for y, _ in parts], axis=1)
+        return y, ("groups", [cache for _, cache in parts])
     O, C, kh, kw = W.shape
     col = im2col(x, kh, kw, stride, padding, dilation)  # (N, C, kh, kw, oh, ow)
     N, _, _, _, oh, ow = col.shape
@@ -93,8 +104,16 @@ def conv2d_backward(gy, cache):
         gb = sum_{n, p, q} gy,   gW2 = gy2.T @ col2,   gcol2 = gy2 @ W2,   gx = col2im(gcol)
 
     with gy2 = gy as (N*oh*ow, O), one row per output pixel like col2.
-    Returns (gx, gW, gb); gb is None when the forward had no bias.
+    Returns (gx, gW, gb); gb is None when the forward had no bias. Grouped: each
+    group's gradients from its slice of gy, stacked as its forward stacked y.
     """
+    if cache[0] == "groups":
+        xp = get_array_module(gy)
+        parts = [conv2d_backward(g, c) for g, c in
+                 zip(_split(gy, len(cache[1]), axis=1), cache[1])]
+        gx, gW, gb = ([p[i] for p in parts] for i in range(3))
+        return (xp.concatenate(gx, axis=1), xp.concatenate(gW, axis=0),
+                None if gb[0] is None else xp.concatenate(gb))
     x_shape, col2, W, has_b, stride, padding, dilation = cache
     O, C, kh, kw = W.shape
     N, _, oh, ow = gy.shape
@@ -105,6 +124,13 @@ def conv2d_backward(gy, cache):
     gcol = gcol2.reshape(N, oh, ow, C, kh, kw).transpose(0, 3, 4, 5, 1, 2)
     gx = col2im(gcol, x_shape, stride, padding, dilation)
     return gx, gW, gb
+
+
+def _split(a, groups, axis):
+    """``a`` cut into ``groups`` equal slices along ``axis`` (views)."""
+    size = a.shape[axis] // groups
+    index = [slice(None)] * a.ndim
+    return [a[tuple(index[:axis] + [slice(g * size, (g + 1) * size)])] for g in range(groups)]
 
 
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1):

@@ -105,6 +105,32 @@ def test_conv2d_matches_finite_differences(device, x_shape, W_shape, stride, pad
               [x, W] + ([b] if bias else []), [gx, gW, gb], gy)
 
 
+# x shape, W shape (O, C/groups, kh, kw), stride, padding, dilation, groups
+GROUPED = [((2, 4, 6, 7), (6, 2, 3, 3), 2, 1, 1, 2),
+           ((2, 4, 7, 6), (4, 1, 3, 2), 1, (2, 1), 2, 4),  # depthwise
+           ((1, 6, 5, 5), (3, 2, 1, 1), 1, 0, 1, 3)]
+
+
+@pytest.mark.parametrize("x_shape, W_shape, stride, padding, dilation, groups", GROUPED,
+                         ids=str)
+def test_grouped_conv2d_matches_fast_op_and_finite_differences(device, x_shape, W_shape,
+                                                               stride, padding, dilation,
+                                                               groups):
+    x, W, b = dev(normal(*x_shape)), dev(normal(*W_shape, seed=1)), dev(normal(W_shape[0],
+                                                                              seed=2))
+    y, cache = teach.conv2d_forward(x, W, b, stride, padding, dilation, groups)
+    args = (pair(stride), pads(padding), pair(dilation))
+    y_fast, cols = ops.conv2d(x, W, b, *args, groups=groups)
+    assert_same(y, y_fast, "y")
+    gy = dev(normal(*y.shape, seed=3))
+    grads = teach.conv2d_backward(gy, cache)
+    fast = ops.conv2d_backward(gy, cols, W, x.shape, *args, groups=groups)
+    for what, g, f in zip(("gx", "gW", "gb"), grads, fast):
+        assert_same(g, f, what)
+    assert_fd(lambda: teach.conv2d_forward(x, W, b, stride, padding, dilation, groups)[0],
+              [x, W, b], list(grads), gy)
+
+
 # x shape, kernel, stride, padding, dilation
 MAX_POOL = [((2, 3, 6, 8), 2, None, 0, 1),  # LeNet's 2x2/2: windows that tile the image
             ((2, 2, 7, 8), 3, 2, 1, 1),  # overlapping, padded

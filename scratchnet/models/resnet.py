@@ -1,4 +1,5 @@
-"""ResNet as in d2l 8.6: Residual blocks, the b1 stem, four stages, global pooling."""
+"""ResNet as in d2l 8.6: Residual blocks, the b1 stem, four stages, global pooling;
+and ResNeXt's block (8.6.5), grouped convolution inside a bottleneck."""
 from .. import nn
 from .classifier import Classifier
 
@@ -41,6 +42,60 @@ class Residual(nn.Module):
         """The main path's (two 3x3 convolutions, the first with the block's stride),
         whose field contains the skip path's."""
         return self.conv1.receptive_geometry() + self.conv2.receptive_geometry()
+
+
+class ResNeXtBlock(nn.Module):
+    """d2l 8.6.5: a bottleneck of 1x1 (to bot_channels = round(num_channels * bot_mul)),
+    grouped 3x3 (``bot_channels // groups`` groups, so ``groups`` channels per group,
+    with the block's stride) and 1x1 (back to num_channels), each with BatchNorm:
+
+        Y = relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(X)))))))) + skip(X)),
+
+    skip = bn4(conv4(X)) (1x1 with the stride) or identity. backward sends the
+    gradient down both paths and sums them at X, as :class:`Residual`'s.
+    """
+
+    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
+        super().__init__()
+        bot_channels = int(round(num_channels * bot_mul))
+        self.conv1 = nn.LazyConv2d(bot_channels, kernel_size=1, stride=1)
+        self.conv2 = nn.LazyConv2d(bot_channels, kernel_size=3, stride=strides, padding=1,
+                                   groups=bot_channels // groups)
+        self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1, stride=1)
+        self.bn1 = nn.LazyBatchNorm2d()
+        self.bn2 = nn.LazyBatchNorm2d()
+        self.bn3 = nn.LazyBatchNorm2d()
+        self.conv4 = nn.LazyConv2d(num_channels, kernel_size=1, stride=strides) \
+            if use_1x1conv else None
+        self.bn4 = nn.LazyBatchNorm2d() if use_1x1conv else None
+        self.relu1 = nn.ReLU()
+        self.relu2 = nn.ReLU()
+        self.relu3 = nn.ReLU()
+
+    def forward(self, X):
+        Y = self.relu1(self.bn1(self.conv1(X)))
+        Y = self.relu2(self.bn2(self.conv2(Y)))
+        Y = self.bn3(self.conv3(Y))
+        skip = self.bn4(self.conv4(X)) if self.conv4 is not None else X
+        if skip.shape != Y.shape:
+            raise ValueError(f"ResNeXtBlock: the skip path gives {tuple(skip.shape)} but the "
+                             f"main path {tuple(Y.shape)}; use use_1x1conv=True when the "
+                             "channels or the stride change")
+        return self.relu3(Y + skip)
+
+    def backward(self, gy):
+        g = self.relu3.backward(gy)
+        g_main = self.conv3.backward(self.bn3.backward(g))
+        g_main = self.conv2.backward(self.bn2.backward(self.relu2.backward(g_main)))
+        g_main = self.conv1.backward(self.bn1.backward(self.relu1.backward(g_main)))
+        g_skip = self.conv4.backward(self.bn4.backward(g)) if self.conv4 is not None else g
+        return g_skip if g_main is None else g_main + g_skip
+
+    def receptive_geometry(self):
+        """The main path's (1x1, the 3x3 with the block's stride, 1x1), whose field
+        contains the skip path's."""
+        return (self.conv1.receptive_geometry() + self.conv2.receptive_geometry()
+                + self.conv3.receptive_geometry())
 
 
 class ResNet(Classifier):

@@ -1,5 +1,12 @@
-"""Convolution layers: Conv2d, LazyConv2d and Conv1d (a Conv2d over 1 x L images)."""
+"""Convolution layers: Conv2d, LazyConv2d and Conv1d (a Conv2d over 1 x L images).
+
+``groups`` as PyTorch's: in and out channels split into that many groups, each output
+group seeing its input group only; ``groups == in_channels`` is a depthwise convolution.
+An unbatched input, (C, H, W) for Conv2d or (C, L) for Conv1d, is one image, as in
+PyTorch; backward then takes and returns unbatched arrays too."""
 import math
+
+import numpy as np
 
 from .. import backend, ops
 from ..ops.conv import conv2d_columns
@@ -10,12 +17,14 @@ from .parameter import Parameter
 
 
 class Conv2d(Module):
-    """Cross-correlation of x (N, C, H, W) with weight (out, in, kh, kw), plus bias (out,)."""
+    """Cross-correlation of x (N, C, H, W) or (C, H, W) with weight
+    (out, in/groups, kh, kw), plus bias (out,)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, bias=True):
+                 dilation=1, bias=True, groups=1):
         super().__init__()
         self.out_channels = int(out_channels)
+        self.groups = groups
         self.kernel_size = pair(kernel_size, f"{self.name} kernel_size")
         self.stride = pair(stride, f"{self.name} stride")
         self.dilation = pair(dilation, f"{self.name} dilation")
@@ -33,6 +42,14 @@ class Conv2d(Module):
     def _check_hyper(self):
         if self.out_channels < 1:
             raise ValueError(f"{self.name}: out_channels must be positive, got {self.out_channels}")
+        if not isinstance(self.groups, (int, np.integer)) or isinstance(self.groups, bool):
+            raise TypeError(f"{self.name}: groups must be an int, got {self.groups!r}")
+        self.groups = int(self.groups)
+        if self.groups < 1:
+            raise ValueError(f"{self.name}: groups must be >= 1, got {self.groups}")
+        if self.out_channels % self.groups:
+            raise ValueError(f"{self.name}: out_channels ({self.out_channels}) must be "
+                             f"divisible by groups ({self.groups})")
         for what, v, low in (("kernel_size", self.kernel_size, 1), ("stride", self.stride, 1),
                              ("dilation", self.dilation, 1)):
             if min(v) < low:
@@ -50,10 +67,18 @@ class Conv2d(Module):
     def in_channels(self):
         """Read from the weight: None until a lazy layer sees its first input (or a state_dict)."""
         w = self._parameters.get("weight")
-        return None if w is None or w.data is None else int(w.data.shape[1])
+        return None if w is None or w.data is None else int(w.data.shape[1]) * self.groups
 
     def _weight_shape(self, in_channels):
-        return (self.out_channels, in_channels) + self.kernel_size
+        per_group = None if in_channels is None else in_channels // self.groups
+        return (self.out_channels, per_group) + self.kernel_size
+
+    def _check_in_channels(self, in_channels):
+        if in_channels < 1:
+            raise ValueError(f"{self.name}: in_channels must be positive, got {in_channels}")
+        if in_channels % self.groups:
+            raise ValueError(f"{self.name}: in_channels ({in_channels}) must be divisible "
+                             f"by groups ({self.groups})")
 
     def _lazy_shapes(self, state):
         shapes = {"weight": self._weight_shape(None)}
@@ -62,16 +87,17 @@ class Conv2d(Module):
         return shapes
 
     def _materialize(self, in_channels, xp, dtype):
-        if in_channels < 1:
-            raise ValueError(f"{self.name}: in_channels must be positive, got {in_channels}")
+        self._check_in_channels(in_channels)
         self.weight.materialize(xp.empty(self._weight_shape(in_channels), dtype=dtype))
         if self.bias is not None:
             self.bias.materialize(xp.empty((self.out_channels,), dtype=dtype))
         self.reset_parameters()
 
     def reset_parameters(self):
-        """PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias."""
-        bound = 1.0 / math.sqrt(self.in_channels * self.kernel_size[0] * self.kernel_size[1])
+        """PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias,
+        fan_in = in/groups * kh * kw."""
+        fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
+        bound = 1.0 / math.sqrt(fan_in)
         init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:
             init.uniform_(self.bias, -bound, bound)
@@ -79,6 +105,8 @@ class Conv2d(Module):
     def output_shape(self, x_shape):
         oh, ow = conv_output_hw(x_shape, self.kernel_size, self.stride, self.pads,
                                 self.dilation)
+        if len(x_shape) == 3:  # unbatched
+            return self.out_channels, oh, ow
         return x_shape[0], self.out_channels, oh, ow
 
     def receptive_geometry(self):
@@ -86,22 +114,41 @@ class Conv2d(Module):
         return [(self.kernel_size, self.stride, (top, left), (bottom, right), self.dilation)]
 
     def flops(self, x_shape, y_shape):
-        """``2*N*O*oh*ow*C*kh*kw`` forward; backward that for dL/dW, again for dL/dx."""
-        f = 2 * math.prod(y_shape) * self.in_channels * math.prod(self.kernel_size)
+        """``2*N*O*oh*ow*(C/groups)*kh*kw`` forward; backward that for dL/dW, again for
+        dL/dx."""
+        f = (2 * math.prod(y_shape) * (self.in_channels // self.groups)
+             * math.prod(self.kernel_size))
         return f, f * (2 if self.needs_input_grad else 1)
 
     def forward(self, x):
-        self.check_input(x, (4,), "(N, C, H, W)")
-        return self._forward4(x)
+        self.check_input(x, (3, 4), "(N, C, H, W) or (C, H, W)")
+        if x.ndim == 4:
+            return self._forward4(x)
+        return self._forward_view(x[None], lambda y: y[0])
+
+    def _forward_view(self, x4, unview):
+        """The output of the 4-D input ``x4``, through ``unview`` (to the caller's rank),
+        cached again with that shape: gy comes in the caller's rank."""
+        y = unview(self._forward4(x4))
+        if self.__dict__.get("_cache") is not None:
+            _, cache = self._cache
+            self.cache_for_backward(y, *cache)
+        return y
+
+    def _cached_ndim(self):
+        saved = self.__dict__.get("_cache")
+        return None if saved is None else len(saved[0][0])
 
     def _kernel(self):
-        """The weight as (out, in, kh, kw); Conv1d stores it as (out, in, k)."""
+        """The weight as (out, in/groups, kh, kw); Conv1d stores it as (out, in/groups, k)."""
         return self.weight.data
 
     def _forward4(self, x):
         if self.weight.data is not None and x.shape[1] != self.in_channels:
             raise ValueError(f"{self.name}: expected {self.in_channels} input channels, got "
                              f"input of shape {tuple(x.shape)} with {x.shape[1]}")
+        if self.weight.data is None:
+            self._check_in_channels(x.shape[1])
         shape = self.output_shape(x.shape)
         if shape[2] < 1 or shape[3] < 1:
             raise ValueError(f"{self.name}: kernel {self.kernel_size} (dilation "
@@ -117,7 +164,8 @@ class Conv2d(Module):
             # Training keeps the memory of its im2col columns from one step to the next:
             # fresh memory every step costs page faults (see ops.workspace).
             y, cols = ops.conv2d(x, self._kernel(), b, self.stride, self.pads,
-                                 self.dilation, saved=self.__dict__.get("_columns_buffer"))
+                                 self.dilation, saved=self.__dict__.get("_columns_buffer"),
+                                 groups=self.groups)
             object.__setattr__(self, "_columns_buffer", cols)
             self.cache_for_backward(y, cols, x.shape, None)
             return y
@@ -126,23 +174,29 @@ class Conv2d(Module):
         # eval() with gradients on (rare) builds them again from x.
         object.__setattr__(self, "_columns_buffer", None)
         y, _ = ops.conv2d(x, self._kernel(), b, self.stride, self.pads, self.dilation,
-                          keep=False)
+                          keep=False, groups=self.groups)
         self.cache_for_backward(y, None, x.shape, x)
         return y
 
     def backward(self, gy):
-        return self._backward4(gy, gy)
+        if self._cached_ndim() != 3:
+            return self._backward4(gy, gy)
+        # Unbatched: a gy that is not a 3-D array goes through as it is, to be rejected.
+        gy4 = gy[None] if getattr(gy, "ndim", None) == 3 else gy
+        gx = self._backward4(gy, gy4)
+        return None if gx is None else gx[0]
 
     def _backward4(self, gy, gy4):
         """gy as the caller gave it (checked against the forward output), gy4 as 4-D."""
         cols, x_shape, x = self.pop_cache(gy)
         if cols is None:  # an eval() forward kept its input, not the columns
             cols = conv2d_columns(x, self._kernel().shape, self.stride, self.pads,
-                                  self.dilation)
+                                  self.dilation, groups=self.groups)
         gx, gW, gb = ops.conv2d_backward(gy4, cols, self._kernel(), x_shape, self.stride,
                                          self.pads, self.dilation,
                                          need_gx=self.needs_input_grad,
-                                         need_gb=self.bias is not None, consume=True)
+                                         need_gb=self.bias is not None, consume=True,
+                                         groups=self.groups)
         self.weight.accumulate(gW.reshape(self.weight.data.shape))
         if self.bias is not None:
             self.bias.accumulate(gb)
@@ -155,14 +209,18 @@ class Conv2d(Module):
             s += f", padding={self.padding}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
         return s + ("" if self.bias is not None else ", bias=False")
 
 
 class LazyConv2d(Conv2d):
     """Conv2d whose in_channels is read from the first input (d2l's favourite)."""
 
-    def __init__(self, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True):
-        super().__init__(None, out_channels, kernel_size, stride, padding, dilation, bias)
+    def __init__(self, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
+                 groups=1):
+        super().__init__(None, out_channels, kernel_size, stride, padding, dilation, bias,
+                         groups)
 
     @property
     def name(self):
@@ -171,39 +229,45 @@ class LazyConv2d(Conv2d):
 
 
 class Conv1d(Conv2d):
-    """x (N, C, L) with weight (out, in, k), as PyTorch: a Conv2d over (N, C, 1, L)."""
+    """x (N, C, L) or (C, L) with weight (out, in/groups, k), as PyTorch: a Conv2d over
+    (N, C, 1, L)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, bias=True):
+                 dilation=1, bias=True, groups=1):
         pad = padding if isinstance(padding, str) else (0, _single(padding, "padding"))
         super().__init__(in_channels, out_channels, (1, _single(kernel_size, "kernel_size")),
                          (1, _single(stride, "stride")), pad,
-                         (1, _single(dilation, "dilation")), bias)
+                         (1, _single(dilation, "dilation")), bias, groups)
 
     def _weight_shape(self, in_channels):
-        return (self.out_channels, in_channels, self.kernel_size[1])
+        return super()._weight_shape(in_channels)[:2] + (self.kernel_size[1],)
 
     def _kernel(self):
         o, i, k = self.weight.data.shape
         return self.weight.data.reshape(o, i, 1, k)
 
     def forward(self, x):
-        self.check_input(x, (3,), "(N, C, L)")
-        y = self._forward4(x[:, :, None, :])[:, :, 0, :]
-        if self.__dict__.get("_cache") is not None:  # cached again: gy comes 3-D, as y
-            _, cache = self._cache
-            self.cache_for_backward(y, *cache)
-        return y
+        self.check_input(x, (2, 3), "(N, C, L) or (C, L)")
+        if x.ndim == 3:
+            return self._forward_view(x[:, :, None, :], lambda y: y[:, :, 0, :])
+        return self._forward_view(x[None, :, None, :], lambda y: y[0, :, 0, :])
 
     def backward(self, gy):
-        # A gy that is not a 3-D array goes through as it is, for _backward4 to reject.
-        gy4 = gy[:, :, None, :] if getattr(gy, "ndim", None) == 3 else gy
+        # A gy not of the output's rank goes through as it is, for _backward4 to reject.
+        ndim = self._cached_ndim()
+        if getattr(gy, "ndim", None) != ndim:
+            gy4 = gy
+        else:
+            gy4 = gy[:, :, None, :] if ndim == 3 else gy[None, :, None, :]
         gx = self._backward4(gy, gy4)
-        return None if gx is None else gx[:, :, 0, :]
+        if gx is None:
+            return None
+        return gx[:, :, 0, :] if ndim == 3 else gx[0, :, 0, :]
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size=({self.kernel_size[1]},), "
-                f"stride=({self.stride[1]},)")
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size=({self.kernel_size[1]},), "
+             f"stride=({self.stride[1]},)")
+        return s + (f", groups={self.groups}" if self.groups != 1 else "")
 
 
 def _single(v, name):

@@ -23,6 +23,12 @@ dL/dx folds dL/dcol back with ``col2im_gather`` (three kernels) rather than one
 strided addition per kernel offset: there every operation is a kernel launch.
 
 Shapes: x (N, C, H, W), W (O, C, kh, kw), b (O,), y (N, O, oh, ow).
+
+Grouped (``groups`` = G > 1, PyTorch's rule): W is (O, C/G, kh, kw) and output
+channels g*O/G .. (g+1)*O/G see input channels g*C/G .. (g+1)*C/G only. The
+columns are built as for G = 1; their C*kh*kw rows are G blocks of C/G*kh*kw,
+so each product becomes one batched product over the groups,
+(G, O/G, C/G*kh*kw) @ (G, C/G*kh*kw, cols), with no loop over the groups.
 ``pads`` is always the resolved (top, bottom, left, right); :func:`conv_pads`
 turns PyTorch's ``padding`` argument (int, (h, w), "valid", "same") into it.
 """
@@ -66,7 +72,7 @@ def use_images_last(c, kh, kw, o, xp=np):
 
 
 def conv2d(x, W, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=None,
-           keep=True):
+           keep=True, groups=1):
     """Fast version of :func:`scratchnet.teach.conv2d_forward` (read that first).
 
     Returns y: (N, O, oh, ow) and ``cols``, the im2col columns backward needs.
@@ -79,7 +85,10 @@ def conv2d(x, W, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=
     page faults, see ``workspace``); None means new memory. ``keep=False``
     (evaluation, where nothing reads them) keeps no columns: each chunk's columns
     go to scratch memory (on the GPU, to memory freed on return); ``cols`` is None.
+    ``groups`` > 1: see :func:`_conv2d_grouped`.
     """
+    if groups != 1:
+        return _conv2d_grouped(x, W, bias, stride, pads, dilation, saved, keep, groups)
     xp = get_array_module(x)
     o, c, kh, kw = W.shape
     n = x.shape[0]
@@ -128,14 +137,16 @@ def _im2col_chunk(x, kh, kw, stride, pads, dilation, oh, ow, col, last):
     im2col_into(img, kh, kw, *stride, *dilation, oh, ow, col, last)
 
 
-def conv2d_columns(x, W_shape, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1)):
+def conv2d_columns(x, W_shape, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1),
+                   groups=1):
     """The ``cols`` :func:`conv2d` returns, built again from x (new memory): the
     backward of a layer that kept none in its forward."""
     xp = get_array_module(x)
     o, c, kh, kw = W_shape
     n = x.shape[0]
     oh, ow = conv_output_hw(x.shape, (kh, kw), stride, pads, dilation)
-    last = use_images_last(c, kh, kw, o, xp)
+    last = use_images_last(c, kh, kw, o // groups, xp)
+    c *= groups
     per = c * kh * kw * oh * ow
     cols = xp.empty((n * per,), dtype=x.dtype)
 
@@ -175,7 +186,7 @@ def flipped_input_grad(x_shape, W_shape, stride, pads, dilation):
 
 
 def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
-                    dilation=(1, 1), need_gx=True, need_gb=True, consume=False):
+                    dilation=(1, 1), need_gx=True, need_gb=True, consume=False, groups=1):
     """Fast version of :func:`scratchnet.teach.conv2d_backward` (read that first).
 
     Returns (gx, gW, gb); gx is None when not needed (a network's first layer).
@@ -188,8 +199,12 @@ def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
     (:func:`_weight_grads`), then dL/dx, through the flipped kernel where
     :func:`flipped_input_grad` says so (:func:`_input_grad_flipped`), else
     through dL/dcol and col2im (:func:`_input_grad_col2im`). The chunks' shares
-    of dL/dW and dL/db are summed in chunk order.
+    of dL/dW and dL/db are summed in chunk order. ``groups`` > 1: see
+    :func:`_conv2d_grouped_backward`.
     """
+    if groups != 1:
+        return _conv2d_grouped_backward(gy, cols, W, x_shape, stride, pads, dilation,
+                                        need_gx, need_gb, consume, groups)
     xp = get_array_module(gy)
     o, c, kh, kw = W.shape
     n = x_shape[0]
@@ -246,14 +261,21 @@ def _input_grad_col2im(gy2, col, W2t, stride, pads, dilation, last, consume, out
     onto the padded image by col2im (on the GPU by one gather, not kh*kw additions).
     With ``consume``, dL/dcol is written over the chunk's spent columns ``col``."""
     xp = get_array_module(gy2)
-    m, c, h, w = out.shape
-    top, bottom, left, right = pads
     gcol = col if consume else scratch("conv2d.gcol", col.shape, gy2.dtype, xp)
     xp.dot(W2t, gy2, out=gcol.reshape(W2t.shape[0], -1))
+    _fold_columns(gcol, stride, pads, dilation, last, out)
+
+
+def _fold_columns(gcol, stride, pads, dilation, last, out):
+    """col2im of a chunk's dL/dcol ``gcol`` (the layout of its columns) into ``out``
+    (m, C, H, W)."""
+    xp = get_array_module(gcol)
+    m, c, h, w = out.shape
+    top, bottom, left, right = pads
     if xp is np:
         hp, wp = h + top + bottom, w + left + right
         gimg = scratch("conv2d.gimg", (c, hp, wp, m) if last else (c, m, hp, wp),
-                       gy2.dtype, xp)
+                       gcol.dtype, xp)
         gimg.fill(0)
         col2im_into(gcol, gimg, *stride, *dilation, last)
         inner = spatial_slice(gimg, slice(top, top + h), slice(left, left + w), last)
@@ -286,3 +308,65 @@ def _input_grad_flipped(gy, Wf2, kernel, gy_pads, dilation, out):
     gx2 = scratch("conv2d.gx", (c, h, w, m), gy.dtype, xp)
     xp.dot(Wf2, gcol.reshape(o * kh * kw, -1), out=gx2.reshape(c, -1))
     out[...] = images_first(gx2, True)
+
+
+def _conv2d_grouped(x, W, bias, stride, pads, dilation, saved, keep, groups):
+    """:func:`conv2d` with W (O, C/G, kh, kw), G = ``groups``: the columns of all C
+    channels as for G = 1, then per chunk one batched product over the groups,
+    (G, O/G, C/G*kh*kw) @ (G, C/G*kh*kw, cols) -> the (O, cols) output."""
+    xp = get_array_module(x)
+    o, cg, kh, kw = W.shape
+    n, c = x.shape[:2]
+    oh, ow = conv_output_hw(x.shape, (kh, kw), stride, pads, dilation)
+    last = use_images_last(cg, kh, kw, o // groups, xp)
+    per = c * kh * kw * oh * ow
+    cols = reuse(saved, (n * per,), x.dtype, xp) if keep else None
+    Wg = W.reshape(groups, o // groups, cg * kh * kw)
+    y = xp.empty((n, o, oh, ow), dtype=x.dtype)
+
+    def chunk(a, b):
+        m = b - a
+        shape = (c, kh, kw) + _grid(m, oh, ow, last)
+        col = cols[a * per:b * per].reshape(shape) if keep else xp.empty(shape, x.dtype)
+        _im2col_chunk(x[a:b], kh, kw, stride, pads, dilation, oh, ow, col, last)
+        y2 = xp.matmul(Wg, col.reshape(groups, cg * kh * kw, -1))  # (G, O/G, cols)
+        y2 = images_first(y2.reshape((o,) + _grid(m, oh, ow, last)), last)
+        if bias is None:
+            y[a:b] = y2
+        else:
+            xp.add(y2, bias.reshape(1, o, 1, 1), out=y[a:b])
+
+    parallel_for(n, per * x.itemsize, chunk, xp)
+    return y, cols
+
+
+def _conv2d_grouped_backward(gy, cols, W, x_shape, stride, pads, dilation, need_gx,
+                             need_gb, consume, groups):
+    """:func:`conv2d_backward` for :func:`_conv2d_grouped`: per chunk, with gy2 as
+    (G, O/G, cols) and the columns as (G, C/G*kh*kw, cols), two batched products,
+    gW = gy2 @ col^T and dL/dcol = W^T @ gy2, then col2im as for G = 1."""
+    xp = get_array_module(gy)
+    o, cg, kh, kw = W.shape
+    n, c = x_shape[:2]
+    oh, ow = gy.shape[2:]
+    last = use_images_last(cg, kh, kw, o // groups, xp)
+    per = c * kh * kw * oh * ow
+    gx = xp.empty(x_shape, dtype=gy.dtype) if need_gx else None
+    Wgt = W.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)
+
+    def chunk(a, b):
+        col = cols[a * per:b * per].reshape((c, kh, kw) + _grid(b - a, oh, ow, last))
+        col3 = col.reshape(groups, cg * kh * kw, -1)
+        gy2 = _gy_matrix(gy[a:b], last)
+        gy3 = gy2.reshape(groups, o // groups, -1)
+        gW = xp.matmul(gy3, col3.transpose(0, 2, 1))  # (G, O/G, C/G*kh*kw)
+        gb = gy2.sum(axis=1) if need_gb else None
+        if need_gx:
+            gcol = xp.matmul(Wgt, gy3).reshape(col.shape)  # (G, C/G*kh*kw, cols)
+            _fold_columns(gcol, stride, pads, dilation, last, out=gx[a:b])
+        return gW, gb
+
+    parts = parallel_for(n, per * gy.itemsize, chunk, xp)
+    gW = add_in_order([p[0] for p in parts]).reshape(W.shape)
+    gb = add_in_order([p[1] for p in parts]) if need_gb else None
+    return gx, gW, gb

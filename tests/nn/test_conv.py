@@ -221,20 +221,22 @@ def test_dtype_is_kept(device, make, shape, dtype):
 X4 = np.random.default_rng(7).standard_normal((2, 2, 5, 5)).astype(np.float32)
 X3 = X4[:, :, 0, :].copy()
 BAD_INPUT = [
-    (nn.Conv2d, X4[0], ValueError,
-     r"Conv2d: expected a 4-D input \(N, C, H, W\), got 3-D input of shape \(2, 5, 5\)"),
+    (nn.Conv2d, X4[0, 0], ValueError,
+     r"Conv2d: expected a 3 or 4-D input \(N, C, H, W\) or \(C, H, W\), got 2-D input of "
+     r"shape \(5, 5\)"),
     (nn.Conv2d, X4[:, :1], ValueError,
      r"Conv2d: expected 2 input channels, got input of shape \(2, 1, 5, 5\) with 1"),
     (nn.Conv2d, X4[:, :, :2, :2], ValueError,
      r"Conv2d: kernel \(3, 3\) \(dilation \(1, 1\)\) is larger than the padded input 2x2"),
     (nn.Conv2d, X4.tolist(), TypeError,
-     r"Conv2d: expected a numpy or cupy array \(N, C, H, W\), got list"),
+     r"Conv2d: expected a numpy or cupy array \(N, C, H, W\) or \(C, H, W\), got list"),
     (nn.Conv2d, X4.astype(np.int64), TypeError,
      r"Conv2d: expected a floating-point input, got int64"),
     (nn.Conv2d, X4.astype(np.float64), TypeError,
      r"Conv2d: input dtype float64 does not match weight dtype float32"),
     (nn.Conv1d, X4, ValueError,
-     r"Conv1d: expected a 3-D input \(N, C, L\), got 4-D input of shape \(2, 2, 5, 5\)"),
+     r"Conv1d: expected a 2 or 3-D input \(N, C, L\) or \(C, L\), got 4-D input of shape "
+     r"\(2, 2, 5, 5\)"),
     (nn.Conv1d, X3[:, :, :2], ValueError,
      r"Conv1d: kernel \(1, 3\) \(dilation \(1, 1\)\) is larger than the padded input 1x2"),
     (nn.Conv1d, X3[:, :1], ValueError, r"Conv1d: expected 2 input channels, got .* with 1"),
@@ -244,7 +246,7 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize("cls, x, error, match", BAD_INPUT,
-                         ids=["Conv2d-3D", "Conv2d-channels", "Conv2d-too-small", "Conv2d-list",
+                         ids=["Conv2d-2D", "Conv2d-channels", "Conv2d-too-small", "Conv2d-list",
                               "Conv2d-int", "Conv2d-float64", "Conv1d-4D", "Conv1d-too-small",
                               "Conv1d-channels", "Conv1d-list", "Conv1d-int"])
 def test_bad_input_is_refused_and_changes_nothing(device, cls, x, error, match):
@@ -288,8 +290,8 @@ def test_lazy_conv2d_refused_first_input_leaves_it_lazy(device):
     with pytest.raises(ValueError, match=r"LazyConv2d: kernel \(5, 5\) .* larger than the "
                                          r"padded input 3x3"):
         layer(dev(np.zeros((1, 4, 3, 3), np.float32)))
-    with pytest.raises(ValueError, match=r"LazyConv2d: expected a 4-D input"):
-        layer(x[0])
+    with pytest.raises(ValueError, match=r"LazyConv2d: expected a 3 or 4-D input"):
+        layer(x[0, 0])
     assert layer.weight.data is None and layer.in_channels is None
     assert_works_like(layer, fresh, x)
     assert layer.in_channels == 3 and layer.name == "Conv2d"
@@ -357,3 +359,181 @@ def test_device_layer_refuses_host_arrays_and_changes_nothing(device, make, shap
 def test_bad_hyper_parameters(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+# Grouped convolution: groups 1, 2 and C (depthwise), with stride, padding and dilation.
+# (C, O, groups), Conv2d keyword arguments.
+GROUPED = [
+    ((4, 6, 1), dict(kernel_size=3, padding=1)),
+    ((4, 6, 2), dict(kernel_size=3, stride=2, padding=1)),
+    ((4, 8, 2), dict(kernel_size=(2, 3), stride=(1, 2), padding=(1, 0), dilation=(2, 1))),
+    ((4, 4, 4), dict(kernel_size=3, padding=1)),  # depthwise
+    ((4, 8, 4), dict(kernel_size=3, stride=2, padding=2, dilation=2, bias=False)),
+    ((6, 3, 3), dict(kernel_size=1)),
+    ((4, 4, 4), dict(kernel_size=(2, 4), padding="same")),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels, kwargs", GROUPED, ids=str)
+def test_grouped_conv2d_matches_torch(device, channels, kwargs, dtype):
+    c, o, g = channels
+    x = np.random.default_rng(8).standard_normal((3, c, 7, 8))
+    torch_parity(nn.Conv2d(c, o, groups=g, **kwargs),
+                 torch.nn.Conv2d(c, o, groups=g, **kwargs), x, dtype, steps=2, device=device)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels, kwargs", GROUPED[1::2], ids=str)
+def test_grouped_lazy_conv2d_matches_torch(device, channels, kwargs, dtype):
+    c, o, g = channels
+    x = np.random.default_rng(9).standard_normal((2, c, 8, 7))
+    torch_parity(nn.LazyConv2d(o, groups=g, **kwargs),
+                 torch.nn.LazyConv2d(o, groups=g, **kwargs), x, dtype, steps=2, device=device)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels, kwargs", [
+    ((4, 4, 4), dict(kernel_size=3, padding=1)),
+    ((4, 6, 2), dict(kernel_size=4, stride=2, padding=1, dilation=2)),
+    ((6, 3, 3), dict(kernel_size=2, padding="same", bias=False)),
+], ids=str)
+def test_grouped_conv1d_matches_torch(device, channels, kwargs, dtype):
+    c, o, g = channels
+    x = np.random.default_rng(10).standard_normal((2, c, 11))
+    torch_parity(nn.Conv1d(c, o, groups=g, **kwargs),
+                 torch.nn.Conv1d(c, o, groups=g, **kwargs), x, dtype, steps=2, device=device)
+
+
+@pytest.mark.parametrize("channels, kwargs", GROUPED, ids=str)
+def test_grouped_conv2d_by_finite_differences(channels, kwargs, device):
+    c, o, g = channels
+    fd_check(nn.Conv2d(c, o, groups=g, **kwargs),
+             np.random.default_rng(11).standard_normal((2, c, 6, 7)))
+
+
+def test_grouped_conv_by_finite_differences_lazy_and_1d(device):
+    fd_check(nn.LazyConv2d(4, kernel_size=3, stride=2, padding=1, groups=2),
+             np.random.default_rng(12).standard_normal((2, 4, 6, 5)))
+    fd_check(nn.Conv1d(4, 4, kernel_size=3, padding=2, dilation=2, groups=4),
+             np.random.default_rng(13).standard_normal((2, 4, 9)))
+
+
+def test_groups_equal_the_concatenated_group_convolutions(device):
+    """groups=G is G independent convolutions on the channel slices, stacked."""
+    sn.set_default_dtype(np.float64)
+    conv = nn.Conv2d(6, 4, kernel_size=3, padding=1, groups=2)
+    x = dev(np.random.default_rng(14).standard_normal((2, 6, 5, 5)))
+    parts = []
+    for g in range(2):
+        one = nn.Conv2d(3, 2, kernel_size=3, padding=1)
+        one.weight.data[...] = conv.weight.data[2 * g:2 * g + 2]
+        one.bias.data[...] = conv.bias.data[2 * g:2 * g + 2]
+        parts.append(sn.to_numpy(one(x[:, 3 * g:3 * g + 3])))
+    np.testing.assert_allclose(sn.to_numpy(conv(x)), np.concatenate(parts, axis=1),
+                               rtol=1e-12, atol=1e-13)
+    assert conv.weight.data.shape == (4, 3, 3, 3) and conv.in_channels == 6
+    assert "groups=2" in repr(conv)
+
+
+def test_grouped_flops_divide_by_groups():
+    full, depthwise = nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1, groups=8)
+    shapes = ((2, 8, 5, 5), (2, 8, 5, 5))
+    assert depthwise.flops(*shapes)[0] * 8 == full.flops(*shapes)[0]
+    assert nn.Conv2d(8, 4, 3, groups=2).flops((1, 8, 5, 5), (1, 4, 3, 3)) == \
+        (2 * 36 * 4 * 9, 4 * 36 * 4 * 9)
+    assert depthwise.receptive_geometry() == full.receptive_geometry()
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: nn.Conv2d(4, 6, 3, groups=4), ValueError,
+     r"Conv2d: out_channels \(6\) must be divisible by groups \(4\)"),
+    (lambda: nn.Conv2d(6, 4, 3, groups=4), ValueError,
+     r"Conv2d: in_channels \(6\) must be divisible by groups \(4\)"),
+    (lambda: nn.Conv2d(4, 4, 3, groups=0), ValueError, r"Conv2d: groups must be >= 1, got 0"),
+    (lambda: nn.Conv2d(4, 4, 3, groups=-2), ValueError, r"Conv2d: groups must be >= 1, got -2"),
+    (lambda: nn.Conv2d(4, 4, 3, groups=2.0), TypeError,
+     r"Conv2d: groups must be an int, got 2\.0"),
+    (lambda: nn.LazyConv2d(6, 3, groups=4), ValueError,
+     r"LazyConv2d: out_channels \(6\) must be divisible by groups \(4\)"),
+    (lambda: nn.LazyConv2d(4, 3, groups=0), ValueError, r"LazyConv2d: groups must be >= 1"),
+    (lambda: nn.Conv1d(3, 4, 3, groups=2), ValueError,
+     r"Conv1d: in_channels \(3\) must be divisible by groups \(2\)"),
+    (lambda: nn.Conv1d(4, 3, 3, groups=2), ValueError,
+     r"Conv1d: out_channels \(3\) must be divisible by groups \(2\)"),
+], ids=range(9))
+def test_bad_groups_are_refused(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_lazy_grouped_conv_refuses_indivisible_channels_and_stays_lazy(device):
+    x = dev(np.random.default_rng(15).standard_normal((1, 4, 6, 6)).astype(np.float32))
+    sn.manual_seed(3)
+    fresh = nn.LazyConv2d(4, kernel_size=3, groups=2)
+    fresh(x)
+    sn.manual_seed(3)
+    layer = nn.LazyConv2d(4, kernel_size=3, groups=2)
+    with pytest.raises(ValueError, match=r"LazyConv2d: in_channels \(3\) must be divisible by "
+                                         r"groups \(2\)"):
+        layer(dev(np.zeros((1, 3, 6, 6), np.float32)))
+    assert layer.weight.data is None and layer.in_channels is None
+    assert_works_like(layer, fresh, x)
+    assert layer.in_channels == 4 and layer.weight.data.shape == (4, 2, 3, 3)
+
+
+def test_grouped_conv_refuses_wrong_channels_and_changes_nothing(device):
+    layer = nn.Conv2d(4, 4, 3, groups=2)
+    good = dev(X4[:, :, :, :].repeat(2, axis=1))
+    assert_refusal_changes_nothing(layer, copy.deepcopy(layer), good, good[:, :2], ValueError,
+                                   r"Conv2d: expected 4 input channels, got input of shape "
+                                   r"\(2, 2, 5, 5\) with 2")
+
+
+# Unbatched inputs, as PyTorch: (C, H, W) for Conv2d, (C, L) for Conv1d.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("groups, kwargs", [
+    (1, dict(kernel_size=3, padding=1)),
+    (1, dict(kernel_size=(2, 3), stride=2, dilation=(1, 2))),
+    (2, dict(kernel_size=3, stride=2, padding=1)),
+    (4, dict(kernel_size=3, padding="same")),
+], ids=str)
+def test_unbatched_conv2d_matches_torch(device, groups, kwargs, dtype):
+    x = np.random.default_rng(16).standard_normal((4, 7, 8))
+    layer = nn.Conv2d(4, 4, groups=groups, **kwargs)
+    torch_parity(layer, torch.nn.Conv2d(4, 4, groups=groups, **kwargs), x, dtype, steps=2,
+                 device=device)
+    y = layer(dev(x.astype(dtype)))
+    assert y.ndim == 3 and layer.backward(sn.get_array_module(y).ones_like(y)).shape == x.shape
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("groups, kwargs", [
+    (1, dict(kernel_size=3, padding=1)),
+    (1, dict(kernel_size=4, stride=2, dilation=2)),
+    (2, dict(kernel_size=3, stride=3, padding=1)),
+], ids=str)
+def test_unbatched_conv1d_matches_torch(device, groups, kwargs, dtype):
+    x = np.random.default_rng(17).standard_normal((2, 13))
+    layer = nn.Conv1d(2, 4, groups=groups, **kwargs)
+    torch_parity(layer, torch.nn.Conv1d(2, 4, groups=groups, **kwargs), x, dtype, steps=2,
+                 device=device)
+    y = layer(dev(x.astype(dtype)))
+    assert y.ndim == 2 and layer.backward(sn.get_array_module(y).ones_like(y)).shape == x.shape
+
+
+def test_unbatched_by_finite_differences(device):
+    fd_check(nn.Conv2d(2, 3, kernel_size=3, stride=2, padding=1),
+             np.random.default_rng(18).standard_normal((2, 6, 5)))
+    fd_check(nn.Conv1d(2, 2, kernel_size=3, padding=1, groups=2),
+             np.random.default_rng(19).standard_normal((2, 7)))
+
+
+@pytest.mark.parametrize("cls, x", [(nn.Conv2d, X4[0]), (nn.Conv1d, X3[0])], ids=["2d", "1d"])
+def test_unbatched_backward_refuses_batched_gy(device, cls, x):
+    layer = cls(2, 3, kernel_size=3, padding=1)
+    y = layer(dev(x))
+    with pytest.raises(ValueError, match=rf"{cls.__name__}\.backward: expected gy of shape "
+                                         rf"{_re_shape(y.shape)}"):
+        layer.backward(y[None])
+    assert layer.backward(y).shape == x.shape  # the refusal kept the cache

@@ -149,3 +149,60 @@ def test_dtype_is_kept(device, dtype):
     gx, gW, gb = conv2d_backward(sn.to_device(np.ones(y.shape, dtype), device), col, W,
                                  x.shape, (2, 1), (1, 1, 0, 0), (1, 2))
     assert gx.dtype == gW.dtype == gb.dtype == dtype
+
+
+# Grouped convolution: (N, C, O, groups, H, W), kernel, stride, pads, dilation.
+GROUPED = [
+    ((2, 4, 6, 2, 7, 8), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
+    ((2, 4, 4, 4, 7, 8), (3, 2), (1, 1), (2, 2, 1, 1), (2, 1)),  # depthwise
+    ((3, 6, 3, 3, 6, 5), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),
+    ((2, 8, 8, 4, 9, 9), (5, 3), (3, 2), (2, 2, 0, 0), (1, 2)),
+    # 2 MiB of columns and more: several chunks on the CPU, dL/dW summed over them
+    ((64, 16, 16, 8, 16, 16), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape, kernel, stride, pads, dilation", GROUPED, ids=str)
+def test_grouped_conv2d_matches_torch(device, dtype, shape, kernel, stride, pads, dilation):
+    from scratchnet.ops.conv import conv2d_columns
+    n, c, o, g, h, w = shape
+    rs = np.random.default_rng(2)
+    x = rs.standard_normal((n, c, h, w)).astype(dtype)
+    W = rs.standard_normal((o, c // g) + kernel).astype(dtype)
+    b = rs.standard_normal(o).astype(dtype)
+    xt, Wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
+    yt = F.conv2d(xt, Wt, bt, stride, pads[::2], dilation, groups=g)
+    gy = rs.standard_normal(yt.shape).astype(dtype)
+    yt.backward(torch.from_numpy(gy))
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    y, cols = conv2d(dev(x), dev(W), dev(b), stride, pads, dilation, groups=g)
+    assert y.dtype == dtype and rel_error(y, yt.detach().numpy()) <= tol
+    again = conv2d_columns(dev(x), W.shape, stride, pads, dilation, groups=g)
+    np.testing.assert_array_equal(sn.to_numpy(again), sn.to_numpy(cols))
+    y_eval, none = conv2d(dev(x), dev(W), dev(b), stride, pads, dilation, keep=False, groups=g)
+    assert none is None
+    np.testing.assert_array_equal(sn.to_numpy(y_eval), sn.to_numpy(y))
+    gx, gW, gb = conv2d_backward(dev(gy), cols, dev(W), x.shape, stride, pads, dilation,
+                                 consume=True, groups=g)
+    for got, want in ((gx, xt.grad), (gW, Wt.grad), (gb, bt.grad)):
+        assert got.dtype == dtype and rel_error(got, want.numpy()) <= tol
+    gx, gW2, gb = conv2d_backward(dev(gy), again, dev(W), x.shape, stride, pads, dilation,
+                                  need_gx=False, need_gb=False, groups=g)
+    assert gx is None and gb is None
+    np.testing.assert_array_equal(sn.to_numpy(gW2), sn.to_numpy(gW))
+
+
+def test_groups_one_is_the_ungrouped_path(device):
+    """groups=1 takes the plain path: the same bits as a call without it."""
+    rs = np.random.default_rng(3)
+    x, W, b = dev(rs.standard_normal((2, 3, 7, 8))), dev(rs.standard_normal((4, 3, 3, 3))), \
+        dev(rs.standard_normal(4))
+    args = ((2, 1), (1, 1, 0, 0), (1, 2))
+    y1, c1 = conv2d(x, W, b, *args)
+    y2, c2 = conv2d(x, W, b, *args, groups=1)
+    np.testing.assert_array_equal(sn.to_numpy(y1), sn.to_numpy(y2))
+    gy = dev(rs.standard_normal(y1.shape))
+    for a, bb in zip(conv2d_backward(gy, c1, W, x.shape, *args),
+                     conv2d_backward(gy, c2, W, x.shape, *args, groups=1)):
+        np.testing.assert_array_equal(sn.to_numpy(a), sn.to_numpy(bb))
