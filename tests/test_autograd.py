@@ -112,6 +112,10 @@ def test_no_grad_records_nothing():
 FUNCTIONAL = {
     "conv2d": ([(2, 3, 7, 6), (4, 3, 3, 2), (4,)],
                lambda m, x, w, b: m.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=1)),
+    "conv2d-grouped": ([(2, 4, 6, 6), (6, 2, 3, 3), (6,)],
+                       lambda m, x, w, b: m.conv2d(x, w, b, padding=1, groups=2)),
+    "conv2d-depthwise": ([(2, 3, 6, 5), (3, 1, 3, 3)],
+                         lambda m, x, w: m.conv2d(x, w, stride=2, groups=3)),
     "conv2d-dilated": ([(1, 2, 8, 8), (3, 2, 3, 3)],
                        lambda m, x, w: m.conv2d(x, w, stride=1, padding=2, dilation=2)),
     "max_pool2d": ([(2, 3, 7, 7)], lambda m, x: m.max_pool2d(x, 3, stride=2, padding=1)),
@@ -339,3 +343,37 @@ def test_mixing_devices_is_refused(fakegpu):
     with pytest.raises(ValueError, match="Linear: input is a numpy array"):
         model(host)
     assert a.grad is None and b.grad is None
+
+
+def test_max_pool_with_indices_on_the_tape_returns_a_tensor_and_the_indices(device):
+    x = np.random.default_rng(0).permutation(32).reshape(1, 2, 4, 4).astype(np.float64)
+    X = ag.Tensor(sn.to_device(x, device), requires_grad=True)
+    y, idx = nn.MaxPool2d(2, return_indices=True)(X)
+    (y * y).sum().backward()
+    xt = torch.tensor(x, requires_grad=True)
+    yt, it = TF.max_pool2d(xt, 2, return_indices=True)
+    (yt * yt).sum().backward()
+    assert isinstance(y, ag.Tensor) and not isinstance(idx, ag.Tensor)
+    np.testing.assert_array_equal(sn.to_numpy(idx), it.numpy())
+    assert rel_err(X.grad, xt.grad) <= TORCH_TOL
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_functional_cross_entropy_takes_torchs_options(reduction, device):
+    rs = np.random.default_rng(9)
+    x = rs.standard_normal((6, 4, 3))
+    labels = rs.integers(0, 4, (6, 3))
+    labels[0, 1] = -100
+    w = rs.random(4) + 0.5
+    a = ag.Tensor(sn.to_device(x, device), requires_grad=True)
+    at = torch.tensor(x, requires_grad=True)
+    y = F.cross_entropy(a, sn.to_device(labels, device), weight=sn.to_device(w, device),
+                        reduction=reduction, label_smoothing=0.1)
+    yt = TF.cross_entropy(at, torch.from_numpy(labels), weight=torch.from_numpy(w),
+                          reduction=reduction, label_smoothing=0.1)
+    (y * y).sum().backward()
+    (yt * yt).sum().backward()
+    assert rel_err(y.data, yt.detach()) <= TORCH_TOL
+    assert rel_err(a.grad, at.grad) <= TORCH_TOL
+    with pytest.raises(ValueError, match="labels must be in"):
+        F.cross_entropy(a, sn.to_device(np.full((6, 3), 7), device))

@@ -282,6 +282,9 @@ def _layer_node(module, args, kwargs):
         # call's values, which that call's backward still needs.
         object.__setattr__(module, "_columns_buffer", None)
     y = module.forward(*raw, **kwargs)
+    extra = ()
+    if isinstance(y, tuple):  # MaxPool2d(return_indices=True): (y, indices)
+        y, extra = y[0], tuple(y[1:])
     cache = module.__dict__.get("_cache")
     prefix = module.__dict__.get("_tape_path", "")
     params = [parameter_tensor(p, f"{prefix}.{k}" if prefix else k)
@@ -298,7 +301,7 @@ def _layer_node(module, args, kwargs):
     if out.grad_fn is not None:
         out.grad_fn.module = module
         object.__setattr__(module, "_tape_node", weakref.ref(out.grad_fn))
-    return out
+    return (out,) + extra if extra else out
 
 
 from . import _ops  # noqa: E402,F401  (adds the operators to Tensor)

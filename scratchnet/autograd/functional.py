@@ -32,20 +32,25 @@ def _grads(tensors, *gs):
     return tuple(g if t.requires_grad else None for t, g in zip(tensors, gs) if t is not None)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
-    """x (N, C, H, W), weight (O, C, kh, kw), bias (O,): a cross-correlation."""
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """x (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,): a cross-correlation."""
     x = _t(input)
     w, b = _t(weight, x), _t(bias, x)
     kh, kw = w.shape[2:]
     stride, dilation = pair(stride, "conv2d stride"), pair(dilation, "conv2d dilation")
     pads = ops.conv_pads(padding if isinstance(padding, str) else pair(padding, "padding"),
                          kh, kw, *dilation)
+    if groups < 1 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
+        raise ValueError(f"conv2d: expected input channels = weight.shape[1] * groups and "
+                         f"out channels divisible by groups, got input {x.shape}, weight "
+                         f"{w.shape}, groups={groups}")
     y, cols = ops.conv2d(x.data, w.data, None if b is None else b.data, stride, pads,
-                         dilation)
+                         dilation, groups=groups)
 
     def backward(gy):
         gx, gw, gb = ops.conv2d_backward(gy, cols, w.data, x.shape, stride, pads, dilation,
-                                         need_gx=x.requires_grad, need_gb=b is not None)
+                                         need_gx=x.requires_grad, need_gb=b is not None,
+                                         groups=groups)
         return _grads((x, w, b), gx, gw.reshape(w.shape), gb)
     return record("ConvolutionBackward", y, _given(x, w, b), backward)
 
@@ -146,26 +151,21 @@ def dropout(input, p=0.5, training=True):
                   lambda gy: (ops.dropout_backward(gy, mask),))
 
 
-def _labels(target, like):
-    t = target.data if isinstance(target, Tensor) else target
-    xp = backend.get_array_module(like.data)
-    return xp.asarray(t) if not backend.is_cupy_array(t) else t
-
-
-def cross_entropy(input, target, reduction="mean"):
-    """Softmax cross-entropy of logits (N, C) against integer labels (N,) in [0, C)."""
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
+    """Softmax cross-entropy of logits (N, C, ...) against class labels (N, ...) or class
+    probabilities, with PyTorch's weight, ignore_index and label_smoothing: the layer
+    ``nn.CrossEntropyLoss`` recorded as one node. Labels are checked at once, on the GPU
+    too (one read of the device; the layer used by itself defers that read)."""
+    from ..nn.loss import CrossEntropyLoss
     x = _t(input)
-    labels = _labels(target, x)
-    c = x.shape[1]
-    if not backend.is_cupy_array(labels) and labels.size and (
-            int(labels.min()) < 0 or int(labels.max()) >= c):
-        raise ValueError(f"cross_entropy: labels must be in [0, {c}), got values in "
-                         f"[{int(labels.min())}, {int(labels.max())}]")
-    loss, probs = ops.softmax_cross_entropy(x.data, labels, reduction)
-    xp = backend.get_array_module(x.data)
-    return record("NllLossBackward", xp.asarray(loss), (x,), lambda gy: (
-        ops.softmax_cross_entropy_backward(probs, labels, reduction,
-                                           gy if reduction == "none" else gy.reshape(())),))
+    w = weight.data if isinstance(weight, Tensor) else weight
+    t = target.data if isinstance(target, Tensor) else target
+    loss_fn = CrossEntropyLoss(reduction, weight=w, ignore_index=ignore_index,
+                               label_smoothing=label_smoothing)
+    out = loss_fn(x, t)
+    loss_fn.check_labels()
+    return out
 
 
 def mse_loss(input, target, reduction="mean"):
