@@ -5,25 +5,36 @@ The rule: every configuration PyTorch accepts, scratchnet accepts and matches in
 configuration PyTorch rejects (construction or forward raises), scratchnet rejects with a
 ValueError or TypeError whose message names the layer. Each test draws its cases with
 hypothesis (derandomized, so every run tries the same cases) and then checks that all
-EXAMPLES[layer] cases ran and that both outcomes occurred often enough for the rule to have
-been tested. The layers: Conv2d, Conv1d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Linear,
-BatchNorm2d, BatchNorm1d, the lazy LazyConv2d, LazyLinear and LazyBatchNorm2d (their
-first forward, the one that materialises them, is compared; a later input with another
-channel count is refused by both), ReLU, Sigmoid and Tanh (any rank, |x| up to 1e4,
-exact zeros), Dropout (scratchnet's mask given to torch's dropout kernels) and the
-losses CrossEntropyLoss and MSELoss (every reduction, the loss and dL/dinput).
+EXAMPLES[layer] cases ran and that both outcomes, and each drawn option, occurred often
+enough for the rule to have been tested. The layers: Conv2d and Conv1d (groups 1, a
+proper divisor, the channel count (depthwise), or one not dividing a channel count, or 0,
+which both refuse; batched or one image/sequence), MaxPool2d (ceil_mode, return_indices
+with the indices compared exactly) and AvgPool2d (ceil_mode, count_include_pad,
+divisor_override, negative and 0 included), AdaptiveAvgPool2d (None in the output size),
+the pools on one image (C, H, W) too, Linear (inputs (*, in): 1-D to 5-D), BatchNorm2d,
+BatchNorm1d, the lazy LazyConv2d (with groups and one-image inputs), LazyLinear (any
+leading axes) and LazyBatchNorm2d (their first forward, the one that materialises them, is
+compared; a later input with another channel count is refused by both), ReLU, Sigmoid and
+Tanh (any rank, |x| up to 1e4, exact zeros), Dropout (scratchnet's mask given to torch's
+dropout kernels) and the losses CrossEntropyLoss (every reduction; (N, C) and (N, C, d1,
+...) logits; class labels or class probabilities; weight; ignore_index, labels ignored,
+all of them now and then (a mean of NaN in both); label_smoothing) and MSELoss (the loss
+and dL/dinput).
 
-Outside the drawn domain, on purpose: empty tensors (a batch, channel or image size of 0),
-unbatched inputs (torch takes (C, H, W) for a 2-d layer; scratchnet asks for NCHW) and
-AdaptiveAvgPool2d's output sizes 0 and None (scratchnet refuses them with a ValueError or
-TypeError naming the layer, torch returns an empty tensor or keeps the input's size); a
-BatchNorm with neither affine parameters nor running statistics given another channel
-count than its num_features (torch never reads num_features then and normalises any
-channel count; scratchnet refuses it); Linear and LazyLinear inputs of more than two
-dimensions (torch takes (N, *, in); scratchnet asks for (N, in)); CrossEntropyLoss
-logits other than (N, C) and class-probability targets (scratchnet takes (N, C) logits
-and integer labels); an MSELoss target of another shape (torch broadcasts it with a
-warning; scratchnet refuses it).
+Outside the drawn domain, on purpose: empty tensors (a batch, channel or image size of 0)
+and AdaptiveAvgPool2d's output size 0 (scratchnet refuses it with a ValueError naming the
+layer, torch returns an empty tensor); a BatchNorm with neither affine parameters nor
+running statistics given another channel count than its num_features (torch never reads
+num_features then and normalises any channel count; scratchnet refuses it);
+CrossEntropyLoss on unbatched (C,) logits with a 0-d label (torch takes them; scratchnet
+asks for (N, C, ...)); an MSELoss target of another shape (torch broadcasts it with a
+warning; scratchnet refuses it). Disagreements on acceptance found by this fuzz's
+options, left out of the draw: CrossEntropyLoss with class probabilities and an
+ignore_index >= 0 (torch refuses it, "ignore_index is not supported for floating point
+target"; scratchnet ignores it); a negative label_smoothing (torch takes it as 0;
+scratchnet refuses it); integer labels other than int64 (torch refuses int32;
+scratchnet takes them); MaxPool2d(return_indices=1) (torch takes any truthy value there;
+scratchnet asks for True or False, as both do for ceil_mode and count_include_pad).
 """
 import collections
 import warnings
@@ -44,10 +55,10 @@ FUZZ = settings(derandomize=True, database=None, deadline=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow])
 # Cases per test: each test asserts that all of them ran (hypothesis stops early when it
 # runs out of distinct cases); the outcomes are printed with -s (pytest -s -k fuzz).
-EXAMPLES = {"Conv2d": 300, "Conv1d": 120, "MaxPool2d": 200, "AvgPool2d": 120,
-            "AdaptiveAvgPool2d": 80, "Linear": 60, "BatchNorm2d": 160, "BatchNorm1d": 120,
-            "LazyConv2d": 100, "LazyLinear": 60, "LazyBatchNorm2d": 80, "ReLU": 60,
-            "Sigmoid": 60, "Tanh": 60, "Dropout": 120, "CrossEntropyLoss": 120,
+EXAMPLES = {"Conv2d": 300, "Conv1d": 160, "MaxPool2d": 200, "AvgPool2d": 120,
+            "AdaptiveAvgPool2d": 80, "Linear": 80, "BatchNorm2d": 160, "BatchNorm1d": 120,
+            "LazyConv2d": 150, "LazyLinear": 60, "LazyBatchNorm2d": 80, "ReLU": 60,
+            "Sigmoid": 60, "Tanh": 60, "Dropout": 120, "CrossEntropyLoss": 200,
             "MSELoss": 80}
 # Plus the fixed cases of test_max_pool_with_many_window_offsets: 3 shapes, 2 strides.
 MANY_OFFSETS = [((16, 16), (17, 18)), ((16, 17), (16, 20)), ((1, 257), (2, 260))]
@@ -62,6 +73,13 @@ def _compare(what, a, b, floor):
     b = b.detach().numpy()
     assert a.dtype == b.dtype, f"{what}: dtype {a.dtype}, torch {b.dtype}"
     assert a.shape == b.shape, f"{what}: shape {a.shape}, torch {b.shape}"
+    if not np.issubdtype(b.dtype, np.floating):  # MaxPool2d's indices
+        assert np.array_equal(a, b), f"{what} differ from torch's"
+        return
+    # A mean over no targets (CrossEntropyLoss, every label ignored) is NaN in both.
+    nan = np.isnan(b)
+    assert np.array_equal(np.isnan(a), nan), f"{what}: NaNs differ"
+    a, b = np.where(nan, 0.0, a), np.where(nan, 0.0, b)
     # A max-pool window lying wholly in the padding is -inf in both; compare it exactly.
     inf = np.isinf(b)
     assert np.array_equal(np.isinf(a), inf) and np.array_equal(a[inf], b[inf]), \
@@ -91,11 +109,16 @@ def parity(layer, tlayer, x, steps=1, seed=0, gx_scale=None, copy=True):
         y = layer(xs)
         xt = torch.tensor(xs, requires_grad=True)
         yt = tlayer(xt)
+        checks = []
+        if isinstance(yt, tuple):  # MaxPool2d(return_indices=True): (output, indices)
+            assert isinstance(y, tuple) and len(y) == 2, "scratchnet gives no indices"
+            (y, idx), (yt, idxt) = y, yt
+            checks.append(("indices", idx, idxt, None))
         gy = rs.standard_normal(tuple(yt.shape))
         gx = layer.backward(gy)
         yt.backward(torch.from_numpy(gy))
         gx_floor = 1e-30 if gx_scale is None else gx_scale(xs) * np.abs(gy).max(initial=0.0)
-        checks = [("output", y, yt, 1e-30), ("input grad", gx, xt.grad, gx_floor)]
+        checks += [("output", y, yt, 1e-30), ("input grad", gx, xt.grad, gx_floor)]
         params = dict(layer.named_parameters())
         checks += [(f"{k}.grad", params[k].grad, p.grad, 1e-30)
                    for k, p in tlayer.named_parameters()]
@@ -172,16 +195,65 @@ def hw(v):
 
 
 @st.composite
+def grouped_channels(draw):
+    """(in_channels, out_channels, groups): groups 1, a proper divisor of the input channel
+    count (2 or 3 of 4 or 6) that divides the output's too, the input channel count
+    (depthwise, each output group 1 or 2 channels), or, now and then, one that both must
+    refuse: not dividing one of the channel counts, or 0."""
+    kind = draw(st.sampled_from(["1"] * 4 + ["divisor"] * 3 + ["depthwise"] * 2 + ["bad"]))
+    if kind == "1":
+        return draw(st.integers(1, 3)), draw(st.integers(1, 3)), 1
+    if kind == "divisor":
+        g = draw(st.integers(2, 3))
+        return 2 * g, g * draw(st.integers(1, 2)), g
+    if kind == "depthwise":
+        c = draw(st.integers(1, 4))
+        return c, c * draw(st.integers(1, 2)), c
+    g = draw(st.integers(2, 3))
+    cin, cout = g * draw(st.integers(1, 2)), g * draw(st.integers(1, 2))
+    which = draw(st.sampled_from(["in", "out", "zero"]))
+    if which == "zero":
+        return cin, cout, 0
+    off = draw(st.integers(1, g - 1))
+    return (cin + off, cout, g) if which == "in" else (cin, cout + off, g)
+
+
+UNBATCHED = st.sampled_from([False] * 3 + [True])  # one image, (C, H, W) or (C, L)
+
+
+def _note_groups(seen, result, kw, cin, cout, unbatched):
+    """Count the options a case had (not exclusive): groups > 1 accepted (depthwise when
+    groups == in_channels), a groups that divides not both channel counts refused, one
+    image or sequence accepted."""
+    g = kw["groups"]
+    if result == "rejected":
+        if g < 1 or cin % g or cout % g:
+            seen["groups not dividing the channels (or 0), refused"] += 1
+        return
+    if g > 1:
+        seen["depthwise" if g == cin else "groups, a divisor"] += 1
+    if unbatched:
+        seen["unbatched"] += 1
+
+
+def _assert_groups_seen(name, seen, least):
+    print(f"{name}, with: {dict(seen)}")
+    assert len(seen) == 4 and min(seen.values()) >= least, seen
+
+
+@st.composite
 def conv2d_cases(draw):
     kw = dict(kernel_size=draw(pair(1, 5)), stride=draw(pair(1, 3)),
               dilation=draw(st.sampled_from([1, 1, 2, (1, 2), (3, 1)])),
               padding=draw(st.one_of(pair(0, 2), st.sampled_from(["same", "valid"]))),
               bias=draw(st.booleans()))
     kw = _break(kw, draw(BREAK))
-    cin, cout = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    cin, cout, kw["groups"] = draw(grouped_channels())
     # Now and then the input has one channel too many.
     cx = cin + draw(st.sampled_from([0] * 9 + [1]))
-    shape = (draw(st.integers(1, 3)), cx, draw(SIZE), draw(SIZE))
+    shape = (cx, draw(SIZE), draw(SIZE))
+    if not draw(UNBATCHED):
+        shape = (draw(st.integers(1, 3)),) + shape
     return cin, cout, kw, shape
 
 
@@ -196,16 +268,19 @@ def test_conv2d_fuzz():
         x = np.random.default_rng(sum(shape)).standard_normal(shape)
         result = outcome("Conv2d", lambda: nn.Conv2d(cin, cout, **kw),
                          lambda: torch.nn.Conv2d(cin, cout, **kw), x)
+        _note_groups(seen, result, kw, cin, cout, len(shape) == 3)
         pad = kw["padding"]
         if result == "accepted" and not isinstance(pad, str):
             if any(_fits_exactly(s, k, p, d) for s, k, p, d in zip(
-                    shape[2:], hw(kw["kernel_size"]), hw(pad), hw(kw["dilation"]))):
+                    shape[-2:], hw(kw["kernel_size"]), hw(pad), hw(kw["dilation"]))):
                 return "accepted, kernel = padded input"
-            if shape[2:] == (1, 1):
+            if shape[-2:] == (1, 1):
                 return "accepted, 1x1 input"
         return result
 
+    seen = collections.Counter()
     counts = run_fuzz("Conv2d", conv2d_cases(), check)
+    _assert_groups_seen("Conv2d", seen, 10)
     assert counts["rejected"] >= 15
     assert counts["accepted"] >= 40
     assert counts["accepted, kernel = padded input"] >= 5
@@ -218,8 +293,10 @@ def conv1d_cases(draw):
               padding=draw(st.one_of(st.integers(0, 3), st.sampled_from(["same", "valid"]))),
               bias=draw(st.booleans()))
     kw = _break(kw, draw(BREAK))
-    cin, cout = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    shape = (draw(st.integers(1, 3)), cin, draw(st.integers(1, 9)))
+    cin, cout, kw["groups"] = draw(grouped_channels())
+    shape = (cin, draw(st.integers(1, 9)))
+    if not draw(UNBATCHED):
+        shape = (draw(st.integers(1, 3)),) + shape
     return cin, cout, kw, shape
 
 
@@ -227,15 +304,19 @@ def test_conv1d_fuzz():
     def check(case):
         cin, cout, kw, shape = case
         x = np.random.default_rng(sum(shape)).standard_normal(shape)
-        return outcome("Conv1d", lambda: nn.Conv1d(cin, cout, **kw),
-                       lambda: torch.nn.Conv1d(cin, cout, **kw), x)
+        result = outcome("Conv1d", lambda: nn.Conv1d(cin, cout, **kw),
+                         lambda: torch.nn.Conv1d(cin, cout, **kw), x)
+        _note_groups(seen, result, kw, cin, cout, len(shape) == 2)
+        return result
 
+    seen = collections.Counter()
     counts = run_fuzz("Conv1d", conv1d_cases(), check)
+    _assert_groups_seen("Conv1d", seen, 5)
     assert counts["rejected"] >= 8 and counts["accepted"] >= 25
 
 
 @st.composite
-def pool_cases(draw, dilation):
+def pool_cases(draw, name):
     kernel = draw(pair(1, 4))
     kh, kw_ = hw(kernel)
     # Padding up to half the kernel; now and then one more, which both must refuse.
@@ -244,29 +325,55 @@ def pool_cases(draw, dilation):
                              st.tuples(st.integers(0, kh // 2 + over),
                                        st.integers(0, kw_ // 2 + over))))
     kw = dict(kernel_size=kernel, stride=draw(st.one_of(st.none(), pair(1, 3))),
-              padding=padding)
-    if dilation:
+              padding=padding, ceil_mode=draw(st.booleans()))
+    if name == "MaxPool2d":
         kw["dilation"] = draw(st.sampled_from([1, 1, 2, 3, (1, 2)]))
+        kw["return_indices"] = draw(st.booleans())
+    else:
+        kw["count_include_pad"] = draw(st.booleans())
+        # 0: refused by both; a negative divisor is taken by both
+        kw["divisor_override"] = draw(st.sampled_from([None] * 6 + [1, 3, -2, 0]))
     kw = _break(kw, draw(BREAK), tuple(kw))
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 7)),
-             draw(st.integers(1, 7)))
+    shape = (draw(st.integers(1, 3)), draw(SIZE), draw(SIZE))
+    if not draw(UNBATCHED):
+        shape = (draw(st.integers(1, 2)),) + shape
     return kw, shape
 
 
 def _all_padding_window(shape, kw):
     """Some max-pool window of a valid configuration lies wholly in the padding."""
     stride = kw["stride"] if kw["stride"] is not None else kw["kernel_size"]
-    axes = list(zip(shape[2:], hw(kw["kernel_size"]), hw(stride), hw(kw["padding"]),
+    axes = list(zip(shape[-2:], hw(kw["kernel_size"]), hw(stride), hw(kw["padding"]),
                     hw(kw.get("dilation", 1))))
     if any(min(k, s, d) < 1 or not 0 <= 2 * p <= k or size + 2 * p < d * (k - 1) + 1
            for size, k, s, p, d in axes):
         return False  # rejected by both
     for size, k, s, p, d in axes:
-        n_out = (size + 2 * p - d * (k - 1) - 1) // s + 1
+        n_out = _pool_out(size, k, s, p, d, kw["ceil_mode"])
         for o in range(n_out):
             if all(not p <= o * s + i * d < p + size for i in range(k)):
                 return True
     return False
+
+
+def _pool_out(size, k, s, p, d, ceil_mode):
+    """PyTorch's pooling output size: ceil mode drops a last window that would start
+    past the input (in the trailing padding)."""
+    span = size + 2 * p - d * (k - 1) - 1
+    n = (span + (s - 1 if ceil_mode else 0)) // s + 1
+    return n - 1 if ceil_mode and (n - 1) * s >= size + p else n
+
+
+class _Crop(torch.nn.Module):
+    """The leading (oh, ow) of each plane: ceil mode over an input padded beforehand may
+    keep a last window that the padded pooling drops."""
+
+    def __init__(self, oh, ow):
+        super().__init__()
+        self.oh, self.ow = oh, ow
+
+    def forward(self, y):
+        return y[..., :self.oh, :self.ow]
 
 
 def _all_padding_case(make, make_torch, kw, x):
@@ -280,11 +387,22 @@ def _all_padding_case(make, make_torch, kw, x):
     (ph, pw), dilation = hw(kw["padding"]), kw.get("dilation", 1)
     with torch.no_grad():
         yt = make_torch().double()(torch.from_numpy(x))
-    _compare("output", make()(x), yt, 1e-30)
+    y = make()(x)
+    if kw.get("return_indices"):
+        # torch's index for a window wholly in the padding points past the input (see
+        # above); every other index is compared.
+        (y, idx), (yt, idxt) = y, yt
+        finite = torch.isfinite(yt).numpy()
+        _compare("indices", sn.to_numpy(idx)[finite], idxt[finite], None)
+    _compare("output", y, yt, 1e-30)
+    kw = dict(kw, return_indices=False)  # the gradient does not depend on it
     ref = lambda: torch.nn.Sequential(  # noqa: E731
         torch.nn.ConstantPad2d((pw, pw, ph, ph), float("-inf")),
-        torch.nn.MaxPool2d(kw["kernel_size"], kw["stride"], 0, dilation))
-    outcome("MaxPool2d", make, make_torch, x, make_ref=ref)
+        torch.nn.MaxPool2d(kw["kernel_size"], kw["stride"], 0, dilation,
+                           ceil_mode=kw["ceil_mode"]),
+        _Crop(*yt.shape[-2:]))
+    outcome("MaxPool2d", lambda: nn.MaxPool2d(**kw), lambda: torch.nn.MaxPool2d(**kw), x,
+            make_ref=ref)
     return "accepted, a window wholly in the padding"
 
 
@@ -298,43 +416,86 @@ def test_pool_fuzz(name):
         make = lambda: getattr(nn, name)(**kw)  # noqa: E731
         make_torch = lambda: getattr(torch.nn, name)(**kw)  # noqa: E731
         if name == "MaxPool2d" and _all_padding_window(shape, kw):
-            return _all_padding_case(make, make_torch, kw, x)
-        return outcome(name, make, make_torch, x)
+            result = _all_padding_case(make, make_torch, kw, x)
+        else:
+            result = outcome(name, make, make_torch, x)
+        if result != "rejected":  # the options each accepted case had (not exclusive)
+            seen.update(k for k, v in [
+                ("one image", len(shape) == 3), ("ceil_mode", kw["ceil_mode"]),
+                ("return_indices", kw.get("return_indices")),
+                ("count_include_pad=False", kw.get("count_include_pad") is False),
+                ("divisor_override", kw.get("divisor_override") is not None)] if v)
+        return result
 
-    counts = run_fuzz(name, pool_cases(name == "MaxPool2d"), check)
+    seen = collections.Counter()
+    counts = run_fuzz(name, pool_cases(name), check)
+    print(f"{name}, accepted with: {dict(seen)}")
     assert counts["rejected"] >= 10 and counts["accepted"] >= 25
+    assert seen["one image"] >= 10 and seen["ceil_mode"] >= 10
+    if name == "MaxPool2d":
+        assert seen["return_indices"] >= 10
+        assert counts["accepted, a window wholly in the padding"] >= 3
+    else:
+        assert seen["count_include_pad=False"] >= 10 and seen["divisor_override"] >= 5
 
 
 def test_adaptive_avg_pool_fuzz():
-    cases = st.tuples(pair(1, 9), st.tuples(st.integers(1, 2), st.integers(1, 3),
-                                            st.integers(1, 7), st.integers(1, 7)))
+    # None for oh or ow keeps the input's size; a bare None is refused by both (torch at
+    # its forward).
+    size = st.one_of(st.none(), st.integers(1, 9))
+    out = st.one_of(st.integers(1, 9), st.tuples(size, size),
+                    st.sampled_from([None] + [3] * 9))
+    shape = st.tuples(st.integers(1, 3), st.integers(1, 7), st.integers(1, 7))
+    cases = st.tuples(out, shape, UNBATCHED, st.integers(1, 2))
 
     def check(case):
-        out, shape = case
+        out, shape, one, n = case
+        shape = shape if one else (n,) + shape
         x = np.random.default_rng(sum(shape)).standard_normal(shape)
         result = outcome("AdaptiveAvgPool2d", lambda: nn.AdaptiveAvgPool2d(out),
                          lambda: torch.nn.AdaptiveAvgPool2d(out), x)
-        larger = any(o > s for o, s in zip(hw(out), shape[2:]))
+        if result == "rejected":
+            assert out is None, f"AdaptiveAvgPool2d({out}) refused by both"
+            return result
+        if one:
+            seen["one image"] += 1
+        if None in hw(out):
+            seen["None in the output size"] += 1
+        larger = any(o is not None and o > s for o, s in zip(hw(out), shape[-2:]))
         return result + (", larger than the input" if larger else "")
 
+    seen = collections.Counter()
     counts = run_fuzz("AdaptiveAvgPool2d", cases, check)
-    assert counts["accepted"] + counts["accepted, larger than the input"] == \
-        EXAMPLES["AdaptiveAvgPool2d"]
+    print(f"AdaptiveAvgPool2d, accepted with: {dict(seen)}")
     assert counts["accepted, larger than the input"] >= 10
+    assert counts["rejected"] >= 1  # output_size None
+    assert seen["one image"] >= 10 and seen["None in the output size"] >= 10
+
+
+def linear_leading():
+    """Leading axes of a Linear input (*, in): none (a 1-D input), (N,) (most often), or
+    (N, *) with up to 3 axes more."""
+    return st.sampled_from([0, 1, 1, 1, 2, 3, 4]).flatmap(
+        lambda k: st.tuples(*[st.integers(1, 4)] * k))
 
 
 def test_linear_fuzz():
     cases = st.tuples(st.integers(1, 6), st.integers(1, 6), st.booleans(),
-                      st.integers(1, 4), st.sampled_from([0] * 5 + [1, -1]))
+                      linear_leading(), st.sampled_from([0] * 5 + [1, -1]))
 
     def check(case):
-        fin, fout, bias, n, off = case
-        x = np.random.default_rng(n + fin).standard_normal((n, max(fin + off, 1)))
-        return outcome("Linear", lambda: nn.Linear(fin, fout, bias=bias),
-                       lambda: torch.nn.Linear(fin, fout, bias=bias), x)
+        fin, fout, bias, lead, off = case
+        shape = lead + (max(fin + off, 1),)
+        x = np.random.default_rng(sum(shape) + len(shape)).standard_normal(shape)
+        result = outcome("Linear", lambda: nn.Linear(fin, fout, bias=bias),
+                         lambda: torch.nn.Linear(fin, fout, bias=bias), x)
+        if result == "accepted" and len(shape) != 2:
+            return "accepted, 1-D" if len(shape) == 1 else "accepted, (N, *, in)"
+        return result
 
     counts = run_fuzz("Linear", cases, check)
-    assert counts["rejected"] >= 3 and counts["accepted"] >= 25
+    assert counts["rejected"] >= 3 and counts["accepted"] >= 5
+    assert counts["accepted, 1-D"] >= 5 and counts["accepted, (N, *, in)"] >= 10
 
 
 BN_RANKS = {"BatchNorm2d": (4,), "BatchNorm1d": (2, 3)}
@@ -471,7 +632,7 @@ def lazy_outcome(name, make, make_torch, x, other_channels=None, steps=1, seed=0
     if other_channels is None:
         return "accepted"
     shape = list(x.shape)
-    shape[1] = other_channels
+    shape[_channel_axis(name, x.ndim)] = other_channels
     x2 = np.random.default_rng(seed).standard_normal(shape)
     with pytest.raises(RuntimeError):
         tlayer(torch.from_numpy(x2))
@@ -485,6 +646,14 @@ def lazy_outcome(name, make, make_torch, x, other_channels=None, steps=1, seed=0
     return "accepted, another channel count refused"
 
 
+def _channel_axis(name, ndim):
+    """Where a lazy layer reads its in_channels (in_features): the last axis for
+    LazyLinear, axis 0 of one image (C, H, W) for LazyConv2d, else axis 1."""
+    if name == "LazyLinear":
+        return ndim - 1
+    return 0 if name == "LazyConv2d" and ndim == 3 else 1
+
+
 @st.composite
 def lazy_cases(draw, name):
     """(kwargs, input shape, training, steps, a second input's channel count or None)."""
@@ -495,12 +664,13 @@ def lazy_cases(draw, name):
         kw = dict(kw, out_channels=cout)
     elif name == "LazyLinear":
         kw = dict(out_features=draw(st.integers(1, 6)), bias=draw(st.booleans()))
-        shape = (draw(st.integers(1, 4)), draw(st.integers(1, 6)))
+        shape = draw(linear_leading()) + (draw(st.integers(1, 6)),)
     else:
         _, kw, shape, training, steps = draw(batch_norm_cases())
         # Without weights or running statistics torch takes any channel count.
         other = other and (kw["affine"] or kw["track_running_stats"])
-    return kw, shape, training, steps, shape[1] + 1 if other else None
+    return kw, shape, training, steps, (shape[_channel_axis(name, len(shape))] + 1
+                                        if other else None)
 
 
 @pytest.mark.parametrize("name", ["LazyConv2d", "LazyLinear", "LazyBatchNorm2d"])
@@ -514,10 +684,23 @@ def test_lazy_fuzz(name):
         if name == "LazyBatchNorm2d":  # gamma: ones
             batch_stats = training or not kw["track_running_stats"]
             gx_scale = _bn_gx_scale(np.ones(1), kw, shape, batch_stats)
-        return lazy_outcome(name, make, make_torch, x, other, steps=steps, seed=sum(shape),
-                            gx_scale=gx_scale)
+        result = lazy_outcome(name, make, make_torch, x, other, steps=steps,
+                              seed=sum(shape), gx_scale=gx_scale)
+        if result != "rejected":  # the options each accepted case had (not exclusive)
+            seen.update(k for k, v in [
+                ("groups > 1", kw.get("groups", 1) > 1),
+                ("one image", name == "LazyConv2d" and len(shape) == 3),
+                ("input not 2-D", name == "LazyLinear" and len(shape) != 2)] if v)
+        return result
 
+    seen = collections.Counter()
     counts = run_fuzz(name, lazy_cases(name), check)
+    if seen:
+        print(f"{name}, accepted with: {dict(seen)}")
+    if name == "LazyConv2d":
+        assert seen["groups > 1"] >= 8 and seen["one image"] >= 5
+    if name == "LazyLinear":
+        assert seen["input not 2-D"] >= 20
     assert counts["accepted"] >= 25
     assert counts["accepted, another channel count refused"] >= 8
     if name != "LazyLinear":  # every LazyLinear configuration in the domain is valid
@@ -637,25 +820,60 @@ def test_cross_entropy_fuzz():
     @st.composite
     def cases(draw):
         n, c = draw(st.integers(1, 5)), draw(st.integers(1, 6))
-        bad = draw(st.sampled_from([None] * 8 + ["label C", "label -1", "labels N+1"]))
-        return n, c, draw(st.sampled_from([1.0, 10.0, 1e3, 1e4])), draw(REDUCTIONS), bad
+        dims = draw(st.sampled_from([()] * 3 + [(1,), (2,), (3,), (2, 2), (1, 3)]))
+        probs = draw(st.sampled_from([False] * 3 + [True]))
+        bad = draw(st.sampled_from(
+            [None] * 10 + ["label C", "label -1", "labels N+1", "weight C+1", "smoothing 1.5"]))
+        return dict(n=n, c=c, dims=dims, probs=probs, bad=bad,
+                    scale=draw(st.sampled_from([1.0, 10.0, 1e3, 1e4])),
+                    reduction=draw(REDUCTIONS), weight=draw(st.booleans()),
+                    # Excluded, a disagreement: with class probabilities torch refuses an
+                    # ignore_index >= 0 ("ignore_index is not supported for floating point
+                    # target"); scratchnet takes it and ignores it (there are no labels).
+                    ignore=draw(st.sampled_from([None] * 3 + [-1] if probs else
+                                                [None] * 3 + [-1, 0, "C-1", "C"])),
+                    smoothing=draw(st.sampled_from([0.0] * 3 + [0.1, 0.5, 1.0])))
 
     def check(case):
-        n, c, scale, reduction, bad = case
-        rs = np.random.default_rng(n * 7 + c)
-        x = rs.standard_normal((n, c)) * scale
-        labels = rs.integers(0, c, n + (bad == "labels N+1"))
-        if bad in ("label C", "label -1"):
-            labels[rs.integers(0, n)] = c if bad == "label C" else -1
-        result = loss_outcome("CrossEntropyLoss", lambda: nn.CrossEntropyLoss(reduction),
-                              lambda: torch.nn.CrossEntropyLoss(reduction=reduction), x,
-                              labels, (n,) if reduction == "none" else ())
-        return result + (", |logits| up to 1e4" if result == "accepted" and scale >= 1e3
-                         else "")
+        n, c, dims, bad = case["n"], case["c"], case["dims"], case["bad"]
+        rs = np.random.default_rng(n * 7 + c + 100 * len(dims))
+        x = rs.standard_normal((n, c) + dims) * case["scale"]
+        ignore = {None: -100, "C-1": c - 1, "C": c}.get(case["ignore"], case["ignore"])
+        if case["probs"]:  # class probabilities (rows summing to 1, or not: both take them)
+            target = rs.uniform(0, 1, x.shape)
+            if rs.random() < 0.7:
+                target /= target.sum(axis=1, keepdims=True)
+        else:
+            target = rs.integers(0, c, (n + (bad == "labels N+1"),) + dims)
+            if bad in ("label C", "label -1"):
+                target.reshape(-1)[rs.integers(0, target.size)] = c if bad == "label C" else -1
+            if ignore != -100 and rs.random() < 0.7:  # some labels ignored (maybe all)
+                target[rs.random(target.shape) < 0.4] = ignore
+        kw = dict(ignore_index=ignore,
+                  label_smoothing=1.5 if bad == "smoothing 1.5" else case["smoothing"])
+        w = rs.uniform(0.2, 2, c + (bad == "weight C+1")) if case["weight"] else None
+        reduction = case["reduction"]
+        result = loss_outcome(
+            "CrossEntropyLoss", lambda: nn.CrossEntropyLoss(reduction, weight=w, **kw),
+            lambda: torch.nn.CrossEntropyLoss(
+                weight=None if w is None else torch.from_numpy(w), reduction=reduction, **kw),
+            x, target, (n,) + dims if reduction == "none" else ())
+        if result == "accepted":  # the options each accepted case had (not exclusive)
+            seen.update(k for k, v in [
+                ("|logits| up to 1e4", case["scale"] >= 1e3), ("(N, C, d1, ...)", dims),
+                ("class probabilities", case["probs"]), ("weight", w is not None),
+                ("ignored labels", not case["probs"] and (target == ignore).any()),
+                ("label_smoothing", kw["label_smoothing"] > 0)] if v)
+            if not case["probs"] and (target == ignore).all() and reduction == "mean":
+                nan["every label ignored, a mean of NaN"] += 1
+        return result
 
+    seen, nan = collections.Counter(), collections.Counter()
     counts = run_fuzz("CrossEntropyLoss", cases(), check)
-    assert counts["accepted"] >= 25 and counts["accepted, |logits| up to 1e4"] >= 15
-    assert counts["rejected"] >= 20
+    print(f"CrossEntropyLoss, accepted with: {dict(seen)}, {dict(nan)}")
+    assert counts["accepted"] >= 60 and counts["rejected"] >= 20
+    assert min(seen.values()) >= 15 and len(seen) == 6, seen
+    assert nan["every label ignored, a mean of NaN"] >= 1
 
 
 def test_mse_fuzz():
