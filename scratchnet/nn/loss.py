@@ -110,6 +110,9 @@ class CrossEntropyLoss(_Loss):
                 raise ValueError(f"{self.name}: a floating-point target holds class "
                                  f"probabilities, of the logits' shape {shape}; got "
                                  f"{tuple(target.shape)} (class indices are integers)")
+            if self.ignore_index >= 0:  # PyTorch refuses it too: no label to compare
+                raise ValueError(f"{self.name}: ignore_index={self.ignore_index} needs class "
+                                 "labels, not class probabilities")
         elif not np.issubdtype(target.dtype, np.integer):
             raise TypeError(f"{self.name}: expected integer class labels or floating-point "
                             f"class probabilities, got {target.dtype}")

@@ -570,3 +570,13 @@ def test_weight_is_a_buffer_that_follows_the_loss():
     assert loss.weight.dtype == np.float32 and list(loss.state_dict()) == ["weight"]
     assert loss.double().weight.dtype == np.float64
     assert list(nn.CrossEntropyLoss().state_dict()) == []
+
+
+def test_probability_targets_refuse_a_nonnegative_ignore_index_as_torch_does(device):
+    x = sn.to_device(np.zeros((2, 3)), device)
+    p = sn.to_device(np.full((2, 3), 1 / 3), device)
+    with pytest.raises(RuntimeError):
+        F.cross_entropy(torch.zeros(2, 3), torch.full((2, 3), 1 / 3), ignore_index=1)
+    with pytest.raises(ValueError, match="ignore_index=1 needs class labels"):
+        nn.CrossEntropyLoss(ignore_index=1)(x, p)
+    assert float(nn.CrossEntropyLoss(ignore_index=-1)(x, p)) == pytest.approx(np.log(3))
