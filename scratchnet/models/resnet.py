@@ -4,6 +4,16 @@ from .. import nn
 from .classifier import Classifier
 
 
+def add_paths(block, Y, skip):
+    """Y + skip for a residual block, refused clearly when the two shapes differ. A new
+    array: the layer that made Y may still hold it for its backward."""
+    if skip.shape != Y.shape:
+        raise ValueError(f"{block}: the skip path gives {tuple(skip.shape)} but the main "
+                         f"path {tuple(Y.shape)}; use use_1x1conv=True when the channels "
+                         "or the stride change")
+    return Y + skip
+
+
 class Residual(nn.Module):
     """Y = relu(bn2(conv2(relu(bn1(conv1(X))))) + skip(X)), skip = conv3 (1x1) or identity.
 
@@ -25,11 +35,7 @@ class Residual(nn.Module):
         Y = self.relu1(self.bn1(self.conv1(X)))
         Y = self.bn2(self.conv2(Y))
         skip = self.conv3(X) if self.conv3 is not None else X
-        if skip.shape != Y.shape:
-            raise ValueError(f"Residual: the skip path gives {tuple(skip.shape)} but the main "
-                             f"path {tuple(Y.shape)}; use use_1x1conv=True when the channels "
-                             "or the stride change")
-        return self.relu2(Y + skip)
+        return self.relu2(add_paths(self.name, Y, skip))
 
     def backward(self, gy):
         g = self.relu2.backward(gy)
@@ -77,11 +83,7 @@ class ResNeXtBlock(nn.Module):
         Y = self.relu2(self.bn2(self.conv2(Y)))
         Y = self.bn3(self.conv3(Y))
         skip = self.bn4(self.conv4(X)) if self.conv4 is not None else X
-        if skip.shape != Y.shape:
-            raise ValueError(f"ResNeXtBlock: the skip path gives {tuple(skip.shape)} but the "
-                             f"main path {tuple(Y.shape)}; use use_1x1conv=True when the "
-                             "channels or the stride change")
-        return self.relu3(Y + skip)
+        return self.relu3(add_paths(self.name, Y, skip))
 
     def backward(self, gy):
         g = self.relu3.backward(gy)
