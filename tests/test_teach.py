@@ -78,19 +78,26 @@ def test_im2col_and_col2im_match_the_fast_ones(device):
         assert abs(float((col * c).sum() - (x * gx).sum())) <= TOL * float(abs(col * c).sum())
 
 
-@pytest.mark.parametrize("x_shape, W_shape, stride, padding, dilation, bias", CONV, ids=str)
-def test_conv2d_matches_fast_op(device, x_shape, W_shape, stride, padding, dilation, bias):
+def conv_against_fast_op(x_shape, W_shape, stride, padding, dilation, bias, groups=1):
+    """The readable conv's output and gradients equal the fast op's; returns
+    (x, W, b, gy, the readable gradients) for a finite-difference check."""
     x, W = dev(normal(*x_shape)), dev(normal(*W_shape, seed=1))
     b = dev(normal(W_shape[0], seed=2)) if bias else None
-    y, cache = teach.conv2d_forward(x, W, b, stride, padding, dilation)
+    y, cache = teach.conv2d_forward(x, W, b, stride, padding, dilation, groups)
     args = (pair(stride), pads(padding), pair(dilation))
-    y_fast, cols = ops.conv2d(x, W, b, *args)
+    y_fast, cols = ops.conv2d(x, W, b, *args, groups=groups)
     assert_same(y, y_fast, "y")
     gy = dev(normal(*y.shape, seed=3))
     grads = teach.conv2d_backward(gy, cache)
-    fast = ops.conv2d_backward(gy, cols, W, x.shape, *args, need_gb=bias)
+    fast = ops.conv2d_backward(gy, cols, W, x.shape, *args, need_gb=bias, groups=groups)
     for what, g, f in zip(("gx", "gW", "gb"), grads, fast):
         assert_same(g, f, what)
+    return x, W, b, gy, grads
+
+
+@pytest.mark.parametrize("x_shape, W_shape, stride, padding, dilation, bias", CONV, ids=str)
+def test_conv2d_matches_fast_op(device, x_shape, W_shape, stride, padding, dilation, bias):
+    conv_against_fast_op(x_shape, W_shape, stride, padding, dilation, bias)
 
 
 @pytest.mark.parametrize("x_shape, W_shape, stride, padding, dilation, bias", CONV[:4], ids=str)
@@ -116,17 +123,8 @@ GROUPED = [((2, 4, 6, 7), (6, 2, 3, 3), 2, 1, 1, 2),
 def test_grouped_conv2d_matches_fast_op_and_finite_differences(device, x_shape, W_shape,
                                                                stride, padding, dilation,
                                                                groups):
-    x, W, b = dev(normal(*x_shape)), dev(normal(*W_shape, seed=1)), dev(normal(W_shape[0],
-                                                                              seed=2))
-    y, cache = teach.conv2d_forward(x, W, b, stride, padding, dilation, groups)
-    args = (pair(stride), pads(padding), pair(dilation))
-    y_fast, cols = ops.conv2d(x, W, b, *args, groups=groups)
-    assert_same(y, y_fast, "y")
-    gy = dev(normal(*y.shape, seed=3))
-    grads = teach.conv2d_backward(gy, cache)
-    fast = ops.conv2d_backward(gy, cols, W, x.shape, *args, groups=groups)
-    for what, g, f in zip(("gx", "gW", "gb"), grads, fast):
-        assert_same(g, f, what)
+    x, W, b, gy, grads = conv_against_fast_op(x_shape, W_shape, stride, padding, dilation,
+                                              True, groups)
     assert_fd(lambda: teach.conv2d_forward(x, W, b, stride, padding, dilation, groups)[0],
               [x, W, b], list(grads), gy)
 
