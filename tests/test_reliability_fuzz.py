@@ -29,9 +29,7 @@ num_features then and normalises any channel count; scratchnet refuses it);
 CrossEntropyLoss on unbatched (C,) logits with a 0-d label (torch takes them; scratchnet
 asks for (N, C, ...)); an MSELoss target of another shape (torch broadcasts it with a
 warning; scratchnet refuses it). Disagreements on acceptance found by this fuzz's
-options, left out of the draw: CrossEntropyLoss with class probabilities and an
-ignore_index >= 0 (torch refuses it, "ignore_index is not supported for floating point
-target"; scratchnet ignores it); a negative label_smoothing (torch takes it as 0;
+options, left out of the draw: a negative label_smoothing (torch takes it as 0;
 scratchnet refuses it); integer labels other than int64 (torch refuses int32;
 scratchnet takes them); MaxPool2d(return_indices=1) (torch takes any truthy value there;
 scratchnet asks for True or False, as both do for ceil_mode and count_include_pad).
