@@ -10,4 +10,21 @@ from .ops.parallel import get_num_threads, set_num_threads
 from .reference import (corr2d, corr2d_multi_in, corr2d_multi_in_out, corr2d_multi_in_out_1x1,
                         pool2d)
 
+from .autograd import Size, Tensor
+from .tensors import *  # noqa: F401,F403  (tensor, zeros, rand, stack, float32, ...)
+from .tensors import __all__ as _tensor_names
+
 __version__ = "0.1.0"
+
+# Optimizers under PyTorch's path too: torch.optim.SGD.
+__all__ = ["Tensor", "Size", "nn", "optim", "data", "no_grad", "manual_seed", "use_device",
+           "get_device", "gpu_available", "save", "load"] + list(_tensor_names)
+
+
+def __getattr__(name):
+    """``import scratchnet as torch`` meets PyTorch code: a name scratchnet lacks says so,
+    instead of an AttributeError from somewhere deeper."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise AttributeError(f"torch.{name} is not part of scratchnet (it covers what "
+                         f"d2l's chapters 7-8 use; see the README's API tour)")

@@ -29,9 +29,18 @@ import numpy as np
 
 from .. import backend
 from ..backend import no_grad
+from ..nn.parameter import Parameter
 
-__all__ = ["Tensor", "Node", "no_grad", "backward_order", "to_dot", "plot_graph",
+__all__ = ["Tensor", "Size", "Node", "no_grad", "backward_order", "to_dot", "plot_graph",
            "functional"]
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple, printed as PyTorch prints one (``torch.Size([2, 3])``),
+    so a cell's output reads line by line against the book's."""
+
+    def __repr__(self):
+        return f"torch.Size({list(self)})"
 
 
 class Node:
@@ -41,6 +50,10 @@ class Node:
     def __init__(self, name, inputs, backward_fn, out):
         self.name = name
         self.inputs = tuple(inputs)
+        # Each input's producer and need for a gradient as they were when this op ran:
+        # an in-place write (``Y[i, j] = ...``) later gives the tensor a new grad_fn,
+        # but this op read the old value.
+        self.edges = tuple((t.grad_fn, t.requires_grad) for t in self.inputs)
         self.backward_fn = backward_fn
         self.out_shape = tuple(out.shape)
         self.out = weakref.ref(out)
@@ -61,7 +74,7 @@ class Tensor:
     __array_priority__ = 1000  # numpy scalars and arrays defer to our operators
 
     def __init__(self, data, requires_grad=False, name=None):
-        if isinstance(data, Tensor):
+        if isinstance(data, (Tensor, Parameter)):
             data = data.data
         if backend.is_cupy_array(data) or isinstance(data, np.ndarray):
             if backend.device_of(data) != backend.get_device():
@@ -98,7 +111,7 @@ class Tensor:
         else:
             self._grad = value
 
-    shape = property(lambda self: tuple(self.data.shape))
+    shape = property(lambda self: Size(self.data.shape))
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
     device = property(lambda self: backend.device_of(self.data))
@@ -107,13 +120,26 @@ class Tensor:
     def numel(self):
         return int(self.data.size)
 
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails: a PyTorch method scratchnet lacks.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise AttributeError(f"torch.Tensor.{name} is not part of scratchnet's Tensor (it "
+                             "has what d2l's chapters 7-8 use; .data is the numpy/cupy "
+                             "array, for anything else)")
+
     def __len__(self):
         return len(self.data)
 
-    def __repr__(self):
-        extra = f", grad_fn={self.grad_fn!r}" if self.grad_fn is not None else (
-            ", requires_grad=True" if self.requires_grad else "")
-        return f"Tensor({backend.to_numpy(self.data)!r}{extra})"
+    def __repr__(self):  # as PyTorch prints: tensor([[19., 25.], ...])
+        from .printing import tensor_repr
+        return tensor_repr(self)
+
+    __str__ = __repr__
+
+    def __format__(self, spec):  # f"{loss:.3f}" on a one-number tensor
+        from .printing import tensor_format
+        return tensor_format(self, spec)
 
     def detach(self):
         return Tensor(self.data)
@@ -130,7 +156,10 @@ class Tensor:
 
 
 def _ensure(v, like):
-    """A Tensor for v: Tensors pass; numbers and arrays become constants on like's device."""
+    """A Tensor for v: Tensors pass; a Parameter is its leaf on the tape; numbers and
+    arrays become constants on like's device."""
+    if isinstance(v, Parameter):
+        v = parameter_tensor(v)
     if isinstance(v, Tensor):
         if v.device != like.device:
             raise ValueError(f"autograd: an op mixes a tensor on {like.device} with one on "
@@ -171,9 +200,9 @@ def _topological(root):
             continue
         seen.add(id(node))
         stack.append((node, True))
-        for t in node.inputs:
-            if t.grad_fn is not None and id(t.grad_fn) not in seen:
-                stack.append((t.grad_fn, False))
+        for fn, _ in node.edges:
+            if fn is not None and id(fn) not in seen:
+                stack.append((fn, False))
     return order[::-1]  # root first
 
 
@@ -188,14 +217,14 @@ def run_backward(t, gradient=None):
     if gradient is None:
         if t.data.size != 1:
             raise RuntimeError(f"backward: a gradient can be created implicitly only for a "
-                               f"scalar output; got shape {t.shape}: pass gradient=, an "
+                               f"scalar output; got shape {tuple(t.shape)}: pass gradient=, an "
                                f"array of that shape")
         g = xp.ones_like(t.data)
     else:
         g = gradient.data if isinstance(gradient, Tensor) else gradient
         g = g if hasattr(g, "shape") else xp.asarray(g, dtype=t.dtype)
         if tuple(g.shape) != t.shape:
-            raise RuntimeError(f"backward: expected a gradient of shape {t.shape} (the "
+            raise RuntimeError(f"backward: expected a gradient of shape {tuple(t.shape)} (the "
                                f"tensor's), got {tuple(g.shape)}")
         if backend.device_of(g) != t.device:
             raise RuntimeError(f"backward: the tensor is on {t.device} but the gradient on "
@@ -218,14 +247,13 @@ def run_backward(t, gradient=None):
             out._grad = gy
         gins = node.backward_fn(gy)
         node.free()
-        for inp, gin in zip(node.inputs, gins):
-            if gin is None or not inp.requires_grad:
-                continue
-            if inp.grad_fn is None:
-                if inp._param is None:  # a layer's backward filled its Parameter already
-                    _accumulate(inp, gin)
+        for inp, (fn, needs), gin in zip(node.inputs, node.edges, gins):
+            if gin is None or not needs:
+                continue  # (a layer's backward fills its own Parameters and returns None)
+            if fn is None:
+                _accumulate(inp, gin)
             else:
-                key = id(inp.grad_fn)
+                key = id(fn)
                 # The tensor was used twice or more: the gradients add up.
                 grads[key] = gin if key not in grads else grads[key] + gin
     return None
@@ -234,8 +262,11 @@ def run_backward(t, gradient=None):
 def _accumulate(leaf, g):
     if tuple(g.shape) != leaf.shape:  # a broadcast op must have summed it back
         raise RuntimeError(f"backward: internal error, gradient {tuple(g.shape)} for a leaf "
-                           f"of shape {leaf.shape}")
-    leaf.grad = g.copy() if leaf.grad is None else leaf.grad + g
+                           f"of shape {tuple(leaf.shape)}")
+    if leaf._param is not None:
+        leaf._param.accumulate(g)  # in place: an optimizer's flat buffer keeps its view
+    else:
+        leaf.grad = g.copy() if leaf.grad is None else leaf.grad + g
 
 
 # Layers on the tape -------------------------------------------------------------------
@@ -243,15 +274,16 @@ def _accumulate(leaf, g):
 _local = threading.local()
 
 
-def parameter_tensor(p, name):
+def parameter_tensor(p, name=None):
     """The leaf Tensor standing for Parameter p in graphs (its .grad is p.grad)."""
     t = getattr(p, "_tape_tensor", None)
     if t is None or t.data is not p.data:
         t = Tensor.__new__(Tensor)
-        t.data, t.requires_grad, t.grad_fn = p.data, True, None
+        t.data, t.requires_grad, t.grad_fn, t.name = p.data, True, None, None
         t._grad, t._param, t._retain = None, p, False
         p._tape_tensor = t
-    t.name = name
+    if name is not None:
+        t.name = name
     return t
 
 
@@ -263,11 +295,19 @@ def call_module(module, *args, **kwargs):
             object.__setattr__(m, "_tape_path", path)
     _local.depth = getattr(_local, "depth", 0) + 1
     try:
-        if module._modules:  # a container: its forward calls its children on Tensors
+        if module._modules or not has_backward(module):
+            # A container calls its children on Tensors; a module with only a forward
+            # (PyTorch's style) records the ops its forward does.
             return module.forward(*args, **kwargs)
         return _layer_node(module, args, kwargs)
     finally:
         _local.depth -= 1
+
+
+def has_backward(module):
+    """Whether the module's class writes its own backward (manual backprop)."""
+    from ..nn.module import Module
+    return type(module).backward is not Module.backward
 
 
 def _layer_node(module, args, kwargs):

@@ -1,6 +1,8 @@
 """The Tensor's operators and methods, each a forward line and its backward (micrograd's
 habit: the derivative sits beside the op). Broadcasting: a gradient is summed back to
 its input's shape (:func:`unbroadcast`)."""
+import weakref
+
 import numpy as np
 
 from .. import backend, ops
@@ -58,8 +60,8 @@ Tensor.__pow__, Tensor.__rpow__ = _binary("PowBackward", lambda a, b: a ** b, _p
 def _matmul(a, b):
     b = _ensure(b, a)
     if a.ndim != 2 or b.ndim != 2:
-        raise ValueError(f"autograd @: expected two 2-D tensors, got shapes {a.shape} and "
-                         f"{b.shape}")
+        raise ValueError(f"autograd @: expected two 2-D tensors, got shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
     y = a.data.dot(b.data)
     return record("MmBackward", y, (a, b), lambda g: (g.dot(b.data.T) if a.requires_grad
                                                        else None,
@@ -100,7 +102,11 @@ def _axes(axis, ndim):
     return tuple(a % ndim for a in axis)
 
 
-def _sum(a, axis=None, keepdims=False):
+def _sum(a, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """PyTorch's ``sum(dim, keepdim)``; numpy's ``axis``/``keepdims`` are taken too."""
+    axis = dim if axis is None else axis
+    axis = tuple(axis) if isinstance(axis, list) else axis
+    keepdims = keepdim if keepdims is None else keepdims
     y = a.data.sum(axis=axis, keepdims=keepdims)
     kept = tuple(1 if i in _axes(axis, a.ndim) else s for i, s in enumerate(a.shape))
     xp = _xp(a.data)
@@ -108,7 +114,13 @@ def _sum(a, axis=None, keepdims=False):
                   lambda g: (xp.broadcast_to(g.reshape(kept), a.shape).copy(),))
 
 
-def _mean(a, axis=None, keepdims=False):
+def _mean(a, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    axis = dim if axis is None else axis
+    axis = tuple(axis) if isinstance(axis, list) else axis
+    keepdims = keepdim if keepdims is None else keepdims
+    if a.dtype.kind not in "fc":
+        raise TypeError(f"mean(): expected a floating-point tensor, got {a.dtype} (cast it "
+                        "with .float() first, as in PyTorch)")
     n = 1
     for i in _axes(axis, a.ndim):
         n *= a.shape[i]
@@ -160,3 +172,256 @@ Tensor.reshape, Tensor.transpose, Tensor.permute = _reshape, _transpose, _permut
 Tensor.__getitem__ = _getitem
 Tensor.T = property(lambda a: _permute(a))
 Tensor.view = _reshape
+
+
+# PyTorch's tensor methods that the d2l chapters use ----------------------------------
+
+def _index(key):
+    """A key with Tensors in it as the arrays they hold."""
+    if isinstance(key, tuple):
+        return tuple(k.data if isinstance(k, Tensor) else k for k in key)
+    return key.data if isinstance(key, Tensor) else key
+
+
+def _setitem(a, key, value):
+    """``a[key] = value``. Without gradients it writes into ``a.data`` in place, as numpy
+    does. When ``value`` (or ``a``) is on the tape, ``a`` becomes the output of a
+    CopySlicesBackward node, as in PyTorch: dL/d(old a) is g with the slice zeroed, and
+    dL/dvalue is g[key] (summed back to value's shape). Ops that read ``a`` before the
+    write keep the old value: the write makes a new array (see Node.edges)."""
+    key = _index(key)
+    v = value if isinstance(value, Tensor) else None
+    if v is not None:
+        _ensure(v, a)
+    vdata = v.data if v is not None else value
+    if not backend.is_grad_enabled() or not (a.requires_grad or (v is not None
+                                                                and v.requires_grad)):
+        a.data[key] = vdata
+        return
+    if a.grad_fn is None and a.requires_grad:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation (write into .data, or under no_grad())")
+    old = Tensor.__new__(Tensor)
+    old.__dict__.update(a.__dict__)  # the value before the write, with its grad_fn
+    old._retain = False
+    data = a.data.copy()
+    data[key] = vdata
+
+    def backward(g):
+        g_old = g.copy()
+        g_old[key] = 0
+        gv = unbroadcast(_xp(g).broadcast_to(g[key], g[key].shape), v.shape) \
+            if v is not None and v.requires_grad else None
+        return g_old, gv
+    made = record("CopySlicesBackward", data, (old, v) if v is not None else (old,), backward)
+    a.data, a.requires_grad, a.grad_fn = made.data, made.requires_grad, made.grad_fn
+    if a.grad_fn is not None:
+        a.grad_fn.out = weakref.ref(a)
+
+
+def _compare(f):
+    """An elementwise comparison: a bool tensor, off the tape (it has no gradient)."""
+    def op(a, b):
+        b = _ensure(b, a) if not isinstance(b, Tensor) else b
+        return Tensor(f(a.data, b.data))
+    return op
+
+
+Tensor.__setitem__ = _setitem
+Tensor.__eq__ = _compare(lambda a, b: a == b)
+Tensor.__ne__ = _compare(lambda a, b: a != b)
+Tensor.__lt__ = _compare(lambda a, b: a < b)
+Tensor.__le__ = _compare(lambda a, b: a <= b)
+Tensor.__gt__ = _compare(lambda a, b: a > b)
+Tensor.__ge__ = _compare(lambda a, b: a >= b)
+Tensor.__hash__ = object.__hash__  # a tensor stays usable as a dict key, as in PyTorch
+
+
+def _extreme(name, pick, argpick):
+    """t.max() / t.max(dim): PyTorch's two forms. Over every element, the gradient is
+    shared evenly among the tied maxima (PyTorch's rule); along ``dim`` it goes to the
+    index returned next to the values."""
+    def op(a, dim=None, keepdim=False):
+        xp = _xp(a.data)
+        if dim is None:
+            y = pick(a.data)
+
+            def backward(g):
+                mask = (a.data == y)
+                return (g * mask / mask.sum(),)
+            return record(name, xp.asarray(y), (a,), backward)
+        dim = dim % a.ndim
+        idx = argpick(a.data, axis=dim)
+        values = xp.take_along_axis(a.data, xp.expand_dims(idx, dim), axis=dim)
+
+        def backward_dim(g):
+            gx = xp.zeros(a.shape, dtype=g.dtype)
+            gk = g if keepdim else xp.expand_dims(g, dim)
+            xp.put_along_axis(gx, xp.expand_dims(idx, dim), gk, axis=dim)
+            return (gx,)
+        vals = record(name, values if keepdim else values.squeeze(dim), (a,), backward_dim)
+        return MaxResult(vals, Tensor(idx if not keepdim else xp.expand_dims(idx, dim)))
+    return op
+
+
+class MaxResult(tuple):
+    """(values, indices), as torch.return_types.max."""
+
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+
+Tensor.max = _extreme("MaxBackward", lambda x: x.max(), lambda x, axis: x.argmax(axis=axis))
+Tensor.min = _extreme("MinBackward", lambda x: x.min(), lambda x, axis: x.argmin(axis=axis))
+
+
+def _argmax(a, dim=None, keepdim=False, axis=None):
+    """The index of the largest entry (flat when no dim), an int64 tensor off the tape.
+    ``axis=`` is accepted as d2l's numpy-style code passes it."""
+    dim = axis if dim is None else dim
+    xp = _xp(a.data)
+    if dim is None:
+        return Tensor(xp.asarray(a.data.argmax()).astype(xp.int64))
+    idx = a.data.argmax(axis=dim).astype(xp.int64)
+    return Tensor(xp.expand_dims(idx, dim) if keepdim else idx)
+
+
+Tensor.argmax = _argmax
+
+
+def _unsqueeze(a, dim):
+    dim = dim if dim >= 0 else dim + a.ndim + 1
+    return _reshape(a, a.shape[:dim] + (1,) + a.shape[dim:])
+
+
+def _squeeze(a, dim=None):
+    if dim is None:
+        shape = tuple(s for s in a.shape if s != 1)
+    else:
+        dim = dim % a.ndim
+        shape = a.shape if a.shape[dim] != 1 else a.shape[:dim] + a.shape[dim + 1:]
+    return _reshape(a, shape)
+
+
+def _flatten(a, start_dim=0, end_dim=-1):
+    start, end = start_dim % max(a.ndim, 1), end_dim % max(a.ndim, 1)
+    n = 1
+    for s in a.shape[start:end + 1]:
+        n *= s
+    return _reshape(a, a.shape[:start] + (n,) + a.shape[end + 1:])
+
+
+def _t(a):
+    """The transpose of a 2-D tensor (torch.Tensor.t)."""
+    if a.ndim > 2:
+        raise ValueError(f"t(): expected a tensor of at most 2 dimensions, got {a.ndim}-D; "
+                         "use transpose(dim0, dim1) or permute")
+    return _permute(a)
+
+
+Tensor.unsqueeze, Tensor.squeeze, Tensor.flatten, Tensor.t = _unsqueeze, _squeeze, _flatten, _t
+Tensor.abs = _unary("AbsBackward", lambda x: _xp(x).abs(x), lambda x, y, g: g * _xp(x).sign(x))
+Tensor.__abs__ = Tensor.abs
+Tensor.sqrt = _unary("SqrtBackward", lambda x: _xp(x).sqrt(x), lambda x, y, g: g / (2 * y))
+
+
+def _one(a, what):
+    if a.data.size != 1:
+        raise ValueError(f"{what}: only a one-element tensor converts to a Python number, "
+                         f"got shape {tuple(a.shape)}")
+    return a.data.reshape(()).item()  # one host read on the GPU
+
+
+Tensor.item = lambda a: _one(a, "item()")
+Tensor.__float__ = lambda a: float(_one(a, "float()"))
+Tensor.__int__ = lambda a: int(_one(a, "int()"))
+
+
+def _as_index(a):
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"only integer tensors of a single element can be used as an "
+                        f"index, got {a.dtype}")
+    return int(_one(a, "an index"))
+
+
+Tensor.__index__ = _as_index
+Tensor.__bool__ = lambda a: bool(_one(a, "bool() (an if or while on a tensor)"))
+Tensor.tolist = lambda a: backend.to_numpy(a.data).tolist()
+
+
+def _numpy(a):
+    """The values as a numpy array (a copy from the GPU; the same memory on the CPU)."""
+    if a.requires_grad:
+        raise RuntimeError("numpy(): the tensor requires grad; call .detach().numpy()")
+    return backend.to_numpy(a.data)
+
+
+def _array(a, dtype=None, copy=None):
+    if backend.is_cupy_array(a.data):
+        raise TypeError("a GPU tensor cannot become a numpy array implicitly; call "
+                        ".numpy() (it copies to the host)")
+    return a.data if dtype is None else a.data.astype(dtype)
+
+
+Tensor.numpy, Tensor.__array__ = _numpy, _array
+
+
+def _iter(a):
+    if a.ndim == 0:
+        raise TypeError("iteration over a 0-d tensor")
+    return (a[i] for i in range(a.shape[0]))
+
+
+Tensor.__iter__ = _iter
+
+
+def _astype(a, dtype):
+    """The values in another dtype (a copy on the tape; the gradient comes back cast)."""
+    dtype = np.dtype(dtype)
+    if dtype == a.dtype:
+        return a
+    if dtype.kind not in "fc":
+        return Tensor(a.data.astype(dtype))  # integer and bool tensors carry no gradient
+    return record("ToCopyBackward", a.data.astype(dtype), (a,),
+                  lambda g: (g.astype(a.dtype),))
+
+
+def _to(a, *args, dtype=None, **kwargs):
+    """``t.to(dtype)``; a device ("cpu", "gpu", "cuda") must be the tensor's own: move
+    tensors with sn.use_device(...) when making them (scratchnet keeps one active device)."""
+    for v in args:
+        if isinstance(v, str):
+            want = {"cuda": "gpu"}.get(v.split(":")[0], v.split(":")[0])
+            if want != a.device:
+                raise ValueError(f"Tensor.to({v!r}): this tensor is on {a.device}; make it "
+                                 f"under sn.use_device({want!r}) instead")
+        else:
+            dtype = v
+    return a if dtype is None else _astype(a, dtype)
+
+
+Tensor.type = lambda a, dtype=None: str(a.dtype) if dtype is None else _astype(a, dtype)
+Tensor.to, Tensor.astype = _to, _astype
+Tensor.float = lambda a: _astype(a, np.float32)
+Tensor.double = lambda a: _astype(a, np.float64)
+Tensor.long = lambda a: _astype(a, np.int64)
+Tensor.size = lambda a, dim=None: a.shape if dim is None else a.shape[dim]
+Tensor.dim = lambda a: a.ndim
+Tensor.clone = lambda a: record("CloneBackward", a.data.copy(), (a,), lambda g: (g,))
+
+
+def _requires_grad_(a, requires_grad=True):
+    if a.grad_fn is not None and not requires_grad:
+        raise RuntimeError("requires_grad_(False) on a tensor computed on the tape: "
+                           "use detach()")
+    if requires_grad and a.dtype.kind not in "fc":
+        raise TypeError(f"requires_grad_: only floating-point tensors can require grad, "
+                        f"got {a.dtype}")
+    a.requires_grad = bool(requires_grad)
+    return a
+
+
+Tensor.requires_grad_ = _requires_grad_

@@ -18,7 +18,7 @@ __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_n
 def _t(v, like=None):
     if v is None or isinstance(v, Tensor):
         return v
-    return _ensure(v, like) if like is not None else Tensor(v)
+    return _ensure(v, like if like is not None else Tensor(v))
 
 
 def _given(*tensors):
@@ -42,8 +42,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                          kh, kw, *dilation)
     if groups < 1 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
         raise ValueError(f"conv2d: expected input channels = weight.shape[1] * groups and "
-                         f"out channels divisible by groups, got input {x.shape}, weight "
-                         f"{w.shape}, groups={groups}")
+                         f"out channels divisible by groups, got input {tuple(x.shape)}, weight "
+                         f"{tuple(w.shape)}, groups={groups}")
     y, cols = ops.conv2d(x.data, w.data, None if b is None else b.data, stride, pads,
                          dilation, groups=groups)
 
@@ -175,3 +175,10 @@ def mse_loss(input, target, reduction="mean"):
     xp = backend.get_array_module(x.data)
     return record("MseLossBackward", xp.asarray(loss), (x,),
                   lambda gy: (ops.mse_backward(d, reduction, gy),))
+
+
+def __getattr__(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise AttributeError(f"torch.nn.functional.{name} is not part of scratchnet (its "
+                         f"functional ops: {', '.join(__all__)})")

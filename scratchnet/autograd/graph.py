@@ -24,11 +24,11 @@ def _graph(t):
     order = _topological(t.grad_fn)
     leaves, edges, uses = {}, [], {}
     for node in order:
-        for inp in node.inputs:
-            if not inp.requires_grad:
+        for inp, (fn, needs) in zip(node.inputs, node.edges):
+            if not needs:
                 continue
-            target = inp.grad_fn if inp.grad_fn is not None else inp
-            if inp.grad_fn is None:
+            target = fn if fn is not None else inp
+            if fn is None:
                 leaves.setdefault(id(inp), inp)
             uses[id(target)] = uses.get(id(target), 0) + 1
             edges.append((node, target))
@@ -38,7 +38,7 @@ def _graph(t):
 def _label(x):
     if hasattr(x, "inputs"):  # a Node
         return f"{x.name}\n{x.out_shape}"
-    return f"{x.name or 'tensor'}\n{x.shape}"
+    return f"{x.name or 'tensor'}\n{tuple(x.shape)}"
 
 
 def backward_order(t):
@@ -53,7 +53,7 @@ def backward_order(t):
         lines.append(s)
     for leaf in leaves:
         if uses.get(id(leaf), 0) > 1:
-            lines.append(f"     leaf {leaf.name or 'tensor'} {leaf.shape}  <- sums "
+            lines.append(f"     leaf {leaf.name or 'tensor'} {tuple(leaf.shape)}  <- sums "
                          f"{uses[id(leaf)]} gradients")
     return lines
 

@@ -222,10 +222,13 @@ class LazyConv2d(Conv2d):
         super().__init__(None, out_channels, kernel_size, stride, padding, dilation, bias,
                          groups)
 
-    @property
-    def name(self):
-        # Once materialised it is an ordinary Conv2d, as in PyTorch.
-        return "LazyConv2d" if self.in_channels is None else "Conv2d"
+    cls_to_become = Conv2d
+
+    def _materialize(self, *args):
+        super()._materialize(*args)
+        # PyTorch's rule: once its shapes are known a LazyConv2d is a Conv2d
+        # (type(m) == nn.Conv2d holds, as d2l's init_cnn tests).
+        self.__class__ = self.cls_to_become
 
 
 class Conv1d(Conv2d):

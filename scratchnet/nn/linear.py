@@ -91,9 +91,13 @@ class LazyLinear(Linear):
     def __init__(self, out_features, bias=True):
         super().__init__(None, out_features, bias)
 
-    @property
-    def name(self):
-        return "LazyLinear" if self.in_features is None else "Linear"
+    cls_to_become = Linear
+
+    def _materialize(self, *args):
+        super()._materialize(*args)
+        # PyTorch's rule: once its shapes are known a LazyLinear is a Linear
+        # (type(m) == nn.Linear holds, as d2l's init_cnn tests).
+        self.__class__ = self.cls_to_become
 
 
 class Flatten(Module):

@@ -66,9 +66,14 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
     def __call__(self, *args, **kwargs):
-        if any(getattr(a, "grad_fn", False) is not False for a in args):
-            # An autograd Tensor: record this layer (or its children) on the tape.
-            from ..autograd import call_module
+        tensors = any(getattr(a, "grad_fn", False) is not False for a in args)
+        if tensors or type(self).backward is Module.backward:
+            # An autograd Tensor, or a module that defines only forward (PyTorch's
+            # style): record this layer (or the ops of its forward) on the tape.
+            from ..autograd import Tensor, call_module
+            if not tensors:  # plain arrays become constants of the tape
+                args = tuple(Tensor(a) if hasattr(a, "shape") and hasattr(a, "dtype")
+                             and not isinstance(a, Parameter) else a for a in args)
             return call_module(self, *args, **kwargs)
         return self.forward(*args, **kwargs)
 
@@ -253,6 +258,11 @@ class Module:
         for k, v in state.items():
             if k in slots:
                 _copy_into(*slots[k], v)
+        for m in self.modules():  # a lazy layer given its shapes is its plain class now
+            become = type(m).__dict__.get("cls_to_become")
+            if become and all(p.data is not None for p in m._parameters.values() if p) \
+                    and all(b is not None for b in m._buffers.values()):
+                m.__class__ = become
         return self
 
     def _state_slots(self):

@@ -171,6 +171,9 @@ class LazyBatchNorm2d(BatchNorm2d):
     def __init__(self, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         super().__init__(None, eps, momentum, affine, track_running_stats)
 
-    @property
-    def name(self):
-        return "BatchNorm2d" if self.__dict__.get("num_features") is not None else "LazyBatchNorm2d"
+    cls_to_become = BatchNorm2d
+
+    def _materialize(self, *args):
+        super()._materialize(*args)
+        # PyTorch's rule: once its shapes are known a LazyBatchNorm2d is a BatchNorm2d.
+        self.__class__ = self.cls_to_become

@@ -14,9 +14,21 @@ class Parameter:
     fixes the shape (d2l's ``LazyConv2d``).
     """
 
-    def __init__(self, data=None):
+    def __init__(self, data=None, requires_grad=True):
+        if hasattr(data, "grad_fn"):  # nn.Parameter(torch.rand(2, 2)): share its array
+            data = data.data
+        if requires_grad is not True:
+            raise ValueError("Parameter: scratchnet's parameters always require grad "
+                             "(freeze one by leaving it out of the optimizer)")
         self.data = data
         self.grad = None if data is None else backend.get_array_module(data).zeros_like(data)
+
+    def as_tensor(self):
+        """This parameter as a leaf of the autograd tape: ops on it record, and
+        ``backward()`` adds into this parameter's ``grad``. Operators and tensor methods
+        on a Parameter (``w * x``, ``w.sum()``) go through it, as in PyTorch."""
+        from ..autograd import parameter_tensor
+        return parameter_tensor(self)
 
     @property
     def shape(self):
@@ -46,8 +58,30 @@ class Parameter:
 
     def __repr__(self):
         if self.data is None:
-            return "Parameter(<uninitialized>)"
-        return f"Parameter(shape={tuple(self.data.shape)}, dtype={self.data.dtype}, device={backend.device_of(self.data)})"
+            return "<UninitializedParameter>"
+        return "Parameter containing:\n" + repr(self.as_tensor())
+
+    requires_grad = True
+    ndim = property(lambda self: self.data.ndim)
+    device = property(lambda self: backend.device_of(self.data))
+
+
+def _on_tape(name):
+    def op(self, *args, **kwargs):
+        return getattr(self.as_tensor(), name)(*args, **kwargs)
+    op.__name__ = name
+    return op
+
+
+# A Parameter in an expression is its tape tensor (see Parameter.as_tensor).
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+              "__truediv__", "__rtruediv__", "__matmul__", "__rmatmul__", "__pow__",
+              "__rpow__", "__neg__", "__getitem__", "__iter__", "__format__",
+              "reshape", "view", "t", "transpose", "permute", "unsqueeze", "squeeze",
+              "flatten", "sum", "mean", "max", "min", "abs", "exp", "log", "relu",
+              "sigmoid", "tanh", "item", "tolist", "numpy", "detach", "clone", "size", "dim"):
+    setattr(Parameter, _name, _on_tape(_name))
+Parameter.T = property(lambda self: self.as_tensor().T)
 
 
 class FlatParams:
