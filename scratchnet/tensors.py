@@ -31,17 +31,22 @@ bool = np.dtype(np.bool_)  # noqa: A001
 
 def _make(a, requires_grad=False):
     """Tensor holding the host array ``a`` (moved to the active device)."""
-    return Tensor(backend.to_device(np.ascontiguousarray(a), backend.get_device()),
-                  requires_grad=requires_grad)
+    a = np.asarray(a, order="C")  # (np.ascontiguousarray would make a 0-d array 1-d)
+    return Tensor(backend.to_device(a, backend.get_device()), requires_grad=requires_grad)
 
 
 def tensor(data, dtype=None, requires_grad=False):
-    """A new tensor with a copy of ``data`` (nested lists, numbers, an array, a tensor)."""
+    """A new tensor with a copy of ``data`` (nested lists, numbers, an array, a tensor).
+    An array or tensor keeps its dtype; Python floats get the default dtype (float32)
+    and ints int64, as in PyTorch."""
     if isinstance(data, Tensor):
-        data = backend.to_numpy(data.data)
+        data = data.data
+    typed = isinstance(data, (np.ndarray, np.generic)) or backend.is_cupy_array(data)
     a = np.array(backend.to_numpy(data) if backend.is_cupy_array(data) else data)
     if dtype is not None:
         a = a.astype(dtype)
+    elif typed:
+        pass
     elif a.dtype.kind == "f":
         a = a.astype(backend.get_default_dtype())
     elif a.dtype.kind in "iu":
@@ -87,6 +92,10 @@ def ones(*shape, size=None, dtype=None, requires_grad=False):
 
 
 def full(size, fill_value, dtype=None, requires_grad=False):
+    """The dtype follows the fill value when not given: bool, int64 or the default float."""
+    if dtype is None:
+        dtype = bool if isinstance(fill_value, type(True)) else (
+            int64 if isinstance(fill_value, numbers.Integral) else None)
     return _make(np.full(_size((), size, "full"), fill_value, _float(dtype)), requires_grad)
 
 
@@ -116,7 +125,10 @@ def normal(mean, std, size, dtype=None, requires_grad=False):
     return _make(z * _float(dtype).type(std) + _float(dtype).type(mean), requires_grad)
 
 
-def randint(low, high=None, size=(), dtype=int64):
+def randint(low, high=None, size=None, dtype=int64):
+    """``randint(high, size)`` or ``randint(low, high, size)``: ints in [low, high)."""
+    if size is None and isinstance(high, (tuple, list)):
+        low, high, size = 0, low, high
     low, high = (0, low) if high is None else (low, high)
     return _make(backend.rng().integers(low, high, _size((), size, "randint")).astype(dtype))
 

@@ -106,6 +106,8 @@ def _wrap(r):
     """numpy results as device arrays (a numpy scalar becomes a 0-d array, as in CuPy)."""
     if isinstance(r, tuple):
         return tuple(_wrap(x) for x in r)
+    if isinstance(r, list):  # split
+        return [_wrap(x) for x in r]
     if isinstance(r, (np.ndarray, np.generic)):
         a = object.__new__(ndarray)
         a._a = r if isinstance(r, np.ndarray) else np.asarray(r)
@@ -483,7 +485,8 @@ for _name in ("empty", "zeros", "ones", "full", "empty_like", "zeros_like", "one
               "stack", "pad", "einsum", "where", "sum", "mean", "take", "clip", "tensordot",
               "outer", "cumsum", "unique", "copyto", "flip", "tile", "repeat", "isclose",
               "allclose", "array_equal", "prod", "argmax", "nonzero", "count_nonzero",
-              "vstack", "hstack", "split", "expand_dims", "moveaxis"):
+              "vstack", "hstack", "split", "expand_dims", "moveaxis", "take_along_axis",
+              "put_along_axis"):
     globals()[_name] = _function(_name)
 for _name in ("shape", "ndim", "iinfo", "finfo", "dtype", "can_cast", "isscalar"):
     globals()[_name] = getattr(np, _name)

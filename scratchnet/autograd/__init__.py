@@ -81,9 +81,11 @@ class Tensor:
                 data = backend.to_device(data, backend.get_device())
         else:
             xp = backend.device_module()
-            if isinstance(data, bool) or isinstance(data, (int, np.integer)):
+            if isinstance(data, np.generic):  # a numpy op's 0-d result keeps its dtype
                 data = xp.asarray(data)
-            elif isinstance(data, (float, np.floating)):
+            elif isinstance(data, bool) or isinstance(data, int):
+                data = xp.asarray(data)
+            elif isinstance(data, float):
                 data = xp.asarray(data, dtype=backend.get_default_dtype())
             else:  # nested lists, as torch.tensor takes them
                 a = np.asarray(data)

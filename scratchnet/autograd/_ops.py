@@ -23,10 +23,11 @@ def _binary(name, f, df):
     """A two-input op: f(a, b) forward; df(a, b, y, gy) -> (ga, gb) before unbroadcast."""
     def op(a, b):
         b = _ensure(b, a)
-        y = f(a.data, b.data)
+        ad, bd = a.data, b.data  # the values read now (a later a[i] = v makes a new array)
+        y = f(ad, bd)
 
         def backward(gy):
-            ga, gb = df(a.data, b.data, y, gy)
+            ga, gb = df(ad, bd, y, gy)
             return (unbroadcast(ga, a.shape) if a.requires_grad else None,
                     unbroadcast(gb, b.shape) if b.requires_grad else None)
         return record(name, y, (a, b), backward)
@@ -62,10 +63,11 @@ def _matmul(a, b):
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"autograd @: expected two 2-D tensors, got shapes {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
-    y = a.data.dot(b.data)
-    return record("MmBackward", y, (a, b), lambda g: (g.dot(b.data.T) if a.requires_grad
+    ad, bd = a.data, b.data
+    y = ad.dot(bd)
+    return record("MmBackward", y, (a, b), lambda g: (g.dot(bd.T) if a.requires_grad
                                                        else None,
-                                                       a.data.T.dot(g) if b.requires_grad
+                                                       ad.T.dot(g) if b.requires_grad
                                                        else None))
 
 
@@ -77,8 +79,9 @@ Tensor.__neg__ = lambda a: record("NegBackward", -a.data, (a,), lambda g: (-g,))
 def _unary(name, f, df):
     """A one-input op: f(x) forward; df(x, y, gy) -> gx."""
     def op(a):
-        y = f(a.data)
-        return record(name, y, (a,), lambda g: (df(a.data, y, g),))
+        x = a.data
+        y = f(x)
+        return record(name, y, (a,), lambda g: (df(x, y, g),))
     op.__name__ = name
     return op
 
@@ -242,12 +245,12 @@ def _extreme(name, pick, argpick):
     shared evenly among the tied maxima (PyTorch's rule); along ``dim`` it goes to the
     index returned next to the values."""
     def op(a, dim=None, keepdim=False):
-        xp = _xp(a.data)
+        x, xp = a.data, _xp(a.data)
         if dim is None:
-            y = pick(a.data)
+            y = pick(x)
 
             def backward(g):
-                mask = (a.data == y)
+                mask = (x == y)
                 return (g * mask / mask.sum(),)
             return record(name, xp.asarray(y), (a,), backward)
         dim = dim % a.ndim

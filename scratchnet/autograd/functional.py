@@ -155,8 +155,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                   label_smoothing=0.0):
     """Softmax cross-entropy of logits (N, C, ...) against class labels (N, ...) or class
     probabilities, with PyTorch's weight, ignore_index and label_smoothing: the layer
-    ``nn.CrossEntropyLoss`` recorded as one node. Labels are checked at once, on the GPU
-    too (one read of the device; the layer used by itself defers that read)."""
+    ``nn.CrossEntropyLoss`` recorded as one node. On the CPU labels are checked at once;
+    on the GPU, as with the layer, the largest label stays on the device and
+    :func:`check_labels` raises at the next read (a Trainer calls it each epoch)."""
     from ..nn.loss import CrossEntropyLoss
     x = _t(input)
     w = weight.data if isinstance(weight, Tensor) else weight
@@ -164,8 +165,27 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     loss_fn = CrossEntropyLoss(reduction, weight=w, ignore_index=ignore_index,
                                label_smoothing=label_smoothing)
     out = loss_fn(x, t)
-    loss_fn.check_labels()
+    pending = loss_fn.__dict__["_label_max"]  # (largest label, classes) on the GPU
+    if pending is not None:
+        top, classes = pending
+        if _labels.get("pending") is not None and _labels["pending"][1] == classes:
+            top = backend.get_array_module(top).maximum(_labels["pending"][0], top)
+        elif _labels.get("pending") is not None:
+            check_labels()  # another class count: settle the old check first
+        _labels["pending"], _labels["layer"] = (top, classes), loss_fn
     return out
+
+
+_labels = {}  # the deferred GPU label check of cross_entropy: (largest label, classes)
+
+
+def check_labels():
+    """Raise the out-of-range label error for any ``cross_entropy`` on the GPU since the
+    last check (one read of the device); nothing to do on the CPU."""
+    pending, layer = _labels.pop("pending", None), _labels.pop("layer", None)
+    if pending is not None:
+        object.__setattr__(layer, "_label_max", pending)
+        layer.check_labels()
 
 
 def mse_loss(input, target, reduction="mean"):

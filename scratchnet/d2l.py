@@ -1,0 +1,557 @@
+"""d2l 1.0's classes and helpers for chapters 7-8, on scratchnet: the book's cells run with
+
+    import scratchnet as torch
+    from scratchnet import nn
+    from scratchnet.autograd import functional as F
+    from scratchnet import d2l
+
+Same names, signatures and behaviour as ``d2l/torch.py`` (HyperParameters, ProgressBoard,
+Module, Classifier, DataModule, FashionMNIST, Trainer, add_to_class, init_cnn, corr2d and
+the tensor aliases). Each class says what differs. The Trainer backpropagates by hand
+(``model.net.backward``) when the model is made of scratchnet's layers, and through the
+autograd tape (``loss.backward()``) otherwise; ``trainer.backprop`` says which ran.
+"""
+import collections
+import inspect
+import io
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import backend, nn, optim
+from .autograd import Tensor
+from .autograd import functional as F
+from .data import DataLoader
+from .data import FashionMNIST as _FashionMNIST
+from .io import temp_file
+from .train import first_layer
+
+
+def _raw(v):
+    """The array inside a Tensor; anything else as it is."""
+    return v.data if isinstance(v, Tensor) else v
+
+
+def _floats(values):
+    """Python floats of numbers, arrays and Tensors; GPU values are read in one transfer."""
+    values = [_raw(v) for v in values]
+    gpu = [v for v in values if backend.is_cupy_array(v)]
+    read = iter(backend.to_numpy(backend.get_array_module(gpu[0]).stack(gpu)).tolist()
+                if gpu else ())
+    return [next(read) if backend.is_cupy_array(v) else float(v) for v in values]
+
+
+def add_to_class(Class):
+    """Register functions as methods in created class."""
+    def wrapper(obj):
+        setattr(Class, obj.__name__, obj)
+    return wrapper
+
+
+class HyperParameters:
+    """d2l.HyperParameters: ``save_hyperparameters()`` stores the caller's arguments."""
+
+    def save_hyperparameters(self, ignore=[]):
+        """Save function arguments into class attributes."""
+        frame = inspect.currentframe().f_back
+        _, _, _, local_vars = inspect.getargvalues(frame)
+        self.hparams = {k: v for k, v in local_vars.items()
+                        if k not in set(ignore + ['self']) and not k.startswith('_')}
+        for k, v in self.hparams.items():
+            setattr(self, k, v)
+
+
+Point = collections.namedtuple('Point', ['x', 'y'])
+
+
+class ProgressBoard(HyperParameters):
+    """d2l.ProgressBoard: ``draw(x, y, label, every_n)`` adds the mean of every ``every_n``
+    points to the line ``label``.
+
+    Differs from d2l: in Jupyter the figure is redrawn in place; elsewhere it is saved as
+    a PNG, to ``board.save_path`` or else ``<name>_progress.png`` (the Trainer names the
+    board after the model: ``LeNet_progress.png``) in ``$SCRATCHNET_D2L_FIGURES`` or else
+    the working directory. ``y`` may be a GPU value: it is read when the figure is
+    drawn, at each new point, or once per epoch while a Trainer runs (``live = False``).
+    """
+
+    def __init__(self, xlabel=None, ylabel=None, xlim=None,
+                 ylim=None, xscale='linear', yscale='linear',
+                 ls=['-', '--', '-.', ':'], colors=['C0', 'C1', 'C2', 'C3'],
+                 fig=None, axes=None, figsize=(3.5, 2.5), display=True):
+        self.save_hyperparameters()
+        self.save_path = None
+        self.live = True
+        self.raw_points = collections.OrderedDict()
+        self.data = collections.OrderedDict()
+        self._handle = None
+
+    def draw(self, x, y, label, every_n=1):
+        points = self.raw_points.setdefault(label, [])
+        line = self.data.setdefault(label, [])
+        points.append(Point(x, _raw(y)))
+        if len(points) != every_n:
+            return
+        mean = lambda v: sum(v) / len(v)  # noqa: E731 (d2l's line)
+        line.append(Point(mean([p.x for p in points]), mean([p.y for p in points])))
+        points.clear()
+        if self.display and self.live:
+            self.render()
+
+    def render(self):
+        """Draw every line now: in place in Jupyter, else into the PNG."""
+        if not self.display or not self.data:
+            return
+        # A bare Figure draws with Agg: no window, pyplot's backend left alone.
+        from matplotlib.figure import Figure
+        ys = iter(_floats([p.y for line in self.data.values() for p in line]))
+        for line in self.data.values():
+            line[:] = [p._replace(y=next(ys)) for p in line]
+        if self.fig is None:
+            self.fig = Figure(figsize=self.figsize)
+        axes = self.axes
+        if axes is None:  # our own axes: redraw from scratch
+            axes = self.fig.axes[0] if self.fig.axes else self.fig.add_subplot()
+            axes.cla()
+        plt_lines = [axes.plot([p.x for p in v], [p.y for p in v], linestyle=ls, color=color)[0]
+                     for v, ls, color in zip(self.data.values(), self.ls, self.colors)]
+        if self.xlim:
+            axes.set_xlim(self.xlim)
+        if self.ylim:
+            axes.set_ylim(self.ylim)
+        axes.set_xlabel(self.xlabel)
+        axes.set_ylabel(self.ylabel)
+        axes.set_xscale(self.xscale)
+        axes.set_yscale(self.yscale)
+        axes.legend(plt_lines, list(self.data))
+        shell = _jupyter()
+        if shell is None:
+            _save_png(self.fig, self.figure_path())
+            return
+        from IPython import display
+        buf = io.BytesIO()
+        self.fig.savefig(buf, format='png', bbox_inches='tight')
+        image = display.Image(data=buf.getvalue(), format='png')
+        # An updated display keeps the Trainer's epoch lines, which clear_output would erase.
+        if self._handle is None or self._handle[1] != shell.execution_count:
+            self._handle = (display.display(image, display_id=True), shell.execution_count)
+        else:
+            self._handle[0].update(image)
+
+    name = 'd2l'  # the Trainer names the board after the model: LeNet_progress.png
+
+    def figure_path(self):
+        if self.save_path:
+            return os.fspath(self.save_path)
+        return os.path.join(os.environ.get('SCRATCHNET_D2L_FIGURES') or '.',
+                            f'{self.name}_progress.png')
+
+
+def _jupyter():
+    """The IPython kernel's shell when running in Jupyter, else None."""
+    ipython = sys.modules.get('IPython')
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell if shell is not None and 'IPKernelApp' in shell.config else None
+
+
+def _save_png(fig, path):
+    """Write the figure atomically, with a normal new file's permissions (umask)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd, tmp = temp_file(path)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            fig.savefig(f, format='png')
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it 0600
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class Module(nn.Module, HyperParameters):
+    """d2l.Module: a model (``self.net``) with its loss, steps, plots and optimizer.
+
+    Differs from d2l: ``configure_optimizers`` gives ``scratchnet.optim.SGD``;
+    ``apply_init``'s forward pass runs under ``no_grad`` (it keeps no caches); ``plot``
+    keeps GPU values on the GPU and adds each to the Trainer's epoch sums.
+    """
+
+    def __init__(self, plot_train_per_epoch=2, plot_valid_per_epoch=1):
+        super().__init__()
+        self.save_hyperparameters()
+        self.board = ProgressBoard()
+
+    def loss(self, y_hat, y):
+        raise NotImplementedError
+
+    def forward(self, X):
+        assert hasattr(self, 'net'), 'Neural network is defined'
+        return self.net(X)
+
+    def plot(self, key, value, train):
+        """Plot a point in animation."""
+        assert hasattr(self, 'trainer'), 'Trainer is not inited'
+        self.board.xlabel = 'epoch'
+        if train:
+            x = self.trainer.train_batch_idx / self.trainer.num_train_batches
+            n = self.trainer.num_train_batches / self.plot_train_per_epoch
+        else:
+            x = self.trainer.epoch + 1
+            n = self.trainer.num_val_batches / self.plot_valid_per_epoch
+        label = ('train_' if train else 'val_') + key
+        if hasattr(self.trainer, 'record'):
+            self.trainer.record(label, value)
+        self.board.draw(x, _raw(value), label, every_n=max(1, int(n)))
+
+    def training_step(self, batch):
+        l = self.loss(self(*batch[:-1]), batch[-1])  # noqa: E741
+        self.plot('loss', l, train=True)
+        return l
+
+    def validation_step(self, batch):
+        l = self.loss(self(*batch[:-1]), batch[-1])  # noqa: E741
+        self.plot('loss', l, train=False)
+
+    def configure_optimizers(self):
+        return optim.SGD(self.parameters(), lr=self.lr)
+
+    def apply_init(self, inputs, init=None):
+        with backend.no_grad():
+            self.forward(*inputs)
+        if init is not None:
+            self.net.apply(init)
+
+
+class Classifier(Module):
+    """d2l.Classifier: cross-entropy loss, accuracy, and validation plots of both.
+
+    Differs from d2l: ``accuracy`` computes on the arrays (a Tensor out, never on the tape).
+    """
+
+    def validation_step(self, batch):
+        Y_hat = self(*batch[:-1])
+        self.plot('loss', self.loss(Y_hat, batch[-1]), train=False)
+        self.plot('acc', self.accuracy(Y_hat, batch[-1]), train=False)
+
+    def accuracy(self, Y_hat, Y, averaged=True):
+        """Compute the number of correct predictions."""
+        Y_hat, Y = _raw(Y_hat), _raw(Y)
+        Y_hat = Y_hat.reshape((-1, Y_hat.shape[-1]))
+        preds = Y_hat.argmax(axis=1).astype(Y.dtype)
+        compare = (preds == Y.reshape(-1)).astype(np.float32)
+        xp = backend.get_array_module(compare)
+        return Tensor(xp.asarray(compare.mean()) if averaged else compare)
+
+    def loss(self, Y_hat, Y, averaged=True):
+        Y_hat = Y_hat.reshape((-1, Y_hat.shape[-1]))
+        Y = Y.reshape((-1,))
+        return F.cross_entropy(Y_hat, Y, reduction='mean' if averaged else 'none')
+
+    def layer_summary(self, X_shape):
+        X = randn(*X_shape)
+        for layer in self.net:
+            X = layer(X)
+            print(layer.__class__.__name__, 'output shape:\t', X.shape)
+
+
+class DataModule(HyperParameters):
+    """d2l.DataModule. Differs from d2l: ``root`` and ``num_workers`` are kept but unused
+    (data sets are found as ``scratchnet.data`` finds them; loading runs in-process)."""
+
+    def __init__(self, root='../data', num_workers=4):
+        self.save_hyperparameters()
+
+    def get_dataloader(self, train):
+        raise NotImplementedError
+
+    def train_dataloader(self):
+        return self.get_dataloader(train=True)
+
+    def val_dataloader(self):
+        return self.get_dataloader(train=False)
+
+
+class _TensorLoader:
+    """A DataLoader whose batches come as (X, y) Tensors, as torch's do (no copy)."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for X, y in self.loader:
+            yield Tensor(X), Tensor(y)
+
+
+class FashionMNIST(DataModule):
+    """d2l.FashionMNIST: batches of (X (B, 1, h, w) in [0, 1], y (B,) int64) as Tensors on
+    the active device, shuffled for training, bilinearly resized to ``resize``.
+
+    Differs from d2l: images come in the default dtype (float32 unless
+    ``scratchnet.set_default_dtype``); the environment variable
+    ``SCRATCHNET_D2L_SUBSET=N`` keeps only the first N training and the first N test
+    images (for quick runs and tests).
+    """
+
+    def __init__(self, batch_size=64, resize=(28, 28)):
+        super().__init__()
+        self.save_hyperparameters()
+        self.train = _FashionMNIST(train=True)
+        self.val = _FashionMNIST(train=False)
+        subset = os.environ.get('SCRATCHNET_D2L_SUBSET')
+        if subset:
+            if not subset.isdigit() or int(subset) < 1:
+                raise ValueError(f"SCRATCHNET_D2L_SUBSET must be a positive number of images, "
+                                 f"got {subset!r}")
+            for ds in (self.train, self.val):
+                ds.images, ds.labels = ds.images[:int(subset)], ds.labels[:int(subset)]
+
+    def text_labels(self, indices):
+        """Return text labels."""
+        labels = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat',
+                  'sandal', 'shirt', 'sneaker', 'bag', 'ankle boot']
+        if isinstance(indices, Tensor) or hasattr(indices, 'dtype'):
+            indices = backend.to_numpy(_raw(indices)).reshape(-1)
+        return [labels[int(i)] for i in indices]
+
+    def get_dataloader(self, train):
+        data = self.train if train else self.val
+        return _TensorLoader(DataLoader(data, self.batch_size, shuffle=train,
+                                        resize=self.resize,
+                                        dtype=backend.get_default_dtype()))
+
+
+def _route(model):
+    """('manual', why) when the model is d2l's Classifier steps over layers that all have
+    their own backward; ('tape', why) otherwise."""
+    cls = type(model)
+    for name, own in (('forward', Module.forward), ('loss', Classifier.loss),
+                      ('training_step', Module.training_step)):
+        if getattr(cls, name) is not own:
+            return 'tape', f'{cls.__name__} defines its own {name}'
+    if not isinstance(getattr(model, 'net', None), nn.Module):
+        return 'tape', f'{cls.__name__}.net is not a scratchnet module'
+    for m in model.net.modules():
+        if type(m).forward is not nn.Module.forward and type(m).backward is nn.Module.backward:
+            return 'tape', f'{type(m).__name__} defines forward but no backward'
+    return 'manual', "every layer's own backward"
+
+
+class Trainer(HyperParameters):
+    """d2l.Trainer: ``fit(model, data)`` trains for ``max_epochs`` with the model's optimizer.
+
+    Differs from d2l: it prints one line per epoch (train loss, validation loss and
+    accuracy, read from the device once per epoch) and keeps them in ``history``. With
+    ``num_gpus > 0`` it trains on the GPU when CuPy sees one, else says so and uses the
+    CPU. Backprop runs by hand (``model.net.backward``, no tape) when the model uses
+    d2l's forward, loss and training_step and every layer has a backward; through the
+    tape (``loss.backward()``) otherwise: ``trainer.backprop`` says which.
+    """
+
+    def __init__(self, max_epochs, num_gpus=0, gradient_clip_val=0):
+        self.save_hyperparameters()
+        self.gpus = []
+        if num_gpus > 0:
+            if backend.gpu_available():
+                self.gpus = ['gpu']
+            else:
+                print(f"d2l.Trainer: num_gpus={num_gpus} but no GPU is visible to CuPy; "
+                      "training on the CPU")
+        self.backprop = None
+        self.history = []
+
+    def prepare_data(self, data):
+        self.train_dataloader = data.train_dataloader()
+        self.val_dataloader = data.val_dataloader()
+        self.num_train_batches = len(self.train_dataloader)
+        self.num_val_batches = (len(self.val_dataloader)
+                                if self.val_dataloader is not None else 0)
+
+    def prepare_model(self, model):
+        model.trainer = self
+        model.board.xlim = [0, self.max_epochs]
+        model.board.name = type(model).__name__
+        if self.gpus:
+            model.to(self.gpus[0])
+        self.model = model
+        self.backprop, self._why = _route(model)
+
+    def fit(self, model, data):
+        device = backend.use_device(self.gpus[0] if self.gpus else backend.get_device())
+        with device:
+            self.prepare_data(data)
+            self.prepare_model(model)
+            self.optim = model.configure_optimizers()
+            self.epoch = 0
+            self.train_batch_idx = 0
+            self.val_batch_idx = 0
+            self._loss = nn.CrossEntropyLoss()
+            first = first_layer(model) if self.backprop == 'manual' else None
+            previous = first is not None and first.needs_input_grad
+            if first is not None:  # nothing needs dL/d(images)
+                first.needs_input_grad = False
+            model.board.live = False
+            try:
+                for self.epoch in range(self.max_epochs):
+                    self.fit_epoch()
+            finally:
+                model.board.live = True
+                if first is not None:
+                    first.needs_input_grad = previous
+            if model.board.display and _jupyter() is None and model.board.data:
+                print(f'the curves: {model.board.figure_path()}')
+
+    def fit_epoch(self):
+        t0, self._sums = time.perf_counter(), {}
+        self.model.train()
+        for batch in self.train_dataloader:
+            batch = self.prepare_batch(batch)
+            if self.backprop == 'manual':
+                self._manual_step(batch)
+            else:
+                loss = self.model.training_step(batch)
+                self.optim.zero_grad()
+                loss.backward()
+            if self.gradient_clip_val > 0:
+                self.clip_gradients(self.gradient_clip_val, self.model)
+            self.optim.step()
+            self.train_batch_idx += 1
+        if self.val_dataloader is not None:
+            self.model.eval()
+            with backend.no_grad():
+                for batch in self.val_dataloader:
+                    self._validation_step(self.prepare_batch(batch))
+                    self.val_batch_idx += 1
+        self._end_epoch(time.perf_counter() - t0)
+
+    def _manual_step(self, batch):
+        """d2l's training_step and loss.backward() without the tape: the layers' own
+        forward and backward on the arrays."""
+        (X, y), net = [_raw(a) for a in batch], self.model.net
+        l = self._loss(net(X), y)  # noqa: E741
+        self.model.plot('loss', l, train=True)
+        self.optim.zero_grad()
+        net.backward(self._loss.backward())
+
+    def _validation_step(self, batch):
+        cls = type(self.model)
+        if not (self.backprop == 'manual' and cls.validation_step is Classifier.validation_step
+                and cls.accuracy is Classifier.accuracy):
+            return self.model.validation_step(batch)
+        X, y = [_raw(a) for a in batch]
+        Y_hat = self.model.net(X)
+        self.model.plot('loss', self._loss(Y_hat, y), train=False)
+        self.model.plot('acc', self.model.accuracy(Y_hat, y), train=False)
+
+    def record(self, label, value):
+        """Add a plotted value to this epoch's sums (on the device: no read)."""
+        total, n = self._sums.get(label, (0, 0))
+        self._sums[label] = (total + _raw(value), n + 1)
+
+    def _end_epoch(self, seconds):
+        self._loss.check_labels()  # labels the GPU noted as out of range (manual route)
+        F.check_labels()  # ... and on the tape route
+        labels = list(self._sums)
+        totals = _floats([self._sums[k][0] for k in labels])
+        row = {'epoch': self.epoch + 1}
+        row.update({k: t / self._sums[k][1] for k, t in zip(labels, totals)})
+        self.history.append(row)
+        line = ', '.join(f'{k.replace("_", " ")} {row[k]:.4f}' for k in labels)
+        note = f' [{self.backprop} backprop: {self._why}]' if self.epoch == 0 else ''
+        print(f'epoch {self.epoch + 1}/{self.max_epochs}: {line} ({seconds:.1f} s){note}')
+        self.model.board.render()
+
+    def prepare_batch(self, batch):
+        # Tensor() puts the arrays on the active device (the GPU inside fit with gpus).
+        return [Tensor(a) for a in batch]
+
+    def clip_gradients(self, grad_clip_val, model):
+        """Scale all gradients by min(1, grad_clip_val / their global norm), on the device
+        (d2l's ``if norm > grad_clip_val`` would read the norm at every step)."""
+        params = [p for p in model.parameters() if p.grad is not None]
+        if not params:
+            return
+        xp = backend.get_array_module(params[0].grad)
+        norm = xp.sqrt(sum((p.grad ** 2).sum() for p in params))
+        f = norm.dtype.type  # the scale in the gradients' dtype
+        scale = xp.minimum(f(1), f(grad_clip_val) / xp.maximum(norm, np.finfo(f).tiny))
+        for p in params:
+            p.grad *= scale
+
+
+def init_cnn(module):
+    """Initialize weights for CNNs."""
+    if type(module) == nn.Linear or type(module) == nn.Conv2d:
+        nn.init.xavier_uniform_(module.weight)
+
+
+def corr2d(X, K):
+    """Compute 2D cross-correlation."""
+    h, w = K.shape
+    Y = zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
+    for i in range(Y.shape[0]):
+        for j in range(Y.shape[1]):
+            Y[i, j] = reduce_sum((X[i: i + h, j: j + w] * K))
+    return Y
+
+
+def cpu():
+    return 'cpu'
+
+
+def gpu(i=0):
+    return 'gpu'
+
+
+def num_gpus():
+    return 1 if backend.gpu_available() else 0
+
+
+def try_gpu(i=0):
+    return gpu(i) if num_gpus() > i else cpu()
+
+
+def _torch(name):
+    """d2l's ``name = torch.name``, looked up when called."""
+    def f(*args, **kwargs):
+        import scratchnet
+        return getattr(scratchnet, name)(*args, **kwargs)
+    f.__name__ = name
+    return f
+
+
+ones, zeros, tensor, arange = _torch('ones'), _torch('zeros'), _torch('tensor'), _torch('arange')
+ones_like, zeros_like, linspace = _torch('ones_like'), _torch('zeros_like'), _torch('linspace')
+rand, randn, normal, eye = _torch('rand'), _torch('randn'), _torch('normal'), _torch('eye')
+concat, stack, matmul = _torch('cat'), _torch('stack'), _torch('matmul')
+exp, log, abs, tanh, sigmoid = (_torch('exp'), _torch('log'), _torch('abs'),  # noqa: A001
+                                _torch('tanh'), _torch('sigmoid'))
+numpy = lambda x, *args, **kwargs: x.detach().numpy(*args, **kwargs)  # noqa: E731
+size = lambda x, *args, **kwargs: x.numel(*args, **kwargs)  # noqa: E731
+reshape = lambda x, *args, **kwargs: x.reshape(*args, **kwargs)  # noqa: E731
+to = lambda x, *args, **kwargs: x.to(*args, **kwargs)  # noqa: E731
+reduce_sum = lambda x, *args, **kwargs: x.sum(*args, **kwargs)  # noqa: E731
+argmax = lambda x, *args, **kwargs: x.argmax(*args, **kwargs)  # noqa: E731
+astype = lambda x, *args, **kwargs: x.type(*args, **kwargs)  # noqa: E731
+transpose = lambda x, *args, **kwargs: x.t(*args, **kwargs)  # noqa: E731
+reduce_mean = lambda x, *args, **kwargs: x.mean(*args, **kwargs)  # noqa: E731
+
+_DTYPES = ('float32', 'float64', 'int32', 'int64')
+
+
+def __getattr__(name):
+    """d2l's dtypes (scratchnet's, looked up now); any other d2l name scratchnet lacks
+    is named in the error."""
+    if name in _DTYPES:
+        import scratchnet
+        return getattr(scratchnet, name)
+    if name.startswith('__'):
+        raise AttributeError(name)
+    raise AttributeError(f"d2l.{name} is not part of scratchnet.d2l (it covers chapters 7-8 "
+                         f"of d2l 1.0)")

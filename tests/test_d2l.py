@@ -1,0 +1,340 @@
+"""scratchnet.d2l: d2l 1.0's classes for chapters 7-8 (the seed's cells with only the
+imports changed), and the Trainer's two backward routes giving the same weights."""
+import os
+import stat
+
+import numpy as np
+import pytest
+
+import fakecupy
+import scratchnet as sn
+from scratchnet import backend, d2l, nn
+from scratchnet.autograd import Tensor
+
+
+@pytest.fixture(autouse=True)
+def _figures(tmp_path, monkeypatch):
+    """Progress figures go to the test's folder, never into the repository."""
+    monkeypatch.setenv("SCRATCHNET_D2L_FIGURES", str(tmp_path))
+
+
+@pytest.fixture
+def subset(monkeypatch, real_data):
+    """set(n): FashionMNIST keeps only the first n training and test images."""
+    return lambda n: monkeypatch.setenv("SCRATCHNET_D2L_SUBSET", str(n))
+
+
+class LeNet(d2l.Classifier):
+    """The seed's LeNet (7.6), with the activation as a choice."""
+
+    def __init__(self, lr=0.1, num_classes=10, act=nn.Sigmoid):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Sequential(
+            nn.LazyConv2d(6, kernel_size=5, padding=2), act(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.LazyConv2d(16, kernel_size=5), act(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Flatten(),
+            nn.LazyLinear(120), act(),
+            nn.LazyLinear(84), act(),
+            nn.LazyLinear(num_classes))
+
+
+class TapeLeNet(LeNet):
+    """Overrides forward: the Trainer must take the tape."""
+
+    def forward(self, X):
+        return self.net(X)
+
+
+class Scale(nn.Module):
+    """Defines forward only (as the seed's Residual): the tape runs its backward."""
+
+    def forward(self, X):
+        return X * 0.5
+
+
+class ScaledLeNet(LeNet):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.net = nn.Sequential(Scale(), *self.net)
+
+
+def _lenet(cls, data, **kwargs):
+    model = cls(**kwargs)
+    model.apply_init([next(iter(data.get_dataloader(True)))[0]], d2l.init_cnn)
+    return model
+
+
+def _weights(model):
+    return {k: backend.to_numpy(v).copy() for k, v in model.state_dict().items()}
+
+
+def test_save_hyperparameters_reads_the_callers_arguments():
+    class B(d2l.HyperParameters):
+        def __init__(self, a, b=2, _c=3, d="x"):
+            self.save_hyperparameters(ignore=["d"])
+
+    b = B(1)
+    assert b.hparams == {"a": 1, "b": 2} and (b.a, b.b) == (1, 2)
+    assert not hasattr(b, "d") and not hasattr(b, "_c")
+    model = LeNet(lr=0.3)
+    assert model.hparams == {"lr": 0.3, "num_classes": 10, "act": nn.Sigmoid}
+    assert model.plot_train_per_epoch == 2 and model.plot_valid_per_epoch == 1
+
+
+def test_add_to_class_adds_a_method():
+    class A:
+        def __init__(self):
+            self.b = 1
+
+    @d2l.add_to_class(A)
+    def do(self):
+        return self.b + 1
+
+    assert A().do() == 2
+
+
+def test_progress_board_averages_every_n_points():
+    board = d2l.ProgressBoard(display=False)
+    for i in range(7):
+        board.draw(i, float(i * i), "sq", every_n=3)
+    board.draw(0, np.float32(5), "other")
+    assert [(p.x, p.y) for p in board.data["sq"]] == [(1, 5 / 3), (4, 50 / 3)]
+    assert [(p.x, p.y) for p in board.raw_points["sq"]] == [(6, 36.0)]
+    assert [p.y for p in board.data["other"]] == [5.0]
+
+
+def test_progress_board_writes_a_0644_png_atomically(tmp_path, monkeypatch):
+    previous = os.umask(0o022)
+    try:
+        board = d2l.ProgressBoard()
+        board.save_path = tmp_path / "curves" / "board.png"
+        for x in range(4):
+            board.draw(x, Tensor(np.float32(x)), "t", every_n=2)
+        d2l.ProgressBoard().draw(0, 1.0, "one")
+        monkeypatch.delenv("SCRATCHNET_D2L_FIGURES")
+        monkeypatch.chdir(tmp_path / "curves")
+        d2l.ProgressBoard().draw(0, 1.0, "one")
+    finally:
+        os.umask(previous)
+    png = (tmp_path / "curves" / "board.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    assert stat.S_IMODE(os.stat(tmp_path / "curves" / "board.png").st_mode) == 0o644
+    # No temp file left; without save_path nor $SCRATCHNET_D2L_FIGURES: the working folder.
+    assert sorted(os.listdir(tmp_path / "curves")) == ["board.png", "d2l_progress.png"]
+    # Without save_path: $SCRATCHNET_D2L_FIGURES/d2l_progress.png (the autouse fixture).
+    assert (tmp_path / "d2l_progress.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_progress_board_redraws_in_place_in_jupyter(monkeypatch, tmp_path):
+    display = pytest.importorskip("IPython.display")
+    calls = []
+
+    class Handle:
+        def update(self, obj):
+            calls.append(("update", obj))
+
+    class Shell:
+        execution_count = 1
+
+    def fake_display(obj, display_id=False):
+        calls.append(("display", obj))
+        return Handle()
+
+    monkeypatch.setattr(display, "display", fake_display)
+    monkeypatch.setattr(d2l, "_jupyter", lambda: Shell)
+    board = d2l.ProgressBoard()
+    board.draw(0, 1.0, "a")
+    board.draw(1, 2.0, "a")
+    Shell.execution_count = 2  # a new cell: a new display
+    board.draw(2, 3.0, "a")
+    assert [c[0] for c in calls] == ["display", "update", "display"]
+    assert calls[0][1].data.startswith(b"\x89PNG")
+    assert not (tmp_path / "d2l_progress.png").exists()
+
+
+def test_fashion_mnist_batches_are_tensors_with_resize_and_subset(subset):
+    subset(100)
+    data = d2l.FashionMNIST(batch_size=32, resize=(32, 36))
+    assert (len(data.train), len(data.val)) == (100, 100)
+    train, val = data.train_dataloader(), data.val_dataloader()
+    assert (len(train), len(val)) == (4, 4)
+    X, y = next(iter(train))
+    assert isinstance(X, Tensor) and isinstance(y, Tensor)
+    assert X.shape == (32, 1, 32, 36) and X.dtype == np.float32
+    assert y.shape == (32,) and y.dtype == np.int64
+    assert 0 <= float(X.data.min()) and float(X.data.max()) <= 1
+    X, y = next(iter(d2l.FashionMNIST(batch_size=8).get_dataloader(False)))
+    assert X.shape == (8, 1, 28, 28)
+    np.testing.assert_array_equal(y.data, data.val.labels[:8])
+
+
+def test_fashion_mnist_subset_must_be_a_positive_count(subset):
+    subset("ten")
+    with pytest.raises(ValueError, match="SCRATCHNET_D2L_SUBSET"):
+        d2l.FashionMNIST()
+
+
+def test_text_labels(subset):
+    subset(8)
+    data = d2l.FashionMNIST()
+    assert data.text_labels([0, 9, 5]) == ["t-shirt", "ankle boot", "sandal"]
+    y = next(iter(data.get_dataloader(False)))[1]
+    assert data.text_labels(y) == [data.train.classes[i] for i in data.val.labels[:8]]
+
+
+@pytest.mark.parametrize("clip", [0, 0.05])
+def test_manual_and_tape_routes_give_the_same_weights(subset, capsys, clip):
+    """Two steps from the same float64 weights: model.net.backward and loss.backward()."""
+    subset(128)
+    sn.set_default_dtype(np.float64)
+    data = d2l.FashionMNIST(batch_size=64)
+    manual = _lenet(LeNet, data)
+    tape = TapeLeNet()
+    tape.load_state_dict(manual.state_dict())
+    before = _weights(manual)
+    trainers = {}
+    for name, model in (("manual", manual), ("tape", tape)):
+        trainers[name] = d2l.Trainer(max_epochs=1, gradient_clip_val=clip)
+        trainers[name].fit(model, data)
+    assert trainers["manual"].backprop == "manual" and trainers["tape"].backprop == "tape"
+    out = capsys.readouterr().out
+    assert "[manual backprop:" in out
+    assert "[tape backprop: TapeLeNet defines its own forward]" in out
+    after, other = _weights(manual), _weights(tape)
+    assert after["net.0.weight"].dtype == np.float64
+    for k in after:
+        np.testing.assert_allclose(other[k], after[k], rtol=1e-10, atol=1e-14, err_msg=k)
+    assert any(not np.array_equal(before[k], after[k]) for k in after)
+    h0, h1 = trainers["manual"].history[0], trainers["tape"].history[0]
+    assert h0.keys() == {"epoch", "train_loss", "val_loss", "val_acc"}
+    for k in h0:
+        np.testing.assert_allclose(h1[k], h0[k], rtol=1e-10)
+
+
+@pytest.mark.parametrize("cls, route", [(LeNet, "manual"), (TapeLeNet, "tape"),
+                                        (ScaledLeNet, "tape")])
+def test_the_loss_falls_on_either_route(subset, capsys, tmp_path, cls, route):
+    subset(64)  # one batch: full-batch gradient descent, the loss falls at every step
+    data = d2l.FashionMNIST(batch_size=64)
+    model = _lenet(cls, data, lr=0.3, act=nn.ReLU)
+    trainer = d2l.Trainer(max_epochs=5)
+    trainer.fit(model, data)
+    assert trainer.backprop == route
+    losses = [row["train_loss"] for row in trainer.history]
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert losses[-1] < losses[0] - 0.05, losses
+    out = capsys.readouterr().out.splitlines()
+    assert len([line for line in out if line.startswith("epoch ")]) == 5
+    if cls is ScaledLeNet:
+        assert "Scale defines forward but no backward" in out[0]
+    assert model.board.data.keys() == {"train_loss", "val_loss", "val_acc"}
+    assert len(model.board.data["train_loss"]) == 5  # every_n is at least 1
+    assert len(model.board.data["val_acc"]) == 5
+    png = tmp_path / f"{cls.__name__}_progress.png"  # the board is named after the model
+    assert png.read_bytes().startswith(b"\x89PNG") and out[-1] == f"the curves: {png}"
+
+
+def test_num_gpus_without_a_gpu_says_so_once(subset, capsys, monkeypatch):
+    monkeypatch.setattr(backend, "gpu_available", lambda: False)
+    subset(16)
+    data = d2l.FashionMNIST(batch_size=16)
+    trainer = d2l.Trainer(max_epochs=1, num_gpus=1)
+    for _ in range(2):
+        trainer.fit(_lenet(LeNet, data), data)
+    out = capsys.readouterr().out
+    assert out.count("no GPU is visible to CuPy") == 1
+    assert "num_gpus=1 but no GPU is visible to CuPy; training on the CPU" in out
+    assert trainer.gpus == [] and len(trainer.history) == 2
+
+
+def test_trainer_runs_on_the_device(subset, device, capsys):
+    """The manual route on the CPU, the CuPy double and a real GPU: weights stay there."""
+    subset(32)
+    data = d2l.FashionMNIST(batch_size=16)
+    model = _lenet(LeNet, data, act=nn.ReLU)
+    trainer = d2l.Trainer(max_epochs=1, num_gpus=1, gradient_clip_val=1.0)
+    trainer.fit(model, data)
+    assert trainer.backprop == "manual"
+    assert trainer.gpus == (["gpu"] if device == "gpu" else [])
+    assert all(backend.device_of(p.data) == device for p in model.parameters())
+    assert np.isfinite(list(trainer.history[0].values())).all()
+
+
+@pytest.mark.parametrize("cls", [LeNet, TapeLeNet], ids=["manual", "tape"])
+def test_a_fit_reads_the_gpu_once_per_epoch_not_per_step(cls, subset, capsys):
+    """With the CuPy double: the host syncs of a fit do not grow with the number of steps
+    (on the tape route too: cross_entropy defers its label check to the epoch's end)."""
+    syncs = []
+    with fakecupy.installed(), sn.use_device("gpu"):
+        for n in (32, 96):
+            subset(n)
+            data = d2l.FashionMNIST(batch_size=16)
+            model = _lenet(cls, data)
+            trainer = d2l.Trainer(max_epochs=1, num_gpus=1)
+            with fakecupy.counting() as c:
+                trainer.fit(model, data)
+            syncs.append(c.syncs)
+    assert syncs[0] == syncs[1] <= 3, syncs  # the labels' check, the sums, the board
+
+
+def test_clip_gradients_scales_to_the_global_norm():
+    net = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2))
+    model = d2l.Module()
+    model.net = net
+    grads = [np.arange(p.data.size, dtype=np.float32).reshape(p.data.shape) for p in
+             net.parameters()]
+    norm = np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads))
+    trainer = d2l.Trainer(max_epochs=1)
+    for clip, factor in ((norm / 4, 0.25), (norm * 2, 1.0)):
+        for p, g in zip(net.parameters(), grads):
+            p.grad = g.copy()
+        trainer.clip_gradients(clip, model)
+        for p, g in zip(net.parameters(), grads):
+            assert p.grad.dtype == np.float32
+            np.testing.assert_allclose(p.grad, g * factor, rtol=1e-6)
+
+
+def test_classifier_loss_and_accuracy():
+    model = d2l.Classifier()
+    Y_hat = Tensor(np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [1.0, 0.0, 4.0]], np.float32))
+    Y = Tensor(np.array([0, 2, 2]))
+    assert float(model.accuracy(Y_hat, Y).data) == pytest.approx(2 / 3)
+    np.testing.assert_array_equal(model.accuracy(Y_hat, Y, averaged=False).data, [1, 0, 1])
+    z = Y_hat.data.astype(np.float64)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    per = -logp[np.arange(3), Y.data]
+    np.testing.assert_allclose(model.loss(Y_hat, Y, averaged=False).data, per, rtol=1e-5)
+    assert float(model.loss(Y_hat, Y).data) == pytest.approx(per.mean(), rel=1e-6)
+
+
+def test_init_cnn_and_apply_init():
+    model = LeNet()
+    X = Tensor(np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32))
+    model.apply_init([X], d2l.init_cnn)
+    w = model.net[7].weight.data  # Linear(400 -> 120)
+    bound = np.sqrt(6 / (400 + 120))
+    assert w.shape == (120, 400) and np.abs(w).max() <= bound
+    assert np.abs(w).max() > 0.9 * bound  # uniform over the whole range
+    assert model.net[0].weight.data.shape == (6, 1, 5, 5)
+
+
+def test_corr2d_as_the_book_and_on_the_tape():
+    X = sn.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
+    K = sn.tensor([[0.0, 1.0], [2.0, 3.0]], requires_grad=True)
+    Y = d2l.corr2d(X, K)
+    np.testing.assert_array_equal(Y.data, [[19, 25], [37, 43]])
+    Y.sum().backward()  # dL/dK[a, b] = sum of the X window entries it met
+    np.testing.assert_array_equal(K.grad, [[8, 12], [20, 24]])
+
+
+def test_aliases_and_missing_names():
+    assert d2l.concat([d2l.ones((1, 2)), d2l.zeros((1, 2))], 0).shape == (2, 2)
+    assert d2l.float32 == np.float32 and d2l.int64 == np.int64
+    assert float(d2l.reduce_sum(d2l.arange(4, dtype=d2l.float32))) == 6
+    assert d2l.size(d2l.rand(2, 3)) == 6
+    with pytest.raises(AttributeError, match=r"d2l\.show_images is not part of "
+                                             r"scratchnet\.d2l \(it covers chapters 7-8"):
+        d2l.show_images
