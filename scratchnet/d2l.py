@@ -13,9 +13,7 @@ autograd tape (``loss.backward()``) otherwise; ``trainer.backprop`` says which r
 """
 import collections
 import inspect
-import io
 import os
-import sys
 import time
 
 import numpy as np
@@ -25,8 +23,9 @@ from .autograd import Tensor
 from .autograd import functional as F
 from .data import DataLoader
 from .data import FashionMNIST as _FashionMNIST
-from .io import temp_file
+from .io import atomic_write
 from .train import first_layer
+from .viz import LiveFigure, jupyter_shell
 
 
 def _raw(v):
@@ -86,7 +85,7 @@ class ProgressBoard(HyperParameters):
         self.live = True
         self.raw_points = collections.OrderedDict()
         self.data = collections.OrderedDict()
-        self._handle = None
+        self._live = LiveFigure()
 
     def draw(self, x, y, label, every_n=1):
         points = self.raw_points.setdefault(label, [])
@@ -126,19 +125,10 @@ class ProgressBoard(HyperParameters):
         axes.set_xscale(self.xscale)
         axes.set_yscale(self.yscale)
         axes.legend(plt_lines, list(self.data))
-        shell = _jupyter()
-        if shell is None:
+        if jupyter_shell() is None:
             _save_png(self.fig, self.figure_path())
-            return
-        from IPython import display
-        buf = io.BytesIO()
-        self.fig.savefig(buf, format='png', bbox_inches='tight')
-        image = display.Image(data=buf.getvalue(), format='png')
-        # An updated display keeps the Trainer's epoch lines, which clear_output would erase.
-        if self._handle is None or self._handle[1] != shell.execution_count:
-            self._handle = (display.display(image, display_id=True), shell.execution_count)
-        else:
-            self._handle[0].update(image)
+        else:  # redrawn in place: the Trainer's epoch lines above it stay
+            self._live.show(self.fig)
 
     name = 'd2l'  # the Trainer names the board after the model: LeNet_progress.png
 
@@ -149,27 +139,10 @@ class ProgressBoard(HyperParameters):
                             f'{self.name}_progress.png')
 
 
-def _jupyter():
-    """The IPython kernel's shell when running in Jupyter, else None."""
-    ipython = sys.modules.get('IPython')
-    shell = ipython.get_ipython() if ipython is not None else None
-    return shell if shell is not None and 'IPKernelApp' in shell.config else None
-
-
 def _save_png(fig, path):
-    """Write the figure atomically, with a normal new file's permissions (umask)."""
+    """Write the figure atomically, with a normal new file's permissions (io.atomic_write)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = temp_file(path)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            fig.savefig(f, format='png')
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it 0600
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda f: fig.savefig(f, format='png'))
 
 
 class Module(nn.Module, HyperParameters):
@@ -304,13 +277,10 @@ class FashionMNIST(DataModule):
         self.save_hyperparameters()
         self.train = _FashionMNIST(train=True)
         self.val = _FashionMNIST(train=False)
-        subset = os.environ.get('SCRATCHNET_D2L_SUBSET')
+        subset = _env_count('SCRATCHNET_D2L_SUBSET', 'images')
         if subset:
-            if not subset.isdigit() or int(subset) < 1:
-                raise ValueError(f"SCRATCHNET_D2L_SUBSET must be a positive number of images, "
-                                 f"got {subset!r}")
             for ds in (self.train, self.val):
-                ds.images, ds.labels = ds.images[:int(subset)], ds.labels[:int(subset)]
+                ds.images, ds.labels = ds.images[:subset], ds.labels[:subset]
 
     def text_labels(self, indices):
         """Return text labels."""
@@ -343,6 +313,16 @@ def _route(model):
     return 'manual', "every layer's own backward"
 
 
+def _env_count(name, what):
+    """The positive int in environment variable ``name``, or None when it is unset."""
+    value = os.environ.get(name)
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} must be a positive number of {what}, got {value!r}")
+    return int(value)
+
+
 class Trainer(HyperParameters):
     """d2l.Trainer: ``fit(model, data)`` trains for ``max_epochs`` with the model's optimizer.
 
@@ -351,10 +331,17 @@ class Trainer(HyperParameters):
     ``num_gpus > 0`` it trains on the GPU when CuPy sees one, else says so and uses the
     CPU. Backprop runs by hand (``model.net.backward``, no tape) when the model uses
     d2l's forward, loss and training_step and every layer has a backward; through the
-    tape (``loss.backward()``) otherwise: ``trainer.backprop`` says which.
+    tape (``loss.backward()``) otherwise: ``trainer.backprop`` says which. The
+    environment variable ``SCRATCHNET_D2L_MAX_EPOCHS=N`` caps ``max_epochs`` at N and
+    says so (the notebook tests use it with ``SCRATCHNET_D2L_SUBSET``).
     """
 
     def __init__(self, max_epochs, num_gpus=0, gradient_clip_val=0):
+        _cap = _env_count('SCRATCHNET_D2L_MAX_EPOCHS', 'epochs')
+        if _cap is not None and _cap < max_epochs:
+            print(f"d2l.Trainer: max_epochs={max_epochs} capped at {_cap} by "
+                  "SCRATCHNET_D2L_MAX_EPOCHS")
+            max_epochs = _cap
         self.save_hyperparameters()
         self.gpus = []
         if num_gpus > 0:
@@ -404,7 +391,7 @@ class Trainer(HyperParameters):
                 model.board.live = True
                 if first is not None:
                     first.needs_input_grad = previous
-            if model.board.display and _jupyter() is None and model.board.data:
+            if model.board.display and jupyter_shell() is None and model.board.data:
                 print(f'the curves: {model.board.figure_path()}')
 
     def fit_epoch(self):

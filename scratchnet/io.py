@@ -26,11 +26,19 @@ def save(obj, path):
     is written (numpy would append '.npz' to a name without it).
     """
     arrays = _flatten(obj)
+    atomic_write(path, lambda f: _write_npz(f, arrays))
+
+
+def atomic_write(path, write, binary=True):
+    """Write the file ``path`` whole or not at all: ``write(f)`` fills a temp file next to
+    it, which is then renamed onto ``path``. A crash or an error leaves any previous file
+    there intact. The file gets the permissions any new file gets (0644 under the usual
+    umask 022), not the temp file's 0600."""
     path = os.fspath(path)
     fd, tmp = temp_file(path)
     try:
-        with os.fdopen(fd, "wb") as f:
-            _write_npz(f, arrays)
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -40,10 +48,23 @@ def save(obj, path):
         except FileNotFoundError:
             pass
         raise
+    return path
+
+
+def atomic_write_text(path, text):
+    """:func:`atomic_write` of a str (UTF-8)."""
+    return atomic_write(path, lambda f: f.write(text), binary=False)
+
+
+def _umask():
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def temp_file(path, suffix=".tmp"):
-    """(fd, name) of a new temp file next to ``path``, to be renamed onto it when complete.
+    """(fd, name) of a new temp file next to ``path``, to be renamed onto it when complete,
+    with the permissions the umask gives a new file (mkstemp alone makes it 0600).
 
     Its name records this host and process: a writer killed before the rename (SIGKILL,
     a power cut) cannot remove its temp file, so each call first removes those of
@@ -63,7 +84,10 @@ def temp_file(path, suffix=".tmp"):
                 os.unlink(os.path.join(directory, name))
             except OSError:
                 pass
-    return tempfile.mkstemp(prefix=f"{prefix}{owner}.", suffix=suffix, dir=directory)
+    fd, name = tempfile.mkstemp(prefix=f"{prefix}{owner}.", suffix=suffix, dir=directory)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, 0o666 & ~_umask())
+    return fd, name
 
 
 def _alive(pid):

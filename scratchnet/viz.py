@@ -5,46 +5,73 @@ and what the network learned (first-layer kernels, feature maps).
     viz.plot_kernels(model.net[0].weight.data, "kernels.png")
     viz.plot_feature_maps(model, image, "feature_maps.png")
 
-matplotlib is imported only when a function is called (Agg backend, no screen).
+matplotlib is imported only when a function is called; figures are bare matplotlib
+Figures (Agg: no screen, pyplot's backend untouched, so Jupyter's stays inline).
 """
-import os
+import io
 import pathlib
+import sys
 
 import numpy as np
 
 from . import backend
-from .io import temp_file
+from .io import atomic_write
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+def subplots(nrows=1, ncols=1, figsize=None, **kwargs):
+    """(fig, axes) as ``plt.subplots`` gives them, on a bare matplotlib Figure: it draws
+    with Agg into files or a notebook's output, opens no window and leaves pyplot's
+    backend (Jupyter's inline one included) alone."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def save_figure(fig, path, dpi=100):
-    """Write ``fig`` to ``path`` as a PNG, atomically, and close it."""
-    plt = _pyplot()
+    """Write ``fig`` to ``path`` as a PNG, atomically (io.atomic_write)."""
     fig.tight_layout()
     path = pathlib.Path(path)
-    fd, tmp = temp_file(path, ".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda f: fig.savefig(f, dpi=dpi, format="png"))
     return path
+
+
+def jupyter_shell():
+    """The IPython shell when running in a Jupyter kernel, else None."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell if shell is not None and "IPKernelApp" in shell.config else None
+
+
+class LiveFigure:
+    """A figure shown in a Jupyter cell's output and redrawn in place at each ``show``
+    (an IPython display handle: the cell's printed lines stay, the picture updates);
+    the last picture stays in the output. A new cell gets a new picture."""
+
+    def __init__(self):
+        self.handle, self.cell = None, None
+
+    def show(self, fig):
+        from IPython import display
+        shell = jupyter_shell()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+        image = display.Image(data=buf.getvalue(), format="png")
+        if self.handle is None or self.cell != shell.execution_count:
+            self.handle = display.display(image, display_id=True)
+            self.cell = shell.execution_count
+        else:
+            self.handle.update(image)
 
 
 def plot_history(history, path):
     """The d2l board: losses and accuracies against epochs (a Trainer's history), as a PNG."""
-    plt = _pyplot()
+    return save_figure(history_figure(history), path)
+
+
+def history_figure(history):
+    """The figure of :func:`plot_history` (a Trainer in Jupyter shows it live)."""
     epochs = [r["epoch"] for r in history]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = subplots(figsize=(5, 3.5))
     styles = {"train_loss": "-", "val_loss": "--", "train_acc": "-.", "val_acc": ":"}
     for key, style in styles.items():
         if key in history[0]:
@@ -52,7 +79,7 @@ def plot_history(history, path):
     ax.set_xlabel("epoch")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    return save_figure(fig, path)
+    return fig
 
 
 def draw_grad_norms(ax, grad_norms, title=None, labels=None):
@@ -85,8 +112,7 @@ def plot_grad_norms(grad_norms, path, title=None, labels=None):
     """Trainer.grad_norms as a PNG at ``path`` (see :func:`draw_grad_norms`)."""
     if not grad_norms:
         raise ValueError("plot_grad_norms: no rows; train with Trainer(grad_norms_every=N)")
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = subplots(figsize=(6, 4.5))
     draw_grad_norms(ax, grad_norms, title, labels)
     return save_figure(fig, path)
 
@@ -103,11 +129,10 @@ def plot_kernels(weight, path, title="first-layer kernels", cols=8, names=None):
     if w.ndim != 4:
         raise ValueError(f"plot_kernels: expected a conv weight (out, in, kh, kw), got shape "
                          f"{w.shape}")
-    plt = _pyplot()
     k = w[:, 0]
     rows, cols = _grid(len(k), cols)
     lim = float(np.abs(k).max()) or 1.0
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.4), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.4), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(k):
@@ -141,9 +166,8 @@ def plot_feature_maps(model, image, path, max_maps=16):
         maps = conv_outputs(model, backend.to_device(x))
     finally:
         model.train(was_training)
-    plt = _pyplot()
     cols = max_maps
-    fig, axes = plt.subplots(len(maps) + 1, cols, figsize=(1.1 * cols, 1.25 * (len(maps) + 1)),
+    fig, axes = subplots(len(maps) + 1, cols, figsize=(1.1 * cols, 1.25 * (len(maps) + 1)),
                              squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -160,8 +184,7 @@ def plot_kernel_pair(learned, handmade, path, labels=("learned", "hand-made")):
     """Two small kernels side by side on one colour scale (d2l 7.2.4: [1, -1])."""
     a, b = (np.atleast_2d(backend.to_numpy(k)) for k in (learned, handmade))
     lim = float(max(np.abs(a).max(), np.abs(b).max())) or 1.0
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(4.5, 1.8))
+    fig, axes = subplots(1, 2, figsize=(4.5, 1.8))
     for ax, k, label in zip(axes, (a, b), labels):
         ax.imshow(k, cmap="bwr", vmin=-lim, vmax=lim)
         for (i, j), v in np.ndenumerate(k):

@@ -144,7 +144,8 @@ def test_progress_board_redraws_in_place_in_jupyter(monkeypatch, tmp_path):
         return Handle()
 
     monkeypatch.setattr(display, "display", fake_display)
-    monkeypatch.setattr(d2l, "_jupyter", lambda: Shell)
+    monkeypatch.setattr(d2l, "jupyter_shell", lambda: Shell)
+    monkeypatch.setattr(sn.viz, "jupyter_shell", lambda: Shell)
     board = d2l.ProgressBoard()
     board.draw(0, 1.0, "a")
     board.draw(1, 2.0, "a")
@@ -338,3 +339,15 @@ def test_aliases_and_missing_names():
     with pytest.raises(AttributeError, match=r"d2l\.show_images is not part of "
                                              r"scratchnet\.d2l \(it covers chapters 7-8"):
         d2l.show_images
+
+
+def test_max_epochs_env_caps_and_says_so(monkeypatch, capsys):
+    monkeypatch.setenv("SCRATCHNET_D2L_MAX_EPOCHS", "2")
+    trainer = d2l.Trainer(max_epochs=10)
+    assert trainer.max_epochs == 2 and trainer.hparams == {
+        "max_epochs": 2, "num_gpus": 0, "gradient_clip_val": 0}
+    assert "capped at 2" in capsys.readouterr().out
+    assert d2l.Trainer(max_epochs=1).max_epochs == 1  # a smaller count stays
+    monkeypatch.setenv("SCRATCHNET_D2L_MAX_EPOCHS", "0")
+    with pytest.raises(ValueError, match="SCRATCHNET_D2L_MAX_EPOCHS must be a positive"):
+        d2l.Trainer(max_epochs=3)

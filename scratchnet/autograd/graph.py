@@ -101,8 +101,7 @@ def plot_graph(t, path, use_dot=None):
             if os.path.exists(tmp):
                 os.remove(tmp)
         return path
-    from ..viz import _pyplot, save_figure
-    plt = _pyplot()
+    from ..viz import save_figure, subplots
     order, leaves, edges, uses = _graph(t)
     level = _levels(order, edges)
     rows = {}
@@ -111,7 +110,7 @@ def plot_graph(t, path, use_dot=None):
     width = max(len(r) for r in rows.values())
     pos = {id(x): ((i + 0.5) / len(r) * width, -lvl)
            for lvl, r in rows.items() for i, x in enumerate(r)}
-    fig, ax = plt.subplots(figsize=(max(4, 2.2 * width), max(3, 0.9 * (len(rows) + 1))))
+    fig, ax = subplots(figsize=(max(4, 2.2 * width), max(3, 0.9 * (len(rows) + 1))))
     for a, b in edges:
         (x0, y0), (x1, y1) = pos[id(a)], pos[id(b)]
         ax.annotate("", xy=(x1, y1 + 0.22), xytext=(x0, y0 - 0.22),
