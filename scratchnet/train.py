@@ -11,6 +11,10 @@ the CPU, reaches bit-identical weights to an uninterrupted run. A non-finite
 loss, validation loss or weight raises NonFiniteLossError before anything of
 that epoch is written, so the checkpoint on disk stays the last good one.
 
+Output: one line per epoch. A progress bar is drawn only where someone watches it: in
+a terminal (tqdm's text bar) and in Jupyter (tqdm's notebook bar, and the curves
+redrawn under the cell each epoch); piped to a file or in CI there is no bar.
+
 Gradient flow: ``Trainer(grad_norms_every=N)`` records, every N steps (step 0,
 N, 2N, ... counted over all epochs), the norm of each layer's weight gradient
 (Conv and Linear layers, the gradient of that step's batch, before the update)
@@ -22,34 +26,45 @@ import csv
 import io as _io
 import json
 import math
-import os
 import pathlib
 import time
 
 import numpy as np
-from tqdm import tqdm
+import importlib.util
+import sys
+
+from tqdm import tqdm as terminal_bar
 
 from . import backend
-from .io import load, save, temp_file
+from .io import atomic_write_text, load, save
 from .nn.loss import CrossEntropyLoss
-from .viz import plot_grad_norms, plot_history
+from .viz import LiveFigure, history_figure, jupyter_shell, plot_grad_norms, plot_history
+
+
+def output_kind(stream=None):
+    """Where the run's output goes: "jupyter" (a notebook kernel), "terminal" (a TTY),
+    or "pipe" (a file, CI, nohup): the Trainer shows a progress bar only to someone
+    watching, so a piped run logs one line per epoch."""
+    if jupyter_shell() is not None:
+        return "jupyter"
+    stream = sys.stderr if stream is None else stream  # tqdm draws on stderr
+    isatty = getattr(stream, "isatty", None)
+    return "terminal" if isatty is not None and isatty() else "pipe"
+
+
+def progress_bar(kind, **kwargs):
+    """tqdm's bar for ``kind`` (see :func:`output_kind`): the notebook widget in Jupyter
+    (when ipywidgets is installed: ``pip install -e ".[notebook]"``), the text bar in a
+    terminal, none in a pipe."""
+    if kind == "jupyter" and importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.notebook import tqdm as notebook_bar
+        return notebook_bar(**kwargs)
+    hidden = kwargs.pop("disable", False) or kind == "pipe"
+    return terminal_bar(**kwargs, disable=hidden)
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; training stopped."""
-
-
-def _atomic_write_text(path, text):
-    fd, tmp = temp_file(path)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def first_layer(model):
@@ -128,7 +143,7 @@ class Trainer:
     read_every = 0.5
 
     def __init__(self, max_epochs=10, out=None, progress=True, checkpoint=True,
-                 loss_fn=None, log=print, grad_norms_every=None):
+                 loss_fn=None, log=print, grad_norms_every=None, live_plot=True):
         self.max_epochs = int(max_epochs)
         if grad_norms_every is not None and (isinstance(grad_norms_every, bool) or
                                              int(grad_norms_every) != grad_norms_every or
@@ -140,6 +155,9 @@ class Trainer:
         self.global_step = 0
         self.out = None if out is None else pathlib.Path(out)
         self.progress = progress
+        # In Jupyter the loss and accuracy curves are redrawn under the cell each epoch.
+        self.live_plot = live_plot
+        self._live = LiveFigure()
         self.checkpoint = checkpoint
         self.loss_fn = loss_fn or CrossEntropyLoss()
         self.log = log or (lambda *a, **k: None)
@@ -195,10 +213,12 @@ class Trainer:
                                          f"(the epoch's last); {self._stopped()}")
             self.history.append(row)
             self.log(self._format(row))
+            if self.live_plot and output_kind() == "jupyter":
+                self._live.show(history_figure(self.history))  # redrawn in place
             if self.out is not None:
                 self._write_history()
                 if self.grad_norms_every is not None:
-                    _atomic_write_text(self.out / "grad_norms.json",
+                    atomic_write_text(self.out / "grad_norms.json",
                                        json.dumps(self.grad_norms, indent=1))
                 if self.checkpoint:
                     self.save_checkpoint(model, optimizer, epoch, scheduler=scheduler)
@@ -207,9 +227,10 @@ class Trainer:
     def _train_epoch(self, model, train_iter, optimizer, epoch):
         model.train()
         t0 = time.perf_counter()
-        bar = tqdm(total=len(train_iter) if hasattr(train_iter, "__len__") else None,
-                   desc=f"epoch {epoch + 1}/{self.max_epochs}", leave=False,
-                   dynamic_ncols=True, disable=not self.progress)
+        bar = progress_bar(output_kind(), total=len(train_iter) if hasattr(train_iter,
+                                                                         "__len__") else None,
+                           desc=f"epoch {epoch + 1}/{self.max_epochs}", leave=False,
+                           dynamic_ncols=True, disable=not self.progress)
         self._steps = 0
         sums = EpochSums()
         last_read, read_step = t0, 0
@@ -272,7 +293,7 @@ class Trainer:
         return s + f"  {row['images_per_s']:.0f} img/s  {row['seconds']:.1f} s"
 
     def _write_history(self):
-        _atomic_write_text(self.out / "history.json", json.dumps(self.history, indent=1))
+        atomic_write_text(self.out / "history.json", json.dumps(self.history, indent=1))
         buf = _io.StringIO()
         keys = list(self.history[0])
         for row in self.history:
@@ -280,7 +301,7 @@ class Trainer:
         w = csv.DictWriter(buf, fieldnames=keys)
         w.writeheader()
         w.writerows(self.history)
-        _atomic_write_text(self.out / "history.csv", buf.getvalue())
+        atomic_write_text(self.out / "history.csv", buf.getvalue())
 
     def save_checkpoint(self, model, optimizer, epoch, path=None, scheduler=None):
         """model.* / optim.* / sched.* arrays, the epoch, the history and the RNG states
