@@ -1,49 +1,24 @@
-"""The seed notebook's code cells, ported to scratchnet by the four import lines alone,
-and a Jupyter-like runner for them (tests/test_seed.py).
+"""The seed notebook's code cells, ported to scratchnet by the import lines alone
+(``scratchnet.port``), and a Jupyter-like runner for them (tests/test_seed.py).
 
 The seed (``tests/seed/000_f6b39f2976603ebe.txt``, a copy of the project's
 ``shared/seeds`` file) is an exported d2l notebook: each code cell follows a line
-``In [None]:`` and runs until the next cell, a markdown heading or the end.
+``In [None]:`` and runs until the next cell, a markdown heading or the end
+(``scratchnet.port.cells_from_export``).
 """
 import ast
 import contextlib
 import io
 import pathlib
 
-SEED = pathlib.Path(__file__).parent / "seed" / "000_f6b39f2976603ebe.txt"
+from scratchnet.port import IMPORTS, cells_from_export, port  # noqa: F401 (used by tests)
 
-# The only change a student makes: PyTorch's and d2l's imports become scratchnet's.
-IMPORTS = {
-    "import torch": "import scratchnet as torch",
-    "from torch import nn": "from scratchnet import nn",
-    "from torch.nn import functional as F": "from scratchnet.autograd import functional as F",
-    "import torch.nn.functional as F": "from scratchnet.autograd import functional as F",
-    "from d2l import torch as d2l": "from scratchnet import d2l",
-}
+SEED = pathlib.Path(__file__).parent / "seed" / "000_f6b39f2976603ebe.txt"
 
 
 def code_cells(text=None):
     """Every code cell of the seed, in order (the two ``pip install`` cells included)."""
-    text = SEED.read_text(encoding="utf-8") if text is None else text
-    cells, cur = [], None
-    for line in text.splitlines():
-        if line.startswith("In [") and line.rstrip().endswith("]:"):
-            if cur is not None:
-                cells.append(cur)
-            cur = []
-        elif cur is not None and line.startswith(("## ", "### ", "# **")):
-            cells.append(cur)
-            cur = None
-        elif cur is not None:
-            cur.append(line)
-    if cur is not None:
-        cells.append(cur)
-    return ["\n".join(c).strip("\n") for c in cells]
-
-
-def port(cell):
-    """The cell with its import lines replaced, and nothing else changed."""
-    return "\n".join(IMPORTS.get(line.strip(), line) for line in cell.splitlines())
+    return cells_from_export(SEED.read_text(encoding="utf-8") if text is None else text)
 
 
 def run_cell(code, namespace):
@@ -59,3 +34,28 @@ def run_cell(code, namespace):
             if value is not None:
                 print(repr(value))
     return out.getvalue()
+
+
+def notebooks_build():
+    """notebooks/build.py as a module: the notebooks' items, their build and their export
+    to the section scripts (tests/test_notebooks.py, tests/test_examples.py)."""
+    import importlib.util
+    import sys
+    if "notebooks_build" not in sys.modules:
+        path = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "build.py"
+        spec = importlib.util.spec_from_file_location("notebooks_build", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["notebooks_build"] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules["notebooks_build"]
+
+
+def shown(cell):
+    """What a notebook code cell printed and showed, as ``run_cell`` returns it."""
+    text = ""
+    for out in cell.get("outputs", []):
+        if out["output_type"] == "stream" and out["name"] == "stdout":
+            text += out["text"]
+        elif out["output_type"] == "execute_result":
+            text += out["data"]["text/plain"] + "\n"
+    return text

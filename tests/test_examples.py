@@ -1,9 +1,9 @@
-"""examples: every section script runs as a student runs it and prints the notebook's
-results; the training scripts learn (LeNet and ResNet: test accuracy well above chance
-and a falling training loss; VGG: a loss falling every epoch on its 16 images), write
-their files, resume, and refuse a missing GPU in one line. The training runs need the
-real Fashion-MNIST (conftest's ``real_data``: without it they skip with the reason;
-nothing is downloaded)."""
+"""examples: every section script (generated from notebooks/) runs as a student runs it
+and prints the book's values; the training scripts learn (LeNet and ResNet: test
+accuracy well above chance and a falling training loss; VGG: a loss falling every epoch
+on its 16 images), write their files, resume, and refuse a missing GPU in one line. The
+training runs need the real Fashion-MNIST (conftest's ``real_data``: without it they
+skip with the reason; nothing is downloaded)."""
 import importlib.util
 import json
 import os
@@ -14,6 +14,8 @@ import sys
 
 import numpy as np
 import pytest
+from seedcells import notebooks_build
+from test_seed import BOOK, TRAINING
 
 import scratchnet as sn
 from scratchnet.data import DownloadError
@@ -35,88 +37,50 @@ def run(script, *args, check=True, timeout=120):
     return proc
 
 
-def summary(lines):
-    return [line for line in lines if " output shape:\t " in line]
+# The section scripts are the notebooks exported by notebooks/build.py. Each runs as
+# ``python examples/<script>`` (runpy, as __main__), after scratchnet.manual_seed(0) as
+# every test is seeded, with its training cells on the first 256 images for one epoch,
+# and prints the book's values of its seed cells (BOOK, tests/test_seed.py).
+BUILD = notebooks_build()
+SEEDED = ("import runpy, sys, scratchnet; scratchnet.manual_seed(0); "
+          "runpy.run_path(sys.argv[1], run_name='__main__')")
+SKIP_VGG = pytest.mark.skip(
+    reason="sec8_2_vgg.py only repeats the 8.2 notebook's cells, which "
+           "tests/test_notebooks.py runs on a fresh kernel (VGG-11's summary at 224x224 "
+           "and a training epoch at 224x224: about 25 s more)")
 
 
-def test_sec7_2_cross_correlation():
-    out = run("sec7_2_cross_correlation.py").stdout
-    assert "[[19. 25.]\n [37. 43.]]" in out
-    assert " [ 0.  1.  0.  0.  0. -1.  0.]]" in out  # the edges
-    losses = [float(v) for v in re.findall(r"epoch \d+, loss ([\d.]+)", out)]
-    # As the book shows: the loss falls by two orders of magnitude in 10 steps.
-    assert len(losses) == 5 and losses == sorted(losses, reverse=True)
-    assert losses[-1] < 0.03 * losses[0]
-    kernel = re.search(r"learned kernel: \[\[\s*(\S+)\s+(\S+?)\s*\]\]", out)
-    np.testing.assert_allclose([float(kernel[1]), float(kernel[2])], [1.0, -1.0], atol=0.1)
+def section_scripts():
+    for spec in BUILD.NOTEBOOKS:
+        for script, part in spec.scripts:
+            cells = BUILD.script_cells(BUILD.notebook(spec), part)
+            seeds = [BUILD.seed_cell(c) for c in cells if BUILD.seed_cell(c) is not None]
+            marks = [SKIP_VGG] if script == "sec8_2_vgg.py" else []
+            if script == "sec8_6_resnet.py":  # ResNet-18's summary and an epoch: ~15 s
+                marks.append(pytest.mark.slow)
+            yield pytest.param(script, seeds, id=script, marks=marks)
 
 
-def test_sec7_3_padding_stride():
-    out = run("sec7_3_padding_stride.py").stdout
-    shapes = re.findall(r"^8x8 input, .*: (\(.*\))$", out, re.M)
-    assert shapes == ["(8, 8)", "(8, 8)", "(4, 4)", "(2, 2)"]
-    assert ("Output shape with kernel (3, 5), padding (0, 1), and stride (3, 4): (1, 1, 3, 2)"
-            in out)
-
-
-def test_sec7_4_channels():
-    out = run("sec7_4_channels.py").stdout
-    assert "corr2d_multi_in(X, K) =\n [[ 56.  72.]\n [104. 120.]]" in out
-    assert "K.shape = (3, 2, 2, 2)" in out
-    for rows in ("[[ 56.  72.]\n  [104. 120.]]", "[[ 76. 100.]\n  [148. 172.]]",
-                 "[[ 96. 128.]\n  [192. 224.]]"):
-        assert rows in out
-    diffs = re.search(r"agree: (\S+) (\S+)$", out, re.M)
-    assert float(diffs[1]) < 1e-6 and float(diffs[2]) < 1e-6
-
-
-def test_sec7_5_pooling():
-    out = run("sec7_5_pooling.py").stdout
-    assert "pool2d(X, (2, 2)) =\n [[4. 5.]\n [7. 8.]]" in out
-    assert "pool2d(X, (2, 2), 'avg') =\n [[2. 3.]\n [5. 6.]]" in out
-    assert "MaxPool2d(3) ->\n [[[[10.]]]]" in out
-    assert "MaxPool2d(3, padding=1, stride=2) ->\n [[[[ 5.  7.]\n   [13. 15.]]]]" in out
-    assert "MaxPool2d((2, 3), stride=(2, 3), padding=(0, 1)) ->\n [[[[ 5.  7.]\n" in out
-    assert ("two channels ->\n [[[[ 5.  7.]\n   [13. 15.]]\n\n  [[ 6.  8.]\n   [14. 16.]]]]"
-            in out)
-
-
-def test_sec7_6_lenet_summary():
-    lines = run("sec7_6_lenet.py").stdout.splitlines()
-    assert summary(lines) == [
-        "Conv2d output shape:\t (1, 6, 28, 28)", "Sigmoid output shape:\t (1, 6, 28, 28)",
-        "AvgPool2d output shape:\t (1, 6, 14, 14)", "Conv2d output shape:\t (1, 16, 10, 10)",
-        "Sigmoid output shape:\t (1, 16, 10, 10)", "AvgPool2d output shape:\t (1, 16, 5, 5)",
-        "Flatten output shape:\t (1, 400)", "Linear output shape:\t (1, 120)",
-        "Sigmoid output shape:\t (1, 120)", "Linear output shape:\t (1, 84)",
-        "Sigmoid output shape:\t (1, 84)", "Linear output shape:\t (1, 10)"]
-    assert lines[-1] == "Total parameters: 61,706"
-
-
-def test_sec8_6_resnet():
-    lines = run("sec8_6_resnet.py").stdout.splitlines()
-    assert "Residual(3) on (4, 3, 6, 6): (4, 3, 6, 6)" in lines
-    assert "Residual(6, use_1x1conv=True, strides=2): (4, 6, 3, 3)" in lines
-    assert summary(lines) == [f"Sequential output shape:\t {s}" for s in (
-        "(1, 64, 24, 24)", "(1, 64, 24, 24)", "(1, 128, 12, 12)", "(1, 256, 6, 6)",
-        "(1, 512, 3, 3)", "(1, 10)")]
-    assert lines[-1] == "Total parameters: 11,178,378"
-
-
-# sec8_2_vgg.py is not run: VGG-11's 25088x4096 Linear alone takes about 6 s and 2 GB to
-# build; tests/models/test_models.py checks the same shapes and counts more cheaply.
-
-
-def test_exercises():
-    out = run("exercises.py").stdout
-    assert "Audio signal after convolution:  (1, 1, 100)" in out
-    assert "Edge-detected output shape:  (1, 1, 5, 5)" in out
-    kernel = np.array([[-1.0, 0.0, 1.0]] * 3, dtype=np.float32)
-    image = np.pad(np.tril(np.ones((5, 5), dtype=np.float32)), 1)
-    assert str(sn.corr2d(image, kernel) + np.float32(0)) in out  # + 0 turns -0. into 0.
-    assert ("Output shape with kernel (3, 5), padding (0, 1), and stride (3, 4): (1, 1, 3, 2)"
-            in out)
-    assert "Output shape after applying two convolutions:  (1, 1, 10, 10)" in out
+@pytest.mark.parametrize("script, seeds", section_scripts())
+def test_section_script_prints_the_books_values(script, seeds, tmp_path, request):
+    if set(seeds) & set(TRAINING):
+        request.getfixturevalue("real_data")
+    env = dict(os.environ, SCRATCHNET_D2L_SUBSET="256", SCRATCHNET_D2L_MAX_EPOCHS="1",
+               SCRATCHNET_D2L_FIGURES=str(tmp_path), PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", SEEDED, str(EXAMPLES / script)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout}\n{proc.stderr}"
+    assert any(n in BOOK for n in seeds) or script == "sec8_6_resnext.py", seeds
+    missing = [n for n in seeds if n in BOOK and BOOK[n] not in proc.stdout]
+    assert not missing, f"{script} did not print the book's values of seed cells " \
+        f"{missing}:\n{proc.stdout}"
+    if script == "sec8_6_resnext.py":
+        assert "torch.Size([4, 32, 96, 96])" in proc.stdout
+    if set(seeds) & set(TRAINING):
+        assert re.search(r"^epoch 1/1: train loss .*backprop", proc.stdout, re.M), proc.stdout
+        curves = re.search(r"^the curves: (.+)$", proc.stdout, re.M)  # d2l's plot, as a PNG
+        assert curves and pathlib.Path(curves[1]).parent == tmp_path
+        assert pathlib.Path(curves[1]).read_bytes().startswith(PNG_MAGIC)
 
 
 def check_run_dir(out, epochs):

@@ -449,14 +449,3 @@ def test_device_model_refuses_a_host_input_and_changes_nothing(device, make, sha
     """The first convolution names itself; nothing ran (BatchNorm's statistics included)."""
     x = dev(np.random.default_rng(0).standard_normal(shape).astype(np.float32))
     assert_host_input_refused(make(), x, name="Conv2d")
-
-
-def test_resnext_example_prints_the_books_shape_check():
-    import pathlib
-    import subprocess
-    import sys
-    script = pathlib.Path(__file__).resolve().parents[2] / "examples" / "sec8_6_resnext.py"
-    out = subprocess.run([sys.executable, str(script), "--size", "16"], capture_output=True,
-                         text=True, check=True, timeout=120).stdout
-    assert "ResNeXtBlock(32, 16, 1) on (4, 32, 16, 16): (4, 32, 16, 16)" in out
-    assert "weight (32, 1, 3, 3), 288 weights" in out and "groups=2" in out

@@ -1,0 +1,126 @@
+"""notebooks/: one notebook per section of the seed, and the section scripts of examples/,
+built from one list per section by notebooks/build.py.
+
+Checked: each stored notebook is what build.py makes of its items and each script what
+build.py exports from it (so nothing drifts); every seed code cell but the two
+``pip install`` ones is in exactly one notebook, ported, in the seed's order; the stored
+outputs show what the book prints (``BOOK`` of tests/test_seed.py); and every notebook
+runs top to bottom on a fresh kernel and shows it again, its training cells on the first
+256 images for one epoch.
+"""
+import os
+
+import nbformat
+import pytest
+from seedcells import code_cells, notebooks_build, port, shown
+from test_seed import BOOK, PIP, SILENT, TRAINING
+
+build = notebooks_build()
+RESNEXT_CHECK = "blk = ResNeXtBlock(32, 16, 1)"
+RESNEXT_SHAPE = "torch.Size([4, 32, 96, 96])"
+MAX_BYTES = 300_000  # each notebook reads on a code host without running
+
+
+def stored(spec):
+    return nbformat.read(build.path(spec), as_version=4)
+
+
+def trains(spec):
+    return any(item in TRAINING for item in spec.items if type(item) is int)
+
+
+def notebooks(slow=()):
+    """The notebooks as parameters; those in ``slow`` marked slow."""
+    return [pytest.param(spec, id=spec.key,
+                         marks=[pytest.mark.slow] if spec.key in slow else [])
+            for spec in build.NOTEBOOKS]
+
+
+def code(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def check_book(nb):
+    """The book's values in the outputs of ``nb``'s seed cells (and the ResNeXt check)."""
+    wrong, checked = [], 0
+    for cell in code(nb):
+        n, out = build.seed_cell(cell), shown(cell)
+        checked += n in BOOK
+        if n in BOOK and out.rstrip("\n") != BOOK[n]:
+            wrong.append(f"seed cell {n} showed\n{out}\nthe book prints\n{BOOK[n]}")
+        if n in SILENT and out:
+            wrong.append(f"seed cell {n} showed\n{out}\nthe book shows nothing")
+        if RESNEXT_CHECK in cell.source and out != RESNEXT_SHAPE + "\n":
+            wrong.append(f"the ResNeXt check showed {out!r}, the book {RESNEXT_SHAPE}")
+    assert checked and not wrong, "\n\n".join(wrong)  # each notebook has such cells
+
+
+def training_lines(nb):
+    """The training cell's printed lines, and whether it displayed d2l's plot (a PNG)."""
+    [cell] = [c for c in code(nb) if build.seed_cell(c) in TRAINING]
+    png = any("image/png" in o.get("data", {}) for o in cell.outputs)
+    return shown(cell).splitlines(), png
+
+
+@pytest.mark.parametrize("spec", notebooks())
+def test_notebook_and_scripts_are_up_to_date(spec):
+    """The stored cells are build.py's items, and the scripts the stored notebook exported
+    (after an edit: ``python notebooks/build.py --only KEY``)."""
+    nb, fresh = stored(spec), build.notebook(spec)
+    assert [(c.cell_type, c.source, build.seed_cell(c)) for c in nb.cells] == \
+        [(c.cell_type, c.source, build.seed_cell(c)) for c in fresh.cells]
+    for script, text in build.scripts(spec, nb).items():
+        assert (build.EXAMPLES_DIR / script).read_text(encoding="utf-8") == text, script
+
+
+def test_every_seed_cell_is_in_exactly_one_notebook_in_the_seeds_order():
+    seed, where = code_cells(), {}
+    for spec in build.NOTEBOOKS:
+        cells = [c for c in stored(spec).cells if build.seed_cell(c) is not None]
+        numbers = [build.seed_cell(c) for c in cells]
+        assert numbers == sorted(numbers), spec.key
+        for n, cell in zip(numbers, cells):
+            assert cell.cell_type == "code" and cell.source == port(seed[n]), (spec.key, n)
+            where.setdefault(n, []).append(spec.key)
+    assert sorted(where) == [n for n in range(len(seed)) if n not in PIP]
+    assert {n: keys for n, keys in where.items() if len(keys) > 1} == {}
+
+
+@pytest.mark.parametrize("spec", notebooks())
+def test_stored_outputs_show_the_books_values(spec):
+    nb = stored(spec)
+    assert build.path(spec).stat().st_size < MAX_BYTES
+    cells = code(nb)
+    assert [c.execution_count for c in cells] == list(range(1, len(cells) + 1))
+    for cell in cells:
+        kinds = [(o.output_type, o.get("name")) for o in cell.outputs]
+        assert ("error", None) not in kinds and ("stream", "stderr") not in kinds, cell.source
+        # The script prints a cell's value exactly when Jupyter showed one.
+        assert (("execute_result", None) in kinds) == build.prints_value(cell.source), \
+            cell.source
+    check_book(nb)
+    if trains(spec):  # the book's recipe for LeNet, the CPU subset for VGG and ResNet
+        lines, png = training_lines(nb)
+        epochs = int(spec.env.get("SCRATCHNET_D2L_MAX_EPOCHS", 10))
+        assert png and lines[-1].startswith(f"epoch {epochs}/{epochs}:"), lines
+        assert any(f"capped at {epochs}" in line for line in lines) == bool(spec.env), lines
+        # The markdown cell right before the training cell says what the run used.
+        i = next(i for i, c in enumerate(nb.cells) if build.seed_cell(c) in TRAINING)
+        assert nb.cells[i - 1].cell_type == "markdown"
+        assert all(f"{k}={v}" in nb.cells[i - 1].source for k, v in spec.env.items())
+
+
+@pytest.mark.parametrize("spec", notebooks(slow=("8.2", "8.6")))
+def test_notebook_runs_on_a_fresh_kernel(spec, tmp_path, request):
+    """Top to bottom with nbclient, as a student's Run All; any error fails. The training
+    cells use the first 256 images for one epoch and need the real Fashion-MNIST."""
+    if trains(spec):
+        request.getfixturevalue("real_data")
+    env = dict(os.environ, SCRATCHNET_D2L_SUBSET="256", SCRATCHNET_D2L_MAX_EPOCHS="1",
+               SCRATCHNET_D2L_FIGURES=str(tmp_path))
+    nb = build.execute(build.notebook(spec), env, tmp_path, timeout=600)
+    check_book(nb)
+    if trains(spec):
+        lines, png = training_lines(nb)
+        route = "tape" if spec.key == "8.6" else "manual"
+        assert png and lines[-1].startswith("epoch 1/1:") and f"[{route} backprop" in lines[-1]
