@@ -663,6 +663,7 @@ def build_env(spec, figures):
     if "SCRATCHNET_DATA" not in env and shared.is_dir():
         env["SCRATCHNET_DATA"] = str(shared)
     env["SCRATCHNET_D2L_FIGURES"] = str(figures)
+    env["SCRATCHNET_PROGRESS"] = "0"  # a stored notebook keeps no progress bars
     env.update(spec.env)
     return env
 

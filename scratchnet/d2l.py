@@ -24,7 +24,7 @@ from .autograd import functional as F
 from .data import DataLoader
 from .data import FashionMNIST as _FashionMNIST
 from .io import atomic_write
-from .train import first_layer
+from .train import first_layer, output_kind, progress_bar
 from .viz import LiveFigure, jupyter_shell
 
 
@@ -397,7 +397,12 @@ class Trainer(HyperParameters):
     def fit_epoch(self):
         t0, self._sums = time.perf_counter(), {}
         self.model.train()
-        for batch in self.train_dataloader:
+        # A bar within the epoch where someone watches it (Jupyter, a terminal), as
+        # scratchnet's own Trainer shows; none when the output is piped.
+        bar = progress_bar(output_kind(), iterable=self.train_dataloader,
+                           total=self.num_train_batches, leave=False,
+                           desc=f'epoch {self.epoch + 1}/{self.max_epochs}')
+        for batch in bar:
             batch = self.prepare_batch(batch)
             if self.backprop == 'manual':
                 self._manual_step(batch)
@@ -409,6 +414,7 @@ class Trainer(HyperParameters):
                 self.clip_gradients(self.gradient_clip_val, self.model)
             self.optim.step()
             self.train_batch_idx += 1
+        bar.close()
         if self.val_dataloader is not None:
             self.model.eval()
             with backend.no_grad():

@@ -26,6 +26,7 @@ import csv
 import io as _io
 import json
 import math
+import os
 import pathlib
 import time
 
@@ -55,7 +56,10 @@ def output_kind(stream=None):
 def progress_bar(kind, **kwargs):
     """tqdm's bar for ``kind`` (see :func:`output_kind`): the notebook widget in Jupyter
     (when ipywidgets is installed: ``pip install -e ".[notebook]"``), the text bar in a
-    terminal, none in a pipe."""
+    terminal, none in a pipe, nor anywhere under SCRATCHNET_PROGRESS=0 (notebooks/build.py
+    sets it: a stored notebook keeps no bars)."""
+    if os.environ.get("SCRATCHNET_PROGRESS") == "0":
+        kind = "pipe"
     if kind == "jupyter" and importlib.util.find_spec("ipywidgets") is not None:
         from tqdm.notebook import tqdm as notebook_bar
         return notebook_bar(**kwargs)

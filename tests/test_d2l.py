@@ -351,3 +351,14 @@ def test_max_epochs_env_caps_and_says_so(monkeypatch, capsys):
     monkeypatch.setenv("SCRATCHNET_D2L_MAX_EPOCHS", "0")
     with pytest.raises(ValueError, match="SCRATCHNET_D2L_MAX_EPOCHS must be a positive"):
         d2l.Trainer(max_epochs=3)
+
+
+@pytest.mark.parametrize("kind", ["terminal", "pipe"])
+def test_the_epoch_bar_shows_only_where_someone_watches(kind, subset, capsys, monkeypatch):
+    subset(64)
+    monkeypatch.setattr(d2l, "output_kind", lambda: kind)
+    data = d2l.FashionMNIST(batch_size=16)
+    model = _lenet(LeNet, data)
+    d2l.Trainer(max_epochs=1).fit(model, data)
+    err = capsys.readouterr().err
+    assert ("epoch 1/1" in err and "\r" in err) if kind == "terminal" else err == ""

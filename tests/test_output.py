@@ -52,6 +52,8 @@ def test_the_progress_bar_is_drawn_only_where_someone_watches(kind, drawn, monke
     assert bar.disable is not drawn
     bar.close()
     assert train.progress_bar("terminal", total=3, disable=True).disable  # progress=False
+    monkeypatch.setenv("SCRATCHNET_PROGRESS", "0")  # as notebooks/build.py runs them
+    assert train.progress_bar(kind, total=3).disable
 
 
 def test_in_jupyter_the_trainer_redraws_its_curves_in_place(monkeypatch):
