@@ -295,6 +295,9 @@ def call_module(module, *args, **kwargs):
     if outer:  # name every parameter by its path in the model called first
         for path, m in module.named_modules():
             object.__setattr__(m, "_tape_path", path)
+            for k, p in m._parameters.items():  # used directly by a forward-only module
+                if p is not None and p.data is not None:
+                    parameter_tensor(p, f"{path}.{k}" if path else k)
     _local.depth = getattr(_local, "depth", 0) + 1
     try:
         if module._modules or not has_backward(module):
