@@ -378,3 +378,18 @@ def test_functional_cross_entropy_takes_torchs_options(reduction, device):
     with pytest.raises(ValueError, match="labels must be in"):
         F.cross_entropy(a, sn.to_device(np.full((6, 3), 7), device))
         F.check_labels()  # the GPU defers the check to this read (the CPU raised above)
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_a_layer_whose_input_needs_no_gradient_skips_dl_dx(requires_grad):
+    """The images need no gradient: the first layer's backward skips dL/dx on the tape,
+    as the Trainer has it do in manual backprop, and is left as it was."""
+    conv = nn.Conv2d(1, 2, 3)
+    seen = []
+    backward = conv.backward
+    conv.backward = lambda gy: (seen.append(conv.needs_input_grad), backward(gy))[1]
+    x = ag.Tensor(np.random.default_rng(0).random((2, 1, 5, 5), dtype=np.float32),
+                  requires_grad=requires_grad)
+    (conv(x) ** 2).sum().backward()
+    assert seen == [requires_grad] and conv.needs_input_grad
+    assert (x.grad is not None) == requires_grad and np.abs(conv.weight.grad).sum() > 0

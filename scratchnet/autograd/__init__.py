@@ -337,10 +337,20 @@ def _layer_node(module, args, kwargs):
     first = tensors[0]
     inputs = [first] + params
 
+    # A first layer, whose input needs no gradient (the images), skips dL/dx as the
+    # Trainer has it do in manual backprop.
+    skip = not first.requires_grad and getattr(module, "needs_input_grad", False)
+
     def backward_fn(gy):
         object.__setattr__(module, "_cache", cache)
-        gx = module.backward(gy)
-        return (gx,) + (None,) * len(params)
+        if skip:
+            module.needs_input_grad = False
+        try:
+            gx = module.backward(gy)
+        finally:
+            if skip:
+                module.needs_input_grad = True
+        return (None if skip else gx,) + (None,) * len(params)
 
     out = record(module.name, y, inputs, backward_fn)
     if out.grad_fn is not None:
