@@ -138,8 +138,9 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1):
 
     x (N, C, H, W) -> y (N, C, oh, ow). The padding is -inf, so it never wins a
     window; stride defaults to kernel_size, as in PyTorch. The cache keeps which
-    of the kh*kw entries is each window's first maximum (the fast op also follows
-    PyTorch for NaN inputs; this one does not try).
+    of the kh*kw entries is each window's first maximum inside the image (a window
+    of -inf pixels ties with its -inf padding; PyTorch picks a pixel, and so does
+    this). The fast op also follows PyTorch for NaN inputs; this one does not try.
     """
     xp = get_array_module(x)
     kh, kw = pair(kernel_size)
@@ -148,7 +149,10 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1):
     N, C, _, _, oh, ow = col.shape
     col = col.reshape(N, C, kh * kw, oh, ow)
     y = col.max(axis=2)
-    first = col.argmax(axis=2)  # argmax returns the first of equal maxima
+    inside = im2col(xp.ones((1, 1) + x.shape[2:]), kh, kw, stride, padding, dilation,
+                    pad_value=0).reshape(1, 1, kh * kw, oh, ow) > 0
+    hit = (col == y[:, :, None]) | xp.isnan(col)
+    first = (hit & inside).argmax(axis=2)  # argmax returns the first True
     return y, (x.shape, first, kh, kw, stride, padding, dilation)
 
 

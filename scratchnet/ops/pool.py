@@ -97,6 +97,13 @@ def max_pool2d(x, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1), ceil_mode=
         for v in views[1:-1]:
             not_yet &= v != ya
             ia += not_yet
+        # A window whose pixels are all -inf ties with its -inf padding: PyTorch sends
+        # its gradient to its first pixel inside the image, never to the padding.
+        if any(pads):
+            low = ya == -xp.inf
+            if low.any():
+                first = first_inside(x.shape, (oh, ow), kernel, stride, pads, dilation)
+                ia[low] = np.broadcast_to(first.astype(ia.dtype), ia.shape)[low]
         # NaN != NaN, so a window with a NaN counted past its end: PyTorch sends its
         # gradient to the last NaN.
         if np.isnan(ya).any():
@@ -107,6 +114,20 @@ def max_pool2d(x, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1), ceil_mode=
 
     parallel_for(n, x[:1].nbytes, chunk, xp, blas=False)
     return y, idx
+
+
+def first_inside(x_shape, out_hw, kernel, stride, pads, dilation):
+    """(oh, ow): the offset i*kw + j of each window's first entry inside the image (not
+    in the padding). Rows and columns are independent, so it is the first row i inside
+    times kw plus the first column j inside."""
+    def first(size, out, k, s, pad, d):
+        starts = np.arange(out) * s - pad  # the image row (column) of offset 0
+        i = np.maximum(0, -(starts // d))  # the first offset at or past row 0 ...
+        i = np.where(starts + i * d < 0, i + 1, i)  # ... (ceil of -start / d)
+        return np.minimum(i, k - 1)
+    i = first(x_shape[2], out_hw[0], kernel[0], stride[0], pads[0], dilation[0])
+    j = first(x_shape[3], out_hw[1], kernel[1], stride[1], pads[2], dilation[1])
+    return i[:, None] * kernel[1] + j[None, :]
 
 
 def max_pool2d_backward(gy, idx, x_shape, kernel, stride, pads=(0, 0, 0, 0), dilation=(1, 1),
@@ -323,13 +344,36 @@ def _gpu_max_pool(xp, x, kernel, stride, pads, dilation, oh, ow):
     n, c = x.shape[:2]
     win = _window_view(pad_images(x, pads, -xp.inf), kernel, stride, dilation, oh, ow)
     y = win.max(axis=(2, 3))
-    key = fused(xp, _gpu_max_key)(win, y[:, :, None, None],
+    inside = _inside_on(xp, x.shape[2:], pads)
+    inside = 1 if inside is None else _window_view(inside, kernel, stride, dilation, oh, ow)
+    key = fused(xp, _gpu_max_key)(win, y[:, :, None, None], inside,
                                   _offsets_on(xp, kernel, 2)[:, :, None, None])
     return y, key.reshape(n, c, -1, oh, ow).argmax(axis=2)
 
 
-def _gpu_max_key(xp, v, vmax, rank):
-    return (v == vmax) + xp.isnan(v) * rank
+def _gpu_max_key(xp, v, vmax, inside, rank):
+    """1 where an entry inside the image equals the window's maximum (padding never
+    counts: a window of -inf pixels ties with it), offset + 2 where it is NaN."""
+    return (v == vmax) * inside + xp.isnan(v) * rank
+
+
+_INSIDE = {}
+
+
+def _inside_on(xp, hw, pads):
+    """1 on the image, 0 on its padding: a (1, 1, Hp, Wp) device array made once per
+    device and geometry; None without padding."""
+    if not any(pads):
+        return None
+    device = None if xp is np else xp.cuda.runtime.getDevice()
+    key = (xp.__name__, device, tuple(hw), tuple(pads))
+    a = _INSIDE.get(key)
+    if a is None:
+        top, bottom, left, right = pads
+        mask = np.zeros((1, 1, hw[0] + top + bottom, hw[1] + left + right), dtype=np.uint8)
+        mask[:, :, top:top + hw[0], left:left + hw[1]] = 1
+        a = _INSIDE[key] = xp.asarray(mask)
+    return a
 
 
 def _gpu_route(xp, gy, idx, offset):

@@ -454,3 +454,33 @@ def test_ceil_mode_keeps_a_window_larger_than_the_input():
         nn.MaxPool2d(3, stride=2)(x)
     assert nn.AvgPool2d(3, 2, ceil_mode=True)(x).shape == (1, 2, 1, 1)
     assert nn.AvgPool2d(3, 2, ceil_mode=True)(x)[0, 0, 0, 0] == pytest.approx(x[0, 0].sum() / 4)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(kernel_size=2, stride=2, padding=1), dict(kernel_size=3, stride=1, padding=1),
+    dict(kernel_size=2, stride=1, padding=1, dilation=2),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    dict(kernel_size=(2, 3), stride=(2, 1), padding=(1, 1))], ids=str)
+def test_a_window_of_minus_inf_pixels_sends_its_gradient_to_a_pixel_as_torch(device, kwargs):
+    """Pixels of -inf tie with the -inf padding: PyTorch picks the window's first pixel
+    inside the image, and so do the fast op (CPU and GPU), its indices and the
+    readable version; the padding never takes a gradient."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 6))
+    x[:, :, :3, :3] = -np.inf
+    x[0, 1] = -np.inf  # a whole plane
+    layer = nn.MaxPool2d(**kwargs, return_indices=True)
+    y, indices = layer(dev(x))
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    xt = torch.tensor(x, requires_grad=True)
+    yt, it = torch.nn.MaxPool2d(**kwargs, return_indices=True)(xt)
+    yt.backward(torch.from_numpy(gy))
+    assert_equal(y, yt.detach().numpy())
+    assert_equal(indices, it.numpy())
+    # (overlapping windows add their shares in another order than torch's: 1e-15)
+    want = xt.grad.numpy()
+    np.testing.assert_allclose(sn.to_numpy(layer.backward(dev(gy))), want, rtol=1e-12)
+    if "ceil_mode" not in kwargs:
+        from scratchnet import teach
+        out, cache = teach.max_pool2d_forward(x, kwargs["kernel_size"], kwargs["stride"],
+                                              kwargs["padding"], kwargs.get("dilation", 1))
+        np.testing.assert_allclose(teach.max_pool2d_backward(gy, cache), want, rtol=1e-12)
