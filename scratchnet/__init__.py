@@ -1,6 +1,8 @@
 """scratchnet: a from-scratch CNN framework on NumPy (CPU) and CuPy (GPU), with
 manual backprop and PyTorch's names, for learning how convolutional networks work.
 """
+import builtins as _builtins
+
 from . import backend, data, gradcheck, models, nn, ops, optim, receptive, trace, train, viz
 from .backend import (DeviceError, get_array_module, get_default_dtype, get_device,
                       gpu_available, manual_seed, no_grad, set_default_dtype, to_device,
@@ -18,7 +20,10 @@ __version__ = "0.1.0"
 
 # Optimizers under PyTorch's path too: torch.optim.SGD.
 __all__ = ["Tensor", "Size", "nn", "optim", "data", "no_grad", "manual_seed", "use_device",
-           "get_device", "gpu_available", "save", "load"] + list(_tensor_names)
+           "get_device", "gpu_available", "save", "load"] + [
+    # torch.sum, torch.abs, torch.float, torch.bool stay attributes; a star import must
+    # not hide Python's own sum, abs, float and bool (the book's cells use sum(...)).
+    n for n in _tensor_names if not hasattr(_builtins, n)]
 
 
 def __getattr__(name):

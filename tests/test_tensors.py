@@ -366,3 +366,11 @@ def test_the_books_1x1_check_holds_for_every_seed():
         Y2 = sn.stack([sum(x * k for x, k in zip(X, kk)) for kk in K], 0)
         worst = max(worst, float(sn.abs(Y1 - Y2).sum()))
     assert worst == 0.0
+
+
+def test_a_star_import_keeps_pythons_builtins():
+    namespace = {}
+    exec("from scratchnet import *", namespace)
+    assert not {"sum", "abs", "float", "bool"} & set(namespace)
+    assert {"tensor", "zeros", "float32", "int64", "stack"} <= set(namespace)
+    assert sn.sum is not sum and sn.float == np.float32  # still there as attributes
