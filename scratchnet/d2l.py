@@ -24,6 +24,7 @@ from .autograd import functional as F
 from .data import DataLoader
 from .data import FashionMNIST as _FashionMNIST
 from .io import atomic_write
+from .nn.module import has_backward
 from .train import first_layer, output_kind, progress_bar
 from .viz import LiveFigure, jupyter_shell
 
@@ -308,7 +309,7 @@ def _route(model):
     if not isinstance(getattr(model, 'net', None), nn.Module):
         return 'tape', f'{cls.__name__}.net is not a scratchnet module'
     for m in model.net.modules():
-        if type(m).forward is not nn.Module.forward and type(m).backward is nn.Module.backward:
+        if type(m).forward is not nn.Module.forward and not has_backward(m):
             return 'tape', f'{type(m).__name__} defines forward but no backward'
     return 'manual', "every layer's own backward"
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import backend
 from ..backend import no_grad
+from ..nn.module import has_backward
 from ..nn.parameter import Parameter
 
 __all__ = ["Tensor", "Size", "Node", "no_grad", "backward_order", "to_dot", "plot_graph",
@@ -307,12 +308,6 @@ def call_module(module, *args, **kwargs):
         return _layer_node(module, args, kwargs)
     finally:
         _local.depth -= 1
-
-
-def has_backward(module):
-    """Whether the module's class writes its own backward (manual backprop)."""
-    from ..nn.module import Module
-    return type(module).backward is not Module.backward
 
 
 def _layer_node(module, args, kwargs):

@@ -67,7 +67,7 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         tensors = any(getattr(a, "grad_fn", False) is not False for a in args)
-        if tensors or type(self).backward is Module.backward:
+        if tensors or not has_backward(self):
             # An autograd Tensor, or a module that defines only forward (PyTorch's
             # style): record this layer (or the ops of its forward) on the tape.
             from ..autograd import Tensor, call_module
@@ -392,6 +392,12 @@ def _convert(a, device, dtype):
     if dtype is not None:
         a = a.astype(dtype, copy=False)
     return a
+
+
+def has_backward(module):
+    """Whether the module's class writes its own backward (manual backprop); one that
+    defines only forward (PyTorch's style) runs on the autograd tape."""
+    return type(module).backward is not Module.backward
 
 
 class Sequential(Module):
