@@ -9,7 +9,7 @@ import scratchnet as sn
 from scratchnet import nn
 from scratchnet.data import DataLoader, DownloadError, FashionMNIST
 from scratchnet.trace import trace
-from scratchnet.train import NonFiniteLossError, Trainer, evaluate, first_layer
+from scratchnet.train import NonFiniteLossError, Trainer, evaluate, skipping_input_grad
 
 
 def parser(description, recipes, default_out):
@@ -114,15 +114,8 @@ def print_trace(model, train_iter):
     """The trace of the first batch, with its labels, as the Trainer will run it: the
     first layer computes no dL/dx."""
     X, y = next(iter(train_iter))
-    first = first_layer(model)
-    previous = first is not None and first.needs_input_grad
-    if first is not None:
-        first.needs_input_grad = False
-    try:
+    with skipping_input_grad(model):
         print(trace(model, X, labels=y))
-    finally:
-        if first is not None:
-            first.needs_input_grad = previous
 
 
 def run(args, make_model, name, resize=None, init=None):

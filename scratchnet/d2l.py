@@ -12,6 +12,7 @@ the tensor aliases). Each class says what differs. The Trainer backpropagates by
 autograd tape (``loss.backward()``) otherwise; ``trainer.backprop`` says which ran.
 """
 import collections
+import contextlib
 import inspect
 import os
 import time
@@ -25,7 +26,7 @@ from .data import DataLoader
 from .data import FashionMNIST as _FashionMNIST
 from .io import atomic_write
 from .nn.module import has_backward
-from .train import first_layer, output_kind, progress_bar
+from .train import output_kind, progress_bar, skipping_input_grad
 from .viz import LiveFigure, jupyter_shell
 
 
@@ -380,18 +381,17 @@ class Trainer(HyperParameters):
             self.train_batch_idx = 0
             self.val_batch_idx = 0
             self._loss = nn.CrossEntropyLoss()
-            first = first_layer(model) if self.backprop == 'manual' else None
-            previous = first is not None and first.needs_input_grad
-            if first is not None:  # nothing needs dL/d(images)
-                first.needs_input_grad = False
+            # Nothing needs dL/d(images): manual backprop skips it as the Trainer does
+            # (the tape skips it by itself: the images need no gradient).
+            skip = skipping_input_grad(model) if self.backprop == 'manual' else \
+                contextlib.nullcontext()
             model.board.live = False
             try:
-                for self.epoch in range(self.max_epochs):
-                    self.fit_epoch()
+                with skip:
+                    for self.epoch in range(self.max_epochs):
+                        self.fit_epoch()
             finally:
                 model.board.live = True
-                if first is not None:
-                    first.needs_input_grad = previous
             if model.board.display and jupyter_shell() is None and model.board.data:
                 print(f'the curves: {model.board.figure_path()}')
 

@@ -22,6 +22,7 @@ in ``trainer.grad_norms``: ``[{"step": 0, "net.0": 0.012, ...}, ...]``, keyed
 by module path; written to ``grad_norms.json`` and, by
 :func:`scratchnet.viz.plot_grad_norms`, ``grad_norms.png``.
 """
+import contextlib
 import csv
 import io as _io
 import json
@@ -89,6 +90,21 @@ def first_layer(model):
             m = m[0]
         else:
             return None
+
+
+@contextlib.contextmanager
+def skipping_input_grad(model):
+    """Inside the block, the model's :func:`first_layer` skips dL/dx; after it, the layer
+    is as it was (errors included)."""
+    first = first_layer(model)
+    previous = first is not None and first.needs_input_grad
+    if first is not None:
+        first.needs_input_grad = False
+    try:
+        yield first
+    finally:
+        if first is not None:
+            first.needs_input_grad = previous
 
 
 class EpochSums:
@@ -184,15 +200,8 @@ class Trainer:
         start = 0
         if resume:
             start = self._resume(model, optimizer, scheduler)
-        first = first_layer(model)
-        previous = first is not None and first.needs_input_grad
-        if first is not None:
-            first.needs_input_grad = False
-        try:
+        with skipping_input_grad(model):
             self._fit_epochs(model, train_iter, val_iter, optimizer, scheduler, start)
-        finally:
-            if first is not None:
-                first.needs_input_grad = previous
         if self.out is not None and self.history:
             self.plot(self.out / "curves.png")
         if self.out is not None and self.grad_norms:
