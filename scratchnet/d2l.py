@@ -26,6 +26,9 @@ from .data import DataLoader
 from .data import FashionMNIST as _FashionMNIST
 from .io import atomic_write
 from .nn.module import has_backward
+from .tensors import (abs, arange, cat, eye, exp, float32, float64, int32, int64,  # noqa: F401,A004
+                      linspace, log, matmul, normal, ones, ones_like, rand, randn, sigmoid,
+                      stack, tanh, tensor, zeros, zeros_like)
 from .train import output_kind, progress_bar, skipping_input_grad
 from .viz import LiveFigure, jupyter_shell
 
@@ -286,11 +289,9 @@ class FashionMNIST(DataModule):
 
     def text_labels(self, indices):
         """Return text labels."""
-        labels = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat',
-                  'sandal', 'shirt', 'sneaker', 'bag', 'ankle boot']
         if isinstance(indices, Tensor) or hasattr(indices, 'dtype'):
             indices = backend.to_numpy(_raw(indices)).reshape(-1)
-        return [labels[int(i)] for i in indices]
+        return self.train.text_labels(indices)
 
     def get_dataloader(self, train):
         data = self.train if train else self.val
@@ -511,21 +512,7 @@ def try_gpu(i=0):
     return gpu(i) if num_gpus() > i else cpu()
 
 
-def _torch(name):
-    """d2l's ``name = torch.name``, looked up when called."""
-    def f(*args, **kwargs):
-        import scratchnet
-        return getattr(scratchnet, name)(*args, **kwargs)
-    f.__name__ = name
-    return f
-
-
-ones, zeros, tensor, arange = _torch('ones'), _torch('zeros'), _torch('tensor'), _torch('arange')
-ones_like, zeros_like, linspace = _torch('ones_like'), _torch('zeros_like'), _torch('linspace')
-rand, randn, normal, eye = _torch('rand'), _torch('randn'), _torch('normal'), _torch('eye')
-concat, stack, matmul = _torch('cat'), _torch('stack'), _torch('matmul')
-exp, log, abs, tanh, sigmoid = (_torch('exp'), _torch('log'), _torch('abs'),  # noqa: A001
-                                _torch('tanh'), _torch('sigmoid'))
+concat = cat  # d2l's names for the tensor functions (scratchnet/tensors.py)
 numpy = lambda x, *args, **kwargs: x.detach().numpy(*args, **kwargs)  # noqa: E731
 size = lambda x, *args, **kwargs: x.numel(*args, **kwargs)  # noqa: E731
 reshape = lambda x, *args, **kwargs: x.reshape(*args, **kwargs)  # noqa: E731
@@ -536,15 +523,9 @@ astype = lambda x, *args, **kwargs: x.type(*args, **kwargs)  # noqa: E731
 transpose = lambda x, *args, **kwargs: x.t(*args, **kwargs)  # noqa: E731
 reduce_mean = lambda x, *args, **kwargs: x.mean(*args, **kwargs)  # noqa: E731
 
-_DTYPES = ('float32', 'float64', 'int32', 'int64')
-
 
 def __getattr__(name):
-    """d2l's dtypes (scratchnet's, looked up now); any other d2l name scratchnet lacks
-    is named in the error."""
-    if name in _DTYPES:
-        import scratchnet
-        return getattr(scratchnet, name)
+    """A d2l name scratchnet lacks is named in the error."""
     if name.startswith('__'):
         raise AttributeError(name)
     raise AttributeError(f"d2l.{name} is not part of scratchnet.d2l (it covers chapters 7-8 "
