@@ -231,7 +231,8 @@ def _setitem(a, key, value):
     def backward(g):
         g_old = g.copy()
         g_old[key] = 0
-        gv = unbroadcast(_xp(g).broadcast_to(g[key], g[key].shape), v.shape) \
+        # (xp.asarray: numpy gives a scalar, not an array, for one entry)
+        gv = unbroadcast(_xp(g).asarray(g[key]), v.shape) \
             if v is not None and v.requires_grad else None
         return g_old, gv
     made = record("CopySlicesBackward", data, (old, v) if v is not None else (old,), backward)
@@ -243,8 +244,7 @@ def _setitem(a, key, value):
 def _compare(f):
     """An elementwise comparison: a bool tensor, off the tape (it has no gradient)."""
     def op(a, b):
-        b = _ensure(b, a) if not isinstance(b, Tensor) else b
-        return Tensor(f(a.data, b.data))
+        return Tensor(f(a.data, _ensure(b, a).data))
     return op
 
 
@@ -272,8 +272,8 @@ def _extreme(name, pick, argpick):
                 return (g * mask / mask.sum(),)
             return record(name, xp.asarray(y), (a,), backward)
         dim = dim % a.ndim
-        idx = argpick(a.data, axis=dim)
-        values = xp.take_along_axis(a.data, xp.expand_dims(idx, dim), axis=dim)
+        idx = argpick(x, axis=dim)
+        values = xp.take_along_axis(x, xp.expand_dims(idx, dim), axis=dim)
 
         def backward_dim(g):
             gx = xp.zeros(a.shape, dtype=g.dtype)

@@ -120,13 +120,12 @@ def first_inside(x_shape, out_hw, kernel, stride, pads, dilation):
     """(oh, ow): the offset i*kw + j of each window's first entry inside the image (not
     in the padding). Rows and columns are independent, so it is the first row i inside
     times kw plus the first column j inside."""
-    def first(size, out, k, s, pad, d):
+    def first(out, k, s, pad, d):
         starts = np.arange(out) * s - pad  # the image row (column) of offset 0
-        i = np.maximum(0, -(starts // d))  # the first offset at or past row 0 ...
-        i = np.where(starts + i * d < 0, i + 1, i)  # ... (ceil of -start / d)
+        i = np.maximum(0, -(starts // d))  # first offset at or past row 0: ceil(-start/d)
         return np.minimum(i, k - 1)
-    i = first(x_shape[2], out_hw[0], kernel[0], stride[0], pads[0], dilation[0])
-    j = first(x_shape[3], out_hw[1], kernel[1], stride[1], pads[2], dilation[1])
+    i = first(out_hw[0], kernel[0], stride[0], pads[0], dilation[0])
+    j = first(out_hw[1], kernel[1], stride[1], pads[2], dilation[1])
     return i[:, None] * kernel[1] + j[None, :]
 
 
