@@ -29,6 +29,25 @@ AVG_POOL = [
     dict(kernel_size=5, stride=3, padding=2),
     dict(kernel_size=(3, 1), stride=(1, 2), padding=(1, 0)),
 ]
+# PyTorch's other arguments (issue 13): ceil_mode, count_include_pad, divisor_override,
+# return_indices, None in AdaptiveAvgPool2d's output_size, one image (C, H, W).
+MAX_POOL_OPTIONS = [
+    dict(kernel_size=2, ceil_mode=True),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    dict(kernel_size=(3, 2), stride=(3, 2), padding=(1, 0), ceil_mode=True),
+    dict(kernel_size=4, stride=3, padding=2, ceil_mode=True),
+    dict(kernel_size=2, stride=1, padding=1, dilation=2, ceil_mode=True),
+]
+AVG_POOL_OPTIONS = [
+    dict(kernel_size=2, ceil_mode=True),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+    dict(kernel_size=(3, 2), stride=(3, 2), padding=(1, 0), ceil_mode=True),
+    dict(kernel_size=4, stride=3, padding=2, ceil_mode=True, count_include_pad=False),
+    dict(kernel_size=2, divisor_override=3),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, divisor_override=-5),
+]
 # output size, input (H, W): (1, 1), divisible, non-divisible, larger than the input.
 ADAPTIVE = [((1, 1), (6, 6)), (1, (5, 4)), ((3, 2), (6, 4)), (3, (5, 5)), ((2, 3), (7, 7)),
             ((3, 4), (7, 9)), ((5, 3), (3, 2)), (7, (7, 7))]
@@ -38,14 +57,14 @@ ADAPTIVE_NONE = [((None, 3), (5, 7)), ((2, None), (5, 7)), ((None, None), (4, 3)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kwargs", MAX_POOL, ids=str)
+@pytest.mark.parametrize("kwargs", MAX_POOL + MAX_POOL_OPTIONS, ids=str)
 def test_max_pool_matches_torch(device, kwargs, dtype):
     torch_parity(nn.MaxPool2d(**kwargs), torch.nn.MaxPool2d(**kwargs), distinct((2, 3, 7, 8)),
                  dtype, steps=3, device=device)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kwargs", AVG_POOL, ids=str)
+@pytest.mark.parametrize("kwargs", AVG_POOL + AVG_POOL_OPTIONS, ids=str)
 def test_avg_pool_matches_torch(device, kwargs, dtype):
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 7))
     torch_parity(nn.AvgPool2d(**kwargs), torch.nn.AvgPool2d(**kwargs), x, dtype, steps=3,
@@ -239,42 +258,6 @@ def test_host_gy_for_a_device_output_is_refused_and_changes_nothing(device, name
 def test_bad_hyper_parameters(make, error, match):
     with pytest.raises(error, match=match):
         make()
-
-
-# PyTorch's other arguments (issue 13): ceil_mode, count_include_pad, divisor_override,
-# return_indices, None in AdaptiveAvgPool2d's output_size, one image (C, H, W).
-MAX_POOL_OPTIONS = [
-    dict(kernel_size=2, ceil_mode=True),
-    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
-    dict(kernel_size=(3, 2), stride=(3, 2), padding=(1, 0), ceil_mode=True),
-    dict(kernel_size=4, stride=3, padding=2, ceil_mode=True),
-    dict(kernel_size=2, stride=1, padding=1, dilation=2, ceil_mode=True),
-]
-AVG_POOL_OPTIONS = [
-    dict(kernel_size=2, ceil_mode=True),
-    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
-    dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
-    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
-    dict(kernel_size=(3, 2), stride=(3, 2), padding=(1, 0), ceil_mode=True),
-    dict(kernel_size=4, stride=3, padding=2, ceil_mode=True, count_include_pad=False),
-    dict(kernel_size=2, divisor_override=3),
-    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, divisor_override=-5),
-]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kwargs", MAX_POOL_OPTIONS, ids=str)
-def test_max_pool_options_match_torch(device, kwargs, dtype):
-    torch_parity(nn.MaxPool2d(**kwargs), torch.nn.MaxPool2d(**kwargs), distinct((2, 3, 7, 8)),
-                 dtype, steps=2, device=device)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kwargs", AVG_POOL_OPTIONS, ids=str)
-def test_avg_pool_options_match_torch(device, kwargs, dtype):
-    x = np.random.default_rng(0).standard_normal((2, 3, 8, 7))
-    torch_parity(nn.AvgPool2d(**kwargs), torch.nn.AvgPool2d(**kwargs), x, dtype, steps=2,
-                 device=device)
 
 
 UNBATCHED = [
