@@ -296,6 +296,8 @@ def call_module(module, *args, **kwargs):
     if outer:  # name every parameter by its path in the model called first
         for path, m in module.named_modules():
             object.__setattr__(m, "_tape_path", path)
+            if has_backward(m):
+                continue  # a layer names its parameters when it records (_layer_node)
             for k, p in m._parameters.items():  # used directly by a forward-only module
                 if p is not None and p.data is not None:
                     parameter_tensor(p, f"{path}.{k}" if path else k)
