@@ -29,31 +29,33 @@ RECIPES = {
 
 
 def main():
+    # Flags: every value is checked here, before anything is read or written.
     args = parse(parser(__doc__.split("\n")[0], RECIPES, "runs/lenet"), RECIPES)
-    start(args)  # --device, and the seed (weights, shuffling) from --seed
+    with one_line_errors():  # Ctrl-C or a damaged file: one line, not a traceback
+        start(args)  # --device, and the seed (weights, shuffling) from --seed
 
-    # Data: 28x28 grey images of ten kinds of clothing, in shuffled minibatches.
-    train_iter, test_iter = fashion_mnist(args)
+        # Data: 28x28 grey images of ten kinds of clothing, in shuffled minibatches.
+        train_iter, test_iter = fashion_mnist(args)
 
-    # Model: a first batch fixes the lazy layers' sizes; the d2l recipe then draws
-    # Xavier weights, the modern one keeps PyTorch's default init.
-    model = LeNet(modern=args.recipe == "modern")
-    nn.init.apply_init(model, [next(iter(train_iter))[0][:2]],
-                       nn.init.init_cnn if args.recipe == "d2l" else None)
+        # Model: a first batch fixes the lazy layers' sizes; the d2l recipe then draws
+        # Xavier weights, the modern one keeps PyTorch's default init.
+        model = LeNet(modern=args.recipe == "modern")
+        nn.init.apply_init(model, [next(iter(train_iter))[0][:2]],
+                           nn.init.init_cnn if args.recipe == "d2l" else None)
+        optimizer, scheduler = sgd(args, model)
+        describe(args, "LeNet", model, train_iter)
+        if args.trace:
+            print_trace(model, train_iter)
 
     # Training loop: minibatch SGD, a line per epoch; history, curves and a checkpoint
     # in --out after every epoch.
-    optimizer, scheduler = sgd(args, model)
-    describe(args, "LeNet", model, train_iter)
-    if args.trace:
-        print_trace(model, train_iter)
     trainer = Trainer(max_epochs=args.epochs, out=args.out, progress=not args.no_progress)
-    with one_line_errors():
+    with one_line_errors(trainer):
         trainer.fit(model, train_iter, test_iter, optimizer, resume=args.resume,
                     scheduler=scheduler)
 
-    # Result: the accuracy on the test images.
-    report(args, model, test_iter)
+        # Result: the accuracy on the test images.
+        report(args, model, test_iter)
 
 
 if __name__ == "__main__":

@@ -193,15 +193,23 @@ class Trainer:
         if optimizer is None:
             raise ValueError("Trainer.fit: expected an optimizer, e.g. "
                              "sn.optim.SGD(model.parameters(), lr=0.1)")
+        made = []  # the folders this fit makes: removed again if it ends with nothing in them
         if self.out is not None:
+            made = [p for p in (self.out, *self.out.parents) if not p.exists()]
             self.out.mkdir(parents=True, exist_ok=True)
         # Only a checkpoint this fit loaded or wrote is "good": not one left by an older run.
         self._good_checkpoint = None
         start = 0
-        if resume:
-            start = self._resume(model, optimizer, scheduler)
-        with skipping_input_grad(model):
-            self._fit_epochs(model, train_iter, val_iter, optimizer, scheduler, start)
+        try:
+            if resume:
+                start = self._resume(model, optimizer, scheduler)
+            with skipping_input_grad(model):
+                self._fit_epochs(model, train_iter, val_iter, optimizer, scheduler, start)
+        except BaseException:  # a diverged run, Ctrl-C: no empty --out folder left behind
+            for p in made:
+                if p.is_dir() and not any(p.iterdir()):
+                    p.rmdir()
+            raise
         if self.out is not None and self.history:
             self.plot(self.out / "curves.png")
         if self.out is not None and self.grad_norms:
@@ -324,6 +332,7 @@ class Trainer:
         if scheduler is not None:
             state.update({f"sched.{k}": v for k, v in scheduler.state_dict().items()})
         state["epoch"] = np.int64(epoch)
+        state["model"] = describe_model(model)  # so a resume can say which model wrote it
         state["history"] = json.dumps(self.history)
         state["global_step"] = np.int64(self.global_step)
         state["grad_norms"] = json.dumps(self.grad_norms)
@@ -340,6 +349,7 @@ class Trainer:
         if missing:
             raise ValueError(f"Trainer.fit(resume=True): {path} is not a Trainer checkpoint: "
                              f"it has no {', '.join(missing)} (a file from sn.save?)")
+        _check_same_model(path, state, model)
         # All or nothing: a checkpoint that does not fit leaves everything as it was.
         model_before = {k: v.copy() for k, v in model.state_dict().items()}
         optim_before = optimizer.state_dict()
@@ -380,6 +390,31 @@ class Trainer:
     def plot(self, path):
         """The d2l board: losses and accuracies against epochs, as a PNG."""
         return plot_history(self.history, path)
+
+
+def describe_model(model):
+    """A model in a few words, its class and parameter count: "LeNet (61,706 parameters)"
+    (a lazy parameter not yet given its shape counts as 0)."""
+    n = sum(int(p.data.size) for p in model.parameters() if p.data is not None)
+    return f"{type(model).__name__} ({n:,} parameters)"
+
+
+def _check_same_model(path, state, model):
+    """Refuse, in one line, a checkpoint that another model wrote."""
+    here = describe_model(model)
+    saved = str(state["model"]) if "model" in state else None
+    if saved is not None and saved != here:
+        raise ValueError(f"cannot resume from {path}: it was written by {saved}, and the "
+                         f"model loading it is {here}")
+    # Checkpoints from before the model was named: compare the parameter names.
+    theirs = {k[6:] for k in state if k.startswith("model.")}
+    ours = set(model.state_dict())
+    if saved is None and theirs != ours:
+        extra, missing = sorted(theirs - ours), sorted(ours - theirs)
+        raise ValueError(f"cannot resume from {path}: it holds another model's weights "
+                         f"({len(extra)} of its {len(theirs)} tensors have no place in "
+                         f"{here}, e.g. {(extra or ['-'])[0]}; {len(missing)} of this "
+                         f"model's are missing, e.g. {(missing or ['-'])[0]})")
 
 
 def weight_layers(model):

@@ -9,8 +9,11 @@ import json
 import os
 import pathlib
 import re
+import shlex
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -51,6 +54,9 @@ SKIP_VGG = pytest.mark.skip(
 
 
 def section_scripts():
+    """Every section script with the seed cells it runs, as a list (pytest 9 deprecates
+    generators in parametrize)."""
+    params = []
     for spec in BUILD.NOTEBOOKS:
         for script, part in spec.scripts:
             cells = BUILD.script_cells(BUILD.notebook(spec), part)
@@ -58,7 +64,8 @@ def section_scripts():
             marks = [SKIP_VGG] if script == "sec8_2_vgg.py" else []
             if script == "sec8_6_resnet.py":  # ResNet-18's summary and an epoch: ~15 s
                 marks.append(pytest.mark.slow)
-            yield pytest.param(script, seeds, id=script, marks=marks)
+            params.append(pytest.param(script, seeds, id=script, marks=marks))
+    return params
 
 
 @pytest.mark.parametrize("script, seeds", section_scripts())
@@ -204,7 +211,7 @@ def test_train_lenet_divergence_exits_with_one_clear_line(tmp_path, real_data):
     assert not (tmp_path / "checkpoint.npz").exists()
 
 
-def test_missing_data_exits_with_the_loaders_message(tmp_path, monkeypatch):
+def test_missing_data_exits_with_one_line_naming_data_dir(tmp_path, monkeypatch):
     spec = importlib.util.spec_from_file_location("examples_common", EXAMPLES / "common.py")
     common = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(common)
@@ -213,9 +220,177 @@ def test_missing_data_exits_with_the_loaders_message(tmp_path, monkeypatch):
         raise DownloadError("fashion-mnist not found and not downloaded (offline)")
 
     monkeypatch.setattr(common, "FashionMNIST", missing)
-    recipes = {"d2l": dict(lr=0.1, momentum=0.0, weight_decay=0.0, batch_size=8, epochs=1)}
-    args = common.parse(common.parser("test", recipes, str(tmp_path)), recipes, [])
+    recipes = {"d2l": dict(lr=0.1, momentum=0.0, weight_decay=0.0, batch_size=8, epochs=1,
+                           schedule="constant")}
+    args = common.parse(common.parser("test", recipes, str(tmp_path / "run")), recipes, [])
     with pytest.raises(SystemExit) as info:
         common.run(args, LeNet, "LeNet")
-    assert info.value.code == "fashion-mnist not found and not downloaded (offline)"
+    assert info.value.code == (
+        "Fashion-MNIST not found here and the download failed: pass --data-dir FOLDER (the "
+        "four IDX files, or the folder holding fashion-mnist/), set SCRATCHNET_DATA, or "
+        "'apt install dataset-fashion-mnist'")
+    assert list(tmp_path.iterdir()) == []
 
+
+
+# Every command-line value is checked by the parser before any data is read or any
+# folder is made: argparse's usage and one "error: argument --flag: ..." line, exit 2.
+BAD_FLAGS = [
+    *[(script, ["--batch-size", n], r"--batch-size: must be a positive integer, got " + n)
+      for script in ("train_lenet.py", "train_vgg.py", "train_resnet.py") for n in ("0", "-5")],
+    ("train_lenet.py", ["--lr", "-1"], r"--lr: must be a finite positive number, got -1"),
+    ("train_lenet.py", ["--lr", "nan"], r"--lr: must be a finite positive number, got nan"),
+    ("train_lenet.py", ["--lr", "0.1x"], r"--lr: must be a finite positive number, got '0.1x'"),
+    ("train_lenet.py", ["--momentum", "-0.5"],
+     r"--momentum: must be a finite non-negative number, got -0.5"),
+    ("train_lenet.py", ["--weight-decay", "-1"],
+     r"--weight-decay: must be a finite non-negative number, got -1"),
+    ("train_lenet.py", ["--subset", "0"], r"--subset: must be a positive integer, got 0"),
+    ("train_lenet.py", ["--subset", "-3"], r"--subset: must be a positive integer, got -3"),
+    ("train_lenet.py", ["--epochs", "0"], r"--epochs: must be a positive integer, got 0"),
+    ("train_lenet.py", ["--epochs", "-1"], r"--epochs: must be a positive integer, got -1"),
+    ("train_lenet.py", ["--seed", "-1"], r"--seed: must be a non-negative integer, got -1"),
+    ("train_vgg.py", ["--resize", "0"], r"--resize: must be a positive integer, got 0"),
+    ("train_vgg.py", ["--resize", "8"],
+     r"--resize: must be at least 32 \(VGG halves the side five times\), got 8"),
+    ("train_resnet.py", ["--resize", "-1"], r"--resize: must be a positive integer, got -1"),
+    ("train_vgg.py", ["--recipe", "modern"], r"--recipe: invalid choice: 'modern'.*"),
+    ("train_lenet.py", ["--out", "a_file"], r"--out: a_file is a file, not a folder"),
+    ("train_lenet.py", ["--out", "a_file/sub"],
+     r"--out: a_file is a file, so a_file/sub cannot be a folder"),
+    ("train_lenet.py", ["--resume", "--out", "fresh"],
+     r"--resume: no checkpoint at fresh/checkpoint\.npz \(train without --resume first, or "
+     r"pass the --out of that run\)"),
+    ("train_lenet.py", ["--data-dir", "missing"], r"--data-dir: no such folder: missing"),
+]
+
+
+def run_in(cwd, script, *args, timeout=120):
+    """python <repo>/examples/<script> <args>, run from ``cwd``; the CompletedProcess."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.setdefault("SCRATCHNET_DATA", str(ROOT.parent / "shared" / "data"))
+    return subprocess.run([sys.executable, str(EXAMPLES / script), *map(str, args)], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("script, args, error", BAD_FLAGS,
+                         ids=[f"{s} {' '.join(a)}" for s, a, _ in BAD_FLAGS])
+def test_a_bad_flag_is_refused_by_the_parser_in_one_line(script, args, error, tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    proc = run_in(tmp_path, script, *args, "--no-progress")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    last = proc.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(rf"{script}: error: argument {error}", last), last
+    assert proc.stderr.strip().splitlines()[0].startswith(f"usage: {script}")
+    # Nothing was made: no --out folder, no data cache.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_help_shows_each_recipes_defaults():
+    proc = run_in(ROOT, "train_lenet.py", "--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    for flag, default in [("--lr", "0.1 (d2l), 0.05 (modern)"),
+                          ("--batch-size", "128 (d2l), 128 (modern)"),
+                          ("--epochs", "10 (d2l), 10 (modern)"),
+                          ("--momentum", "0.0 (d2l), 0.9 (modern)"),
+                          ("--weight-decay", "0.0 (d2l), 0.0005 (modern)"),
+                          ("--schedule", "constant (d2l), cosine (modern)"),
+                          ("--out", "(default: runs/lenet)"), ("--seed", "(default: 0)")]:
+        assert flag in text and default in text, (flag, default)
+
+
+def test_a_data_dir_without_the_files_names_the_flag_in_one_line(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run_in(tmp_path, "train_lenet.py", "--data-dir", empty, "--no-progress")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("argument --data-dir: fashion-mnist: "), lines
+    assert str(empty) in lines[0] and "fashion-mnist/" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+    assert not any(empty.iterdir())
+
+
+def test_the_data_dir_may_be_the_files_folder_or_its_parent(tmp_path, real_data):
+    for data_dir in (real_data, real_data.parent):
+        proc = run_in(tmp_path, "train_lenet.py", "--data-dir", data_dir, "--subset", 64,
+                      "--epochs", 1, "--batch-size", 64, "--no-progress", "--out",
+                      tmp_path / data_dir.name)
+        assert proc.returncode == 0, proc.stderr
+        assert "64 training images" in proc.stdout
+
+
+def test_a_subset_larger_than_the_data_is_refused(tmp_path, real_data):
+    proc = run_in(tmp_path, "train_lenet.py", "--subset", 60001, "--no-progress")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "train_lenet.py: error: argument --subset: the training set has 60000 images, "
+        "got 60001")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resuming_another_models_checkpoint_names_both_models(tmp_path, real_data):
+    tiny = ["--subset", 64, "--epochs", 1, "--batch-size", 64, "--no-progress", "--out", "run"]
+    assert run_in(tmp_path, "train_lenet.py", *tiny).returncode == 0
+    before = (tmp_path / "run" / "checkpoint.npz").read_bytes()
+    for script, extra, here in [
+            ("train_resnet.py", ["--resize", 32], "ResNet18 (11,178,378 parameters)"),
+            ("train_lenet.py", ["--recipe", "modern"], "LeNet (62,158 parameters)")]:
+        proc = run_in(tmp_path, script, *tiny, *extra, "--resume")
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert lines == [f"ValueError: cannot resume from run/checkpoint.npz: it was written "
+                         f"by LeNet (61,706 parameters), and the model loading it is {here}"]
+    assert (tmp_path / "run" / "checkpoint.npz").read_bytes() == before
+
+
+def test_ctrl_c_names_the_checkpoint_and_the_command_that_resumes(tmp_path, real_data):
+    """SIGINT (Ctrl-C) once the first checkpoint is on disk: one line with that checkpoint
+    and the exact command that resumes, exit status 130, the checkpoint intact; the
+    command it prints then finishes the run."""
+    args = ["--subset", 12800, "--epochs", 3, "--batch-size", 32, "--no-progress",
+            "--out", "run"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.setdefault("SCRATCHNET_DATA", str(ROOT.parent / "shared" / "data"))
+    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "train_lenet.py"),
+                             *map(str, args)], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    checkpoint = tmp_path / "run" / "checkpoint.npz"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    saved = checkpoint.read_bytes()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "epoch   3" not in out, "the run ended before the signal: make it longer"
+    resume = f"python {EXAMPLES / 'train_lenet.py'} " + " ".join(map(str, args)) + " --resume"
+    assert err.strip().splitlines() == [
+        f"interrupted; the last good checkpoint is run/checkpoint.npz (after epoch 1); "
+        f"resume with: {resume}"]
+    assert checkpoint.read_bytes() == saved
+    done = subprocess.run([sys.executable, *shlex.split(resume)[1:]], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "after epoch 1" in done.stdout and "epoch   3" in done.stdout
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_none_was_written(tmp_path, real_data):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.setdefault("SCRATCHNET_DATA", str(ROOT.parent / "shared" / "data"))
+    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "train_lenet.py"), "--subset",
+                             "60000", "--batch-size", "16", "--no-progress", "--out", "run"],
+                            cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while "training images" not in (line := proc.stdout.readline()) and line:
+        assert time.monotonic() < deadline
+    time.sleep(0.5)  # in the first epoch's steps
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert err.strip().splitlines() == [
+        "interrupted before the first epoch ended: no checkpoint was written"]
+    assert not (tmp_path / "run").exists()  # the empty --out folder is removed again

@@ -1,8 +1,10 @@
 """Fashion-MNIST and MNIST: find the four official IDX files, or download them.
 
 Where a data set is looked for, in order:
-  1. ``root`` if given (the folder holding the four files),
-  2. ``$SCRATCHNET_DATA/<name>/``,
+  1. ``root`` if given: the folder holding the four files, or the folder holding
+     ``<name>/`` (so one path serves both spellings; nothing else is searched then),
+  2. ``$SCRATCHNET_DATA/<name>/`` (or ``$SCRATCHNET_DATA`` itself when that folder is
+     named ``<name>``),
   3. this repository's ``datasets/<name>/`` cache,
   4. Debian's ``/usr/share/datasets/<name>/`` (package dataset-fashion-mnist),
   5. the network: streamed with a timeout and retries over a mirror list, checked
@@ -118,45 +120,56 @@ def _complete(folder):
     return folder is not None and all(_existing(folder, s) for s in _FILES)
 
 
+def _either(folder, name):
+    """``folder`` itself and ``folder/name``: a path to the IDX files or to their parent."""
+    folder = pathlib.Path(folder)
+    return [folder, folder / name]
+
+
 def candidate_roots(dataset, root=None):
     """The folders searched, in order (see the module docstring)."""
-    out = []
     if root is not None:
-        out.append(pathlib.Path(root))
+        return _either(root, dataset.name)
+    out = []
     env = os.environ.get("SCRATCHNET_DATA")
     if env:
-        out.append(pathlib.Path(env) / dataset.name)
+        env = pathlib.Path(env)
+        out += _either(env, dataset.name) if env.name == dataset.name else [env / dataset.name]
     out.append(REPO_CACHE / dataset.name)
     out.append(DEBIAN_ROOT / dataset.name)
     return out
 
 
 def find_or_download(dataset, root=None, download=True):
-    if root is not None:
-        if not _complete(root):
-            missing = [s for s in _FILES if not _existing(root, s)]
-            raise FileNotFoundError(f"{dataset.name}: root={root} does not hold {missing} "
-                                    "(.gz or raw)")
-        return pathlib.Path(root)
-    for folder in candidate_roots(dataset):
+    for folder in candidate_roots(dataset, root):
         if _complete(folder):
             return folder
+    if root is not None:  # the user named a folder: never look or download elsewhere
+        missing = [s for s in _FILES if not _existing(root, s)]
+        raise FileNotFoundError(f"{dataset.name}: {root} holds neither the four IDX files "
+                                f"(missing: {', '.join(missing)}; .gz or raw) nor a "
+                                f"{dataset.name}/ folder with them")
     target = REPO_CACHE / dataset.name
     if not download:
         raise FileNotFoundError(_missing_message(dataset, "download=False"))
+    made = [p for p in (target.parent, target) if not p.exists()]
     try:
         for stem in _FILES:
             if not _existing(target, stem):
                 download_file(dataset, stem, target)
     except DownloadError as e:
+        for p in reversed(made):  # a failed download leaves no empty folders behind
+            if p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
         raise DownloadError(_missing_message(dataset, str(e))) from None
     return target
 
 
 def _missing_message(dataset, why):
     return (f"{dataset.name} not found and not downloaded ({why}). Provide it in one of three "
-            f"ways: (1) pass root=<folder with the four IDX files>, or set "
-            f"SCRATCHNET_DATA=<folder holding {dataset.name}/>; (2) put the files in "
+            f"ways: (1) pass root=<folder with the four IDX files, or holding "
+            f"{dataset.name}/>, or set SCRATCHNET_DATA=<folder holding {dataset.name}/>; "
+            f"(2) put the files in "
             f"{REPO_CACHE / dataset.name}; (3) on Debian/Ubuntu, "
             f"'apt install dataset-{dataset.name}' (files in {DEBIAN_ROOT / dataset.name}). "
             f"Searched: {', '.join(map(str, candidate_roots(dataset)))}")

@@ -236,8 +236,10 @@ def test_search_order(tmp_path, offline, monkeypatch):
     write_set(datasets.DEBIAN_ROOT / "fake", value=4)
     monkeypatch.setenv("SCRATCHNET_DATA", str(env))
     Fake = fake_dataset()
-    assert datasets.candidate_roots(Fake, root) == [
-        root, env / "fake", datasets.REPO_CACHE / "fake", datasets.DEBIAN_ROOT / "fake"]
+    # A root given is the only place looked at (as the folder or as its parent).
+    assert datasets.candidate_roots(Fake, root) == [root, root / "fake"]
+    assert datasets.candidate_roots(Fake) == [
+        env / "fake", datasets.REPO_CACHE / "fake", datasets.DEBIAN_ROOT / "fake"]
 
     def loaded(**kw):
         ds = Fake(download=False, **kw)
@@ -375,3 +377,37 @@ def test_corrupt_gzip_download(server, tmp_path):
         download_file(fake_dataset(sha256={"a": sha}), "a", tmp_path / "cache",
                       mirrors=[server.url], retries=2, progress=False)
     assert leftovers(tmp_path / "cache") == []
+
+
+def test_root_and_scratchnet_data_take_the_folder_or_its_parent(tmp_path, offline, monkeypatch):
+    """--data-dir (root) and $SCRATCHNET_DATA each take the folder of IDX files or the
+    folder holding <name>/; $SCRATCHNET_DATA's own folder counts only when it is named
+    after the data set (MNIST and Fashion-MNIST files share their names)."""
+    monkeypatch.delenv("SCRATCHNET_DATA", raising=False)
+    Fake = fake_dataset()
+    files = write_set(tmp_path / "parent" / "fake", value=5)
+    for root in (files, files.parent, str(files.parent)):
+        assert int(Fake(root=root, download=False).images[0, 0, 0]) == 5
+    for env in (files, files.parent):
+        monkeypatch.setenv("SCRATCHNET_DATA", str(env))
+        assert int(Fake(download=False).images[0, 0, 0]) == 5
+    other = write_set(tmp_path / "elsewhere", value=6)  # not named "fake": not this set
+    monkeypatch.setenv("SCRATCHNET_DATA", str(other))
+    assert other not in datasets.candidate_roots(Fake)
+
+
+def test_a_root_without_the_files_is_named_in_one_line(tmp_path, offline):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError) as e:
+        fake_dataset()(root=empty)
+    message = str(e.value)
+    assert "\n" not in message and str(empty) in message and "fake/" in message
+    assert "train-images-idx3-ubyte" in message
+    assert not (empty / "fake").exists() and not datasets.REPO_CACHE.exists()
+
+
+def test_a_failed_download_leaves_no_empty_folder(offline):
+    with pytest.raises(datasets.DownloadError):
+        fake_dataset(mirrors=["http://127.0.0.1:9/"])()
+    assert not datasets.REPO_CACHE.exists()
