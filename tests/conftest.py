@@ -93,3 +93,23 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "fakegpu" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.fakegpu)
+
+
+def unmarked_use_of_the_double(item, uses_before, uses_after):
+    """The error for a test that used the CuPy double without the fakegpu mark (so that
+    ``-m fakegpu`` would miss it), or None."""
+    if uses_after != uses_before and item.get_closest_marker("fakegpu") is None:
+        return (f"{item.nodeid} used the CuPy double (tests/fakecupy.py) but has no "
+                f"fakegpu mark: add @pytest.mark.fakegpu (or take the fakegpu fixture) so "
+                f"that `pytest -m fakegpu` selects it")
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _fakegpu_tests_are_marked(request):
+    """Every test that touches the double carries the fakegpu mark: checked on each run."""
+    before = fakecupy.uses[0]
+    yield
+    error = unmarked_use_of_the_double(request.node, before, fakecupy.uses[0])
+    if error:
+        pytest.fail(error, pytrace=False)

@@ -55,15 +55,20 @@ class Counts:
 
 _active = []  # the open counting() contexts, innermost last
 _fused = [0]  # > 0 inside a fused function: its operations count as one
+# Every use of the double (installed, an operation, a sync), counted or not: conftest
+# fails a test that used the double without the fakegpu mark.
+uses = [0]
 
 
 def _sync(name):
+    uses[0] += 1
     for c in _active:
         c.syncs += 1
         c.sync_names[name] += 1
 
 
 def _op(name):
+    uses[0] += 1
     if _fused[0]:
         return
     for c in _active:
@@ -600,6 +605,7 @@ _this = sys.modules[__name__]
 def installed():
     """scratchnet's backend uses this module as CuPy inside the block."""
     from scratchnet import backend
+    uses[0] += 1
     previous = backend._cupy
     backend._cupy = _this
     try:

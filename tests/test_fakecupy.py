@@ -5,6 +5,8 @@ import pytest
 
 import fakecupy as cp
 
+pytestmark = pytest.mark.fakegpu  # the double's own tests: `-m fakegpu` runs them
+
 
 def arange(n=6, dtype=np.float32):
     return cp.arange(n, dtype=dtype)
