@@ -238,6 +238,30 @@ def test_the_loss_falls_on_either_route(subset, capsys, tmp_path, cls, route):
     assert png.read_bytes().startswith(b"\x89PNG") and out[-1] == f"the curves: {png}"
 
 
+@pytest.mark.parametrize("cls, route", [(LeNet, "manual"), (TapeLeNet, "tape")])
+def test_every_minibatch_is_one_step_on_either_route(subset, cls, route, monkeypatch):
+    """Four minibatches an epoch: four SGD steps an epoch, each one moving the weights (a
+    trainer that skipped an epoch's last step, or every step, fails here; the full-batch
+    test above cannot tell the two apart)."""
+    subset(64)
+    data = d2l.FashionMNIST(batch_size=16)
+    model = _lenet(cls, data, lr=0.3, act=nn.ReLU)
+    moved = []
+    step = sn.optim.SGD.step
+
+    def counted_step(opt):
+        before = _weights(model)
+        step(opt)
+        after = _weights(model)
+        moved.append(all(not np.array_equal(before[k], after[k]) for k in before))
+
+    monkeypatch.setattr(sn.optim.SGD, "step", counted_step)
+    trainer = d2l.Trainer(max_epochs=3)
+    trainer.fit(model, data)
+    assert trainer.backprop == route and trainer.num_train_batches == 4
+    assert moved == [True] * (4 * 3)
+
+
 def test_num_gpus_without_a_gpu_says_so_once(subset, capsys, monkeypatch):
     monkeypatch.setattr(backend, "gpu_available", lambda: False)
     subset(16)
@@ -264,6 +288,7 @@ def test_trainer_runs_on_the_device(subset, device, capsys):
     assert np.isfinite(list(trainer.history[0].values())).all()
 
 
+@pytest.mark.fakegpu
 @pytest.mark.parametrize("cls", [LeNet, TapeLeNet], ids=["manual", "tape"])
 def test_a_fit_reads_the_gpu_once_per_epoch_not_per_step(cls, subset, capsys):
     """With the CuPy double: the host syncs of a fit do not grow with the number of steps
@@ -312,14 +337,26 @@ def test_classifier_loss_and_accuracy():
 
 
 def test_init_cnn_and_apply_init():
+    """d2l.init_cnn gives every Conv2d and Linear of LeNet Xavier's uniform weights:
+    bounded by sqrt(6 / (fan_in + fan_out)), spread over the whole range (PyTorch's
+    default, 1/sqrt(fan_in), is a narrower range for the convolutions and a wider one
+    for the Linear layers, so either way a layer left at the default fails)."""
     model = LeNet()
     X = Tensor(np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32))
     model.apply_init([X], d2l.init_cnn)
-    w = model.net[7].weight.data  # Linear(400 -> 120)
-    bound = np.sqrt(6 / (400 + 120))
-    assert w.shape == (120, 400) and np.abs(w).max() <= bound
-    assert np.abs(w).max() > 0.9 * bound  # uniform over the whole range
+    layers = [m for m in model.net if type(m) in (nn.Conv2d, nn.Linear)]
+    assert [type(m).__name__ for m in layers] == ["Conv2d", "Conv2d", "Linear", "Linear",
+                                                  "Linear"]
     assert model.net[0].weight.data.shape == (6, 1, 5, 5)
+    for m in layers:
+        w = sn.to_numpy(m.weight.data)
+        field = int(np.prod(w.shape[2:]))
+        fan_in, fan_out = w.shape[1] * field, w.shape[0] * field
+        bound = np.sqrt(6 / (fan_in + fan_out))
+        default = 1 / np.sqrt(fan_in)
+        assert abs(bound - default) > 0.05 * bound, "the two inits must be told apart"
+        assert np.abs(w).max() <= bound and np.abs(w).max() > 0.9 * bound, m
+        assert abs(w.std() - bound / np.sqrt(3)) < 0.1 * bound, m  # uniform: std a/sqrt(3)
 
 
 def test_corr2d_as_the_book_and_on_the_tape():
