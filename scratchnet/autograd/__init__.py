@@ -145,15 +145,32 @@ class Tensor:
         return tensor_format(self, spec)
 
     def detach(self):
+        """The same array (shared, as PyTorch shares storage) as a new leaf that requires
+        no gradient: nothing computed from it is recorded back to this tensor's graph."""
         return Tensor(self.data)
+
+    def requires_grad_(self, requires_grad=True):
+        """Set requires_grad in place and return this tensor, as PyTorch does; only a
+        leaf's flag can change (detach() a computed tensor instead)."""
+        if not self.is_leaf and not requires_grad:
+            raise RuntimeError("requires_grad_: you can only change requires_grad flags of "
+                               "leaf tensors; to use a computed tensor without its graph, "
+                               "take x.detach()")
+        if requires_grad and self.dtype.kind not in "fc":
+            raise RuntimeError(f"requires_grad_: only floating-point tensors can require "
+                               f"grad, got {self.dtype}")
+        self.requires_grad = bool(requires_grad)
+        return self
 
     def retain_grad(self):
         """Keep this intermediate tensor's gradient in .grad after backward()."""
         self._retain = True
 
-    def backward(self, gradient=None):
-        """Run the recorded graph backwards from this tensor (see the module docstring)."""
-        run_backward(self, gradient)
+    def backward(self, gradient=None, retain_graph=None):
+        """Run the recorded graph backwards from this tensor (see the module docstring).
+        The graph's saved values are freed on the way, unless ``retain_graph=True``: then
+        a second backward through it works, and adds its gradients to the first's."""
+        run_backward(self, gradient, retain_graph=bool(retain_graph))
 
     # The operators and methods below are all small recorded ops (see _ops.py).
 
@@ -209,7 +226,7 @@ def _topological(root):
     return order[::-1]  # root first
 
 
-def run_backward(t, gradient=None):
+def run_backward(t, gradient=None, retain_graph=False):
     """The engine behind Tensor.backward: checks everything first, so a refused call
     adds nothing to any .grad."""
     if not t.requires_grad:
@@ -249,7 +266,8 @@ def run_backward(t, gradient=None):
         if out is not None and out._retain:
             out._grad = gy
         gins = node.backward_fn(gy)
-        node.free()
+        if not retain_graph:
+            node.free()
         for inp, (fn, needs), gin in zip(node.inputs, node.edges, gins):
             if gin is None or not needs:
                 continue  # (a layer's backward fills its own Parameters and returns None)

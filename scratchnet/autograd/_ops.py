@@ -432,17 +432,3 @@ Tensor.long = lambda a: _astype(a, np.int64)
 Tensor.size = lambda a, dim=None: a.shape if dim is None else a.shape[dim]
 Tensor.dim = lambda a: a.ndim
 Tensor.clone = lambda a: record("CloneBackward", a.data.copy(), (a,), lambda g: (g,))
-
-
-def _requires_grad_(a, requires_grad=True):
-    if a.grad_fn is not None and not requires_grad:
-        raise RuntimeError("requires_grad_(False) on a tensor computed on the tape: "
-                           "use detach()")
-    if requires_grad and a.dtype.kind not in "fc":
-        raise TypeError(f"requires_grad_: only floating-point tensors can require grad, "
-                        f"got {a.dtype}")
-    a.requires_grad = bool(requires_grad)
-    return a
-
-
-Tensor.requires_grad_ = _requires_grad_
