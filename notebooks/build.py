@@ -53,7 +53,35 @@ NO_VALUE = {"print", "fit", "layer_summary"}
 
 
 class Code(str):
-    """An extra code cell (not from the seed)."""
+    """An extra code cell (not from the seed); ``output`` says how a fresh run's output is
+    compared with the stored one when that is not character for character (see
+    output_policy)."""
+
+    def __new__(cls, source, output=None):
+        cell = super().__new__(cls, source)
+        cell.output = output
+        return cell
+
+
+# How a test's fresh run of a cell is compared with its stored output (tests/
+# test_notebooks.py). Exact unless the cell's metadata says otherwise:
+#   {"compare": "numbers", "atol": x, "why": ...}: the text outside the numbers exactly,
+#        each number within atol (an order of float additions, e.g. BLAS's, decides it);
+#   {"compare": "no", "why": ...}: not compared (a training run, or what it trained).
+# Pictures (image/png) are never compared: matplotlib's pixels change between versions.
+TRAINING_OUTPUT = {
+    "compare": "no",
+    "why": "a training run: its losses, accuracies and times depend on the images and "
+           "epochs it ran (the stored run's are in the markdown above; a test runs one "
+           "epoch on 256 images) and on the machine"}
+TRAINED_OUTPUT = {"compare": "no", "why": "it reads the model the training cell above trained"}
+
+
+def output_policy(item, source):
+    """The comparison ``item``'s output gets (None: character for character)."""
+    if "trainer.fit(" in source:
+        return TRAINING_OUTPUT
+    return getattr(item, "output", None)
 
 
 @dataclasses.dataclass
@@ -330,7 +358,10 @@ from scratchnet import nn
 conv = nn.Conv2d(3, 2, kernel_size=1, bias=False)
 conv.weight.data[...] = K.data
 Y3 = conv(X.data[None])[0]
-float(abs(Y3 - Y1.data).max())"""),
+float(abs(Y3 - Y1.data).max())""", output={
+            "compare": "numbers", "atol": 1e-6,
+            "why": "the largest difference of two float32 products, which add in BLAS's "
+                   "order (0.0 or about 1.2e-07); the book's check asks for < 1e-6"}),
     ], [("sec7_4_channels.py", Part())]),
 
     Notebook("7.5", "7.5_pooling", [
@@ -416,7 +447,8 @@ l = loss(model.net(X.data), y.data)
 model.net.zero_grad()
 dX = model.net.backward(loss.backward())
 print(f'loss {float(l):.4f}, dL/dX {dX.shape}, '
-      f'dL/dW of the first convolution {model.net[0].weight.grad.shape}')"""),
+      f'dL/dW of the first convolution {model.net[0].weight.grad.shape}')""",
+             output=TRAINED_OUTPUT),
     ], [("sec7_6_lenet.py", Part())]),
 
     Notebook("8.2", "8.2_vgg", [
@@ -620,12 +652,15 @@ def notebook(spec, seed=None):
     cells = []
     for item in spec.items:
         if isinstance(item, Code):
-            cell = nbformat.v4.new_code_cell(item)
+            cell = nbformat.v4.new_code_cell(str(item))
         elif isinstance(item, int):
             cell = nbformat.v4.new_code_cell(port(seed[item]),
                                              metadata={"scratchnet": {"seed_cell": item}})
         else:
             cell = nbformat.v4.new_markdown_cell(textwrap.dedent(item).strip())
+        policy = None if cell.cell_type == "markdown" else output_policy(item, cell.source)
+        if policy is not None:
+            cell.metadata.setdefault("scratchnet", {})["output"] = dict(policy)
         cell.id = f"cell{len(cells):02d}"  # stable ids: a rebuild changes no id
         cells.append(cell)
     return nbformat.v4.new_notebook(cells=cells, metadata={
@@ -636,6 +671,12 @@ def notebook(spec, seed=None):
 def seed_cell(cell):
     """The seed cell number a notebook cell holds, or None."""
     return cell.get("metadata", {}).get("scratchnet", {}).get("seed_cell")
+
+
+def compared_output(cell):
+    """How a fresh run's output of ``cell`` is compared with the stored one (its
+    metadata; exact when it says nothing)."""
+    return cell.get("metadata", {}).get("scratchnet", {}).get("output", {"compare": "exact"})
 
 
 def path(spec):

@@ -8,7 +8,9 @@ outputs show what the book prints (``BOOK`` of tests/test_seed.py); and every no
 runs top to bottom on a fresh kernel and shows it again, its training cells on the first
 256 images for one epoch.
 """
+import json
 import os
+import re
 
 import nbformat
 import pytest
@@ -67,8 +69,8 @@ def test_notebook_and_scripts_are_up_to_date(spec):
     """The stored cells are build.py's items, and the scripts the stored notebook exported
     (after an edit: ``python notebooks/build.py --only KEY``)."""
     nb, fresh = stored(spec), build.notebook(spec)
-    assert [(c.cell_type, c.source, build.seed_cell(c)) for c in nb.cells] == \
-        [(c.cell_type, c.source, build.seed_cell(c)) for c in fresh.cells]
+    assert [(c.cell_type, c.source, c.metadata) for c in nb.cells] == \
+        [(c.cell_type, c.source, c.metadata) for c in fresh.cells]
     for script, text in build.scripts(spec, nb).items():
         assert (build.EXAMPLES_DIR / script).read_text(encoding="utf-8") == text, script
 
@@ -110,15 +112,61 @@ def test_stored_outputs_show_the_books_values(spec):
         assert all(f"{k}={v}" in nb.cells[i - 1].source for k, v in spec.env.items())
 
 
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def output_differences(stored_nb, fresh_nb):
+    """Each code cell whose fresh output differs from the stored one beyond what its
+    metadata allows (build.compared_output): a list of readable differences."""
+    wrong = []
+    for i, (old, new) in enumerate(zip(code(stored_nb), code(fresh_nb))):
+        policy = build.compared_output(old)
+        a, b = shown(old), shown(new)
+        if policy["compare"] == "exact" and a != b:
+            wrong.append(f"code cell {i}: stored\n{a}\nnow\n{b}")
+        elif policy["compare"] == "numbers":
+            xs, ys = NUMBER.findall(a), NUMBER.findall(b)
+            same_text = NUMBER.sub("#", a) == NUMBER.sub("#", b) and len(xs) == len(ys)
+            if not same_text or any(abs(float(x) - float(y)) > policy["atol"]
+                                    for x, y in zip(xs, ys)):
+                wrong.append(f"code cell {i} (numbers within {policy['atol']}): stored\n{a}"
+                             f"\nnow\n{b}")
+    return wrong
+
+
+def test_every_output_that_is_not_compared_says_why():
+    policies = [build.compared_output(c) for spec in build.NOTEBOOKS for c in code(stored(spec))]
+    assert {p["compare"] for p in policies} <= {"exact", "numbers", "no"}
+    assert all(p.get("why") for p in policies if p["compare"] != "exact")
+    assert all(p["atol"] > 0 for p in policies if p["compare"] == "numbers")
+    # Only the training runs and what reads their models, and one BLAS-order figure.
+    assert sum(p["compare"] != "exact" for p in policies) == 5  # 3 + 1 + 1
+
+
+def test_output_differences_catch_a_changed_digit():
+    nb = stored(build.NOTEBOOKS[1])  # 7.2: the learned kernel's losses
+    changed = nbformat.from_dict(json.loads(json.dumps(nb)))
+    cell = next(c for c in code(changed) if "loss 8.107" in shown(c))
+    out = next(o for o in cell.outputs if o.output_type == "stream")
+    out.text = out.text.replace("loss 8.107", "loss 9.107")
+    assert output_differences(nb, nb) == []
+    assert len(output_differences(nb, changed)) == 1
+
+
 @pytest.mark.parametrize("spec", notebooks(slow=("8.2", "8.6")))
 def test_notebook_runs_on_a_fresh_kernel(spec, tmp_path, request):
-    """Top to bottom with nbclient, as a student's Run All; any error fails. The training
-    cells use the first 256 images for one epoch and need the real Fashion-MNIST."""
+    """Top to bottom with nbclient, as a student's Run All, from the stored seed (every
+    kernel starts with scratchnet.manual_seed(0)); any error fails, and every cell's
+    output is the stored one (exactly, unless the cell's metadata says otherwise and
+    why). The training cells use the first 256 images for one epoch and need the real
+    Fashion-MNIST."""
     if trains(spec):
         request.getfixturevalue("real_data")
     env = dict(os.environ, SCRATCHNET_D2L_SUBSET="256", SCRATCHNET_D2L_MAX_EPOCHS="1",
                SCRATCHNET_D2L_FIGURES=str(tmp_path))
     nb = build.execute(build.notebook(spec), env, tmp_path, timeout=600)
+    wrong = output_differences(stored(spec), nb)
+    assert not wrong, "\n\n".join(wrong)
     check_book(nb)
     if trains(spec):
         lines, png = training_lines(nb)
