@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import backend, ops
 from ..ops.activation import fused
-from .module import Module
+from .module import Module, refuse_torch
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -31,6 +31,7 @@ class _Loss(Module):
         return backend.get_array_module(loss).asarray(loss)
 
     def _upstream(self, gy):
+        refuse_torch(f"{self.name}.backward", "gy", gy)
         if self.reduction == "none":
             if gy is None:
                 raise ValueError(f"{self.name}.backward: reduction='none' needs gy, the "

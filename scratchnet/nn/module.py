@@ -5,6 +5,8 @@ running statistics) and child modules, registered by attribute assignment as
 in PyTorch. ``forward(x)`` computes and caches what ``backward`` needs;
 ``backward(gy)`` returns dL/dx and adds into each parameter's ``grad``.
 """
+import inspect
+import sys
 from collections import OrderedDict
 
 import numpy as np
@@ -66,6 +68,11 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
     def __call__(self, *args, **kwargs):
+        # Before anything else: a torch.Tensor's grad_fn (None) would pass for a tape Tensor's.
+        for key, a in [*enumerate(args), *kwargs.items()]:
+            if is_torch_tensor(a):
+                what = key if isinstance(key, str) else _argument_name(self.forward, key)
+                refuse_torch(self.name, what, a)
         tensors = any(getattr(a, "grad_fn", False) is not False for a in args)
         if tensors or not has_backward(self):
             # An autograd Tensor, or a module that defines only forward (PyTorch's
@@ -83,6 +90,7 @@ class Module:
     def check_input(self, x, ndims, layout):
         """Raise before any state changes unless x is a floating array of the
         right rank, on the device and in the dtype of this layer's parameters."""
+        refuse_torch(self.name, "the input", x)
         xp = backend.get_array_module(x)
         if not isinstance(x, xp.ndarray):
             raise TypeError(f"{self.name}: expected a numpy or cupy array {layout}, "
@@ -118,6 +126,7 @@ class Module:
         ``y`` is the forward output (gy must match its shape, dtype and device)
         or just a shape (a loss's scalar output).
         """
+        object.__setattr__(self, "_cache_used", False)
         if not backend.is_grad_enabled():
             object.__setattr__(self, "_cache", None)
             return
@@ -129,10 +138,10 @@ class Module:
 
     def pop_cache(self, gy):
         """Check gy against the forward output, then return (and release) the cache."""
+        refuse_torch(f"{self.name}.backward", "gy", gy)
         saved = self.__dict__.get("_cache")
         if saved is None:
-            raise ValueError(f"{self.name}.backward: called before forward (nothing cached); "
-                             "call the layer on an input first, outside sn.no_grad()")
+            raise self._nothing_cached()
         (y_shape, y_dtype, y_device), cache = saved
         if tuple(getattr(gy, "shape", ())) != y_shape:
             raise ValueError(f"{self.name}.backward: expected gy of shape {y_shape} (the forward "
@@ -145,7 +154,18 @@ class Module:
                 raise TypeError(f"{self.name}.backward: expected gy of dtype {y_dtype} (the "
                                 f"forward output's), got {gy.dtype}")
         object.__setattr__(self, "_cache", None)
+        object.__setattr__(self, "_cache_used", True)
         return cache
+
+    def _nothing_cached(self):
+        """The ValueError of a backward with no cache: the last forward's was used up by
+        an earlier backward, or there was no forward (or only under sn.no_grad())."""
+        if self.__dict__.get("_cache_used"):
+            return ValueError(f"{self.name}.backward: the cache of the last forward was "
+                              "already used by a previous backward (one forward serves one "
+                              "backward); call the layer on its input again first")
+        return ValueError(f"{self.name}.backward: called before forward (nothing cached); "
+                          "call the layer on an input first, outside sn.no_grad()")
 
     def receptive_geometry(self):
         """The windows this layer slides over its input's last two axes, for
@@ -270,8 +290,15 @@ class Module:
         one under every owner's key (as state_dict names it)."""
         slots = {}
         for mod_prefix, m in self.named_modules():
-            for name in (*m._parameters, *m._buffers):
-                slots[f"{mod_prefix}.{name}" if mod_prefix else name] = (m, name)
+            # A lazy layer's None entries are slots still to be shaped; anywhere else a
+            # None (bias=False, a loss without class weights) is absent, as in torch.
+            lazy = any(isinstance(p, Parameter) and p.data is None
+                       for p in m._parameters.values())
+            for table in (m._parameters, m._buffers):
+                for name, v in table.items():
+                    if v is None and not lazy:
+                        continue
+                    slots[f"{mod_prefix}.{name}" if mod_prefix else name] = (m, name)
         return slots
 
     def to(self, device=None, dtype=None):
@@ -392,6 +419,32 @@ def _convert(a, device, dtype):
     if dtype is not None:
         a = a.astype(dtype, copy=False)
     return a
+
+
+def is_torch_tensor(x):
+    """Whether ``x`` is a torch.Tensor (or Parameter), found without importing torch:
+    where torch was never imported there is none."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, getattr(torch, "Tensor", ()))
+
+
+def refuse_torch(who, what, x, tape=True):
+    """A TypeError naming ``who`` and the argument ``what`` when ``x`` is a torch.Tensor:
+    scratchnet computes on numpy and cupy arrays (and, where ``tape``, its own Tensors)."""
+    if is_torch_tensor(x):
+        raise TypeError(f"{who}: got a torch.Tensor as {what}; convert it with .numpy() "
+                        f"(.detach().cpu().numpy() if it requires grad or is on a GPU)"
+                        + (" or sn.tensor(...)" if tape else ""))
+
+
+def _argument_name(fn, i):
+    """The name of the i-th positional parameter of ``fn`` ("argument 3" when unnamed)."""
+    try:
+        params = [p.name for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    return params[i] if i < len(params) else f"argument {i + 1}"
 
 
 def has_backward(module):

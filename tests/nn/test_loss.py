@@ -570,6 +570,15 @@ def test_weight_is_a_buffer_that_follows_the_loss():
     assert loss.weight.dtype == np.float32 and list(loss.state_dict()) == ["weight"]
     assert loss.double().weight.dtype == np.float64
     assert list(nn.CrossEntropyLoss().state_dict()) == []
+    # An absent (None) weight is no key to load either, as in torch.
+    plain = nn.CrossEntropyLoss()
+    plain.load_state_dict(nn.CrossEntropyLoss().state_dict())
+    torch.nn.CrossEntropyLoss().load_state_dict(torch.nn.CrossEntropyLoss().state_dict())
+    assert plain.weight is None
+    with pytest.raises(ValueError, match=r"unexpected keys \['weight'\]"):
+        plain.load_state_dict(loss.state_dict())
+    loss.load_state_dict({"weight": np.array([3, 2, 1], np.float32)})
+    np.testing.assert_array_equal(loss.weight, [3, 2, 1])
 
 
 def test_probability_targets_refuse_a_nonnegative_ignore_index_as_torch_does(device):
