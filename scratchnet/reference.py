@@ -4,11 +4,12 @@ These are the book's functions, written the way the book writes them: one
 Python loop step per output element. They are here to be read, and to serve
 as test oracles for the fast im2col path in ``scratchnet.ops``; they are far
 too slow for training. Each works on numpy and cupy arrays alike and returns
-an array of the input's dtype.
+an array of the input's floating dtype. They take array-likes (nested lists) as
+NumPy's functions do; those, and integer arrays, are computed in the default dtype
+(float32), the dtype of the book's ``torch.zeros`` output.
 """
-import numbers
-
-from scratchnet.backend import get_array_module
+from scratchnet.backend import get_array_module, get_default_dtype
+from scratchnet.ops.im2col import pair, pool_stride
 
 
 def _check_ndim(fname, name, a, ndim, layout):
@@ -17,15 +18,34 @@ def _check_ndim(fname, name, a, ndim, layout):
             f"{fname}: expected {name} to be {ndim}-D {layout}, got shape {tuple(a.shape)}")
 
 
-def _pair(fname, name, v, minimum):
-    """``v`` as an (h, w) pair of ints, each at least ``minimum``."""
-    pair = (v, v) if isinstance(v, numbers.Integral) else v
-    if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(
-            isinstance(p, numbers.Integral) and not isinstance(p, bool) and p >= minimum
-            for p in pair):
+def _pair(fname, name, v, minimum, stride_of=None):
+    """``v`` as an (h, w) pair of ints, each at least ``minimum``; an int or a 1-tuple
+    stands for both, as in PyTorch (``ops.pair`` reads it). ``stride_of``: the kernel
+    size of a pooling window, which a stride of None (or empty) stands for."""
+    try:
+        h, w = pair(v, name) if stride_of is None else pool_stride(v, stride_of, name)
+    except (TypeError, ValueError):
+        h = w = None
+    if h is None or min(h, w) < minimum:
         raise ValueError(f"{fname}: expected {name} to be an int >= {minimum} "
                          f"or a pair of them, got {v!r}")
-    return int(pair[0]), int(pair[1])
+    return h, w
+
+
+def _arrays(fname, *values):
+    """Each value as an array on the device of the arrays among them: an array of a
+    floating dtype as it is; anything else (a list, an integer array) in the default
+    dtype (float32), as the book's ``torch.zeros`` output is. None stays None."""
+    xp = get_array_module(*values)
+    out = []
+    for v in values:
+        a = v if v is None or isinstance(v, xp.ndarray) else xp.asarray(v)
+        if a is not None and a.dtype.kind != "f":
+            if a.dtype.kind not in "biu":
+                raise TypeError(f"{fname}: expected arrays of numbers, got {a.dtype} values")
+            a = a.astype(get_default_dtype())
+        out.append(a)
+    return out
 
 
 def corr2d(X, K):
@@ -33,6 +53,7 @@ def corr2d(X, K):
 
     X: (H, W), K: (kh, kw) -> Y: (H - kh + 1, W - kw + 1)
     """
+    X, K = _arrays("corr2d", X, K)
     _check_ndim("corr2d", "X", X, 2, "(H, W)")
     _check_ndim("corr2d", "K", K, 2, "(kh, kw)")
     h, w = K.shape
@@ -52,6 +73,7 @@ def corr2d_multi_in(X, K):
 
     X: (C, H, W), K: (C, kh, kw) -> Y: (H - kh + 1, W - kw + 1)
     """
+    X, K = _arrays("corr2d_multi_in", X, K)
     _check_ndim("corr2d_multi_in", "X", X, 3, "(C, H, W)")
     _check_ndim("corr2d_multi_in", "K", K, 3, "(C, kh, kw)")
     if X.shape[0] != K.shape[0]:
@@ -65,6 +87,7 @@ def corr2d_multi_in_out(X, K):
 
     X: (C, H, W), K: (O, C, kh, kw) -> Y: (O, H - kh + 1, W - kw + 1)
     """
+    X, K = _arrays("corr2d_multi_in_out", X, K)
     _check_ndim("corr2d_multi_in_out", "K", K, 4, "(O, C, kh, kw)")
     xp = get_array_module(X, K)
     return xp.stack([corr2d_multi_in(X, k) for k in K], 0)
@@ -75,6 +98,7 @@ def corr2d_multi_in_out_1x1(X, K):
 
     X: (C, H, W), K: (O, C, 1, 1) -> Y: (O, H, W)
     """
+    X, K = _arrays("corr2d_multi_in_out_1x1", X, K)
     _check_ndim("corr2d_multi_in_out_1x1", "X", X, 3, "(C, H, W)")
     _check_ndim("corr2d_multi_in_out_1x1", "K", K, 4, "(O, C, 1, 1)")
     c_i, h, w = X.shape
@@ -96,6 +120,7 @@ def pool2d(X, pool_size, mode="max"):
     """
     if mode not in ("max", "avg"):
         raise ValueError(f"pool2d: expected mode 'max' or 'avg', got {mode!r}")
+    X, = _arrays("pool2d", X)
     _check_ndim("pool2d", "X", X, 2, "(H, W)")
     p_h, p_w = _pair("pool2d", "pool_size", pool_size, 1)
     if p_h > X.shape[0] or p_w > X.shape[1]:
@@ -118,6 +143,7 @@ def conv2d_naive(X, W, b=None, stride=1, padding=0, dilation=1):
     X: (N, C, H, W), W: (O, C, kh, kw), b: (O,) or None -> Y: (N, O, OH, OW)
     with OH = (H + 2 ph - dh (kh - 1) - 1) // sh + 1, and OW alike.
     """
+    X, W, b = _arrays("conv2d_naive", X, W, b)
     _check_ndim("conv2d_naive", "X", X, 4, "(N, C, H, W)")
     _check_ndim("conv2d_naive", "W", W, 4, "(O, C, kh, kw)")
     N, C, H, Wd = X.shape
@@ -162,9 +188,10 @@ def pool2d_naive(X, kernel_size, stride=None, padding=0, mode="max"):
     """
     if mode not in ("max", "avg"):
         raise ValueError(f"pool2d_naive: expected mode 'max' or 'avg', got {mode!r}")
+    X, = _arrays("pool2d_naive", X)
     _check_ndim("pool2d_naive", "X", X, 4, "(N, C, H, W)")
     kh, kw = _pair("pool2d_naive", "kernel_size", kernel_size, 1)
-    sh, sw = _pair("pool2d_naive", "stride", (kh, kw) if stride is None else stride, 1)
+    sh, sw = _pair("pool2d_naive", "stride", stride, 1, stride_of=(kh, kw))
     ph, pw = _pair("pool2d_naive", "padding", padding, 0)
     # PyTorch refuses larger padding: a window could then hold padding only.
     if 2 * ph > kh or 2 * pw > kw:
@@ -175,10 +202,7 @@ def pool2d_naive(X, kernel_size, stride=None, padding=0, mode="max"):
         raise ValueError(f"pool2d_naive: expected a kernel_size no larger than the padded "
                          f"input {(H + 2 * ph, Wd + 2 * pw)}, got {(kh, kw)}")
     xp = get_array_module(X)
-    if mode == "max":
-        fill = -xp.inf if X.dtype.kind == "f" else xp.iinfo(X.dtype).min
-    else:
-        fill = 0
+    fill = -xp.inf if mode == "max" else 0
     Xp = xp.pad(X, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
     OH = (H + 2 * ph - kh) // sh + 1
     OW = (Wd + 2 * pw - kw) // sw + 1

@@ -66,6 +66,7 @@ def test_pool2d_book_example(mode, expected):
 @pytest.mark.parametrize("stride, padding, dilation", [
     (1, 0, 1), (2, 0, 1), (1, 1, 1), (2, 1, 1), (1, 0, 2), (2, 2, 2),
     ((2, 1), (1, 0), (1, 2)), ((3, 4), (0, 1), 1), ((1, 2), 2, (2, 1)),
+    ((2,), [1], (2,)),  # PyTorch's 1-tuple (or list) for an int
 ])
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv2d_naive_matches_torch(stride, padding, dilation, bias):
@@ -85,6 +86,7 @@ def test_conv2d_naive_matches_torch(stride, padding, dilation, bias):
 @pytest.mark.parametrize("kernel_size, stride, padding", [
     (2, None, 0), (3, None, 0), (3, 2, 1), (3, 1, 1), ((2, 3), (2, 3), (0, 1)),
     ((3, 2), (1, 2), (1, 1)), (2, 3, 1),
+    ((3,), (2,), [1]), ([2], (), (1,)),  # 1-tuples for ints; an empty stride is the kernel's
 ])
 @pytest.mark.parametrize("mode", ["max", "avg"])
 def test_pool2d_naive_matches_torch(kernel_size, stride, padding, mode):
@@ -148,10 +150,47 @@ def test_dtype_preserved():
     (lambda: pool2d_naive(np.zeros((1, 1, 4, 4)), 2, mode="sum"), "pool2d_naive"),
     (lambda: pool2d_naive(np.zeros((1, 1, 4, 4)), 2, padding=2), "pool2d_naive"),
     (lambda: pool2d_naive(np.zeros((4, 4)), 2), "pool2d_naive"),
+    (lambda: pool2d_naive(np.zeros((1, 1, 4, 4)), (2, 2, 2)), "pool2d_naive"),
+    (lambda: pool2d_naive(np.zeros((1, 1, 4, 4)), 2, stride=1.5), "pool2d_naive"),
+    (lambda: conv2d_naive(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 2, 2)), padding=()),
+     "conv2d_naive"),
+    (lambda: corr2d([[1.0, 2.0]], [1.0]), "corr2d"),
 ])
 def test_bad_input_raises_value_error(call, name):
     with pytest.raises(ValueError, match=rf"^{name}: expected"):
         call()
+
+
+def test_lists_are_taken_as_the_book_takes_tensors():
+    """Nested lists (and integer arrays) as NumPy functions take them: the book's values,
+    in float32, the dtype of the book's torch.zeros output."""
+    X, K = X3.astype(int).tolist(), K2.astype(int).tolist()
+    for Y in (corr2d(X, K), corr2d(np.array(X), np.array(K))):
+        assert Y.dtype == np.float32
+        np.testing.assert_array_equal(Y, [[19.0, 25.0], [37.0, 43.0]])
+    np.testing.assert_array_equal(corr2d_multi_in(X_MULTI.tolist(), K_MULTI.tolist()),
+                                  [[56.0, 72.0], [104.0, 120.0]])
+    K4 = np.stack((K_MULTI, K_MULTI + 1), 0)
+    np.testing.assert_array_equal(corr2d_multi_in_out(X_MULTI.tolist(), K4.tolist()),
+                                  corr2d_multi_in_out(X_MULTI, K4))
+    np.testing.assert_array_equal(
+        corr2d_multi_in_out_1x1(X_MULTI.tolist(), K4[:, :, :1, :1].tolist()),
+        corr2d_multi_in_out_1x1(X_MULTI, K4[:, :, :1, :1]))
+    # An average of integers is no integer: [[0, 1], [2, 4]] averages to 1.75.
+    assert pool2d([[0, 1], [2, 4]], 2, "avg").tolist() == [[1.75]]
+    assert pool2d([[0, 1], [2, 4]], (2,)).tolist() == [[4.0]]
+    X4 = np.arange(16).reshape((1, 1, 4, 4))
+    np.testing.assert_array_equal(pool2d_naive(X4.tolist(), 3, 2, 1, "avg"),
+                                  pool2d_naive(X4.astype(np.float32), 3, 2, 1, "avg"))
+    np.testing.assert_array_equal(conv2d_naive(X4.tolist(), [[[[1, 1], [1, 1]]]], [1]),
+                                  conv2d_naive(X4.astype(np.float32),
+                                               np.ones((1, 1, 2, 2), np.float32),
+                                               np.ones(1, np.float32)))
+
+
+def test_non_numbers_are_refused_by_name():
+    with pytest.raises(TypeError, match=r"^corr2d: expected arrays of numbers, got <U1 values"):
+        corr2d([["a"]], [[1.0]])
 
 
 def test_pool2d_mode_error_says_what_it_got():
