@@ -16,6 +16,7 @@ parameter) is the readable rule; ``_update_flat`` applies the same element-wise
 arithmetic to the flat buffers, so both give the same bits.
 """
 import math
+import numbers
 import types
 
 import numpy as np
@@ -36,11 +37,12 @@ class Optimizer:
     _scalar_state = ("step",)
 
     def __init__(self, params, defaults):
+        name = type(self).__name__
+        self._check_hyper(name, defaults)
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}  # id(param) -> dict; the groups hold the params, so ids stay valid
         self._flats = {}  # (group index, device, dtype) -> FlatParams
-        name = type(self).__name__
         if hasattr(params, "data") or isinstance(params, dict):
             raise TypeError(f"{name}: params should be an iterable of Parameters or of "
                             f"param-group dicts, got a {type(params).__name__}")
@@ -64,6 +66,7 @@ class Optimizer:
                                 f"got {type(p).__name__}")
         for key, value in self.defaults.items():
             group.setdefault(key, value)
+        self._check_hyper(f"{name} param group {len(self.param_groups)}", group)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         ids = [id(p) for p in group["params"]]
         if len(set(ids)) != len(ids) or seen.intersection(ids):
@@ -118,6 +121,10 @@ class Optimizer:
                     flat.adopt(params, states)
                 self._update_flat(flat, group, states)
         return loss
+
+    def _check_hyper(self, who, group):
+        """Raise (naming ``who``) unless the hyper-parameters in ``group`` are numbers in
+        PyTorch's ranges; before anything changes."""
 
     def _state_keys(self, group):
         """The state arrays every parameter has after its first step, as a sorted tuple."""
@@ -218,6 +225,23 @@ class Optimizer:
         return "\n".join(lines + [")"])
 
 
+def _check_number(who, name, value, low=None, high=None, below_high=False, integer=False):
+    """Refuse a hyper-parameter that is no finite number (a str, a bool, nan or inf; not
+    an int where ``integer``) or lies outside [low, high] ([low, high) with
+    ``below_high``): a TypeError or ValueError naming ``who`` and ``name``."""
+    want = "an int" if integer else "a finite number"
+    if low is not None and high is not None:
+        want = f"a number in [{low}, {high}{')' if below_high else ']'}"
+    elif low is not None:
+        want += f" >= {low}"
+    kind = numbers.Integral if integer else numbers.Real
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"{who}: {name} must be {want}, got {value!r}")
+    if not math.isfinite(value) or (low is not None and value < low) or (
+            high is not None and (value >= high if below_high else value > high)):
+        raise ValueError(f"{who}: {name} must be {want}, got {value}")
+
+
 def _to_python(value):
     """A saved hyper-parameter or step back as a Python scalar (or tuple, for betas)."""
     if isinstance(value, (np.ndarray, np.generic)):
@@ -265,18 +289,19 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False,
                  maximize=False):
-        if lr < 0:
-            raise ValueError(f"SGD: expected lr >= 0, got {lr}")
-        if momentum < 0:
-            raise ValueError(f"SGD: expected momentum >= 0, got {momentum}")
-        if weight_decay < 0:
-            raise ValueError(f"SGD: expected weight_decay >= 0, got {weight_decay}")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError(f"SGD: nesterov=True expects momentum > 0 and dampening == 0, "
-                             f"got momentum={momentum}, dampening={dampening}")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
         super().__init__(params, defaults)
+
+    def _check_hyper(self, who, group):
+        _check_number(who, "lr", group["lr"], low=0)
+        _check_number(who, "momentum", group["momentum"], low=0)
+        _check_number(who, "dampening", group["dampening"])
+        _check_number(who, "weight_decay", group["weight_decay"], low=0)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"{who}: nesterov=True expects momentum > 0 and dampening == 0, "
+                             f"got momentum={group['momentum']}, "
+                             f"dampening={group['dampening']}")
 
     def _update(self, p, group, state):
         g = -p.grad if group["maximize"] else p.grad
@@ -341,19 +366,20 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, maximize=False):
-        name = type(self).__name__
-        if lr < 0:
-            raise ValueError(f"{name}: expected lr >= 0, got {lr}")
-        if eps < 0:
-            raise ValueError(f"{name}: expected eps >= 0, got {eps}")
-        for i, beta in enumerate(betas):
-            if not 0 <= beta < 1:
-                raise ValueError(f"{name}: expected 0 <= betas[{i}] < 1, got {beta}")
-        if weight_decay < 0:
-            raise ValueError(f"{name}: expected weight_decay >= 0, got {weight_decay}")
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+        betas = tuple(betas) if isinstance(betas, list) else betas
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, maximize=maximize)
         super().__init__(params, defaults)
+
+    def _check_hyper(self, who, group):
+        _check_number(who, "lr", group["lr"], low=0)
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"{who}: betas must be a pair (beta1, beta2), got {betas!r}")
+        for i, beta in enumerate(betas):
+            _check_number(who, f"betas[{i}]", beta, 0, 1, below_high=True)
+        _check_number(who, "eps", group["eps"], low=0)
+        _check_number(who, "weight_decay", group["weight_decay"], low=0)
 
     def _update(self, p, group, state):
         xp = backend.get_array_module(p.data)
@@ -437,6 +463,7 @@ class LRScheduler:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(self).__name__}: expected an Optimizer, "
                             f"got {type(optimizer).__name__}")
+        _check_number(type(self).__name__, "last_epoch", last_epoch, low=-1, integer=True)
         self.optimizer = optimizer
         for i, group in enumerate(optimizer.param_groups):
             if last_epoch == -1:
@@ -489,8 +516,8 @@ class StepLR(LRScheduler):
     _hyper = ("step_size", "gamma")
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        if step_size < 1:
-            raise ValueError(f"StepLR: expected step_size >= 1, got {step_size}")
+        _check_number("StepLR", "step_size", step_size, low=1, integer=True)
+        _check_number("StepLR", "gamma", gamma)
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -512,8 +539,8 @@ class CosineAnnealingLR(LRScheduler):
     _hyper = ("T_max", "eta_min")
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        if T_max <= 0:
-            raise ValueError(f"CosineAnnealingLR: expected T_max > 0, got {T_max}")
+        _check_number("CosineAnnealingLR", "T_max", T_max, low=1, integer=True)
+        _check_number("CosineAnnealingLR", "eta_min", eta_min)
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)

@@ -1,6 +1,7 @@
 """Optimizers and LR schedules against torch.optim, step by step, with the parameters on
 each device (schedules only set numbers and need none)."""
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -135,6 +136,100 @@ def test_sgd_rejects_invalid_hyperparameters(kwargs):
 def test_adam_rejects_invalid_hyperparameters(kwargs):
     with pytest.raises(ValueError, match="Adam"):
         optim.Adam([Parameter(np.zeros(3))], **kwargs)
+
+
+OPTIMIZERS = {"SGD": (optim.SGD, dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=1e-4)),
+              "Adam": (optim.Adam, dict(lr=1e-3, eps=1e-8, weight_decay=0.0)),
+              "AdamW": (optim.AdamW, dict(lr=1e-3, eps=1e-8, weight_decay=1e-2))}
+# Not a finite number: (value, error, how the message shows it)
+NOT_NUMBERS = [(float("nan"), ValueError, "nan"), (float("inf"), ValueError, "inf"),
+               (np.float32("-inf"), ValueError, "-inf"), ("0.1", TypeError, "'0.1'"),
+               (True, TypeError, "True"), (None, TypeError, "None"),
+               (np.ones(1), TypeError, "array([1.])")]
+HYPER = [(name, key) for name, (_, kw) in OPTIMIZERS.items() for key in kw]
+
+
+def hyper(opt):
+    """An optimizer's param groups as comparable values: the parameters' ids and the rest."""
+    return [({k: v for k, v in g.items() if k != "params"}, [id(p) for p in g["params"]])
+            for g in opt.param_groups]
+
+
+@pytest.mark.parametrize("value, error, shown", NOT_NUMBERS, ids=lambda v: repr(v)[:12])
+@pytest.mark.parametrize("name, key", HYPER, ids=str)
+def test_hyper_parameters_must_be_finite_numbers(name, key, value, error, shown):
+    """nan, inf, a str, a bool, None: refused by name, when made and in a param group
+    added later (which leaves the optimizer as it was)."""
+    cls, kw = OPTIMIZERS[name]
+    with pytest.raises(error, match=rf"^{name}: {key} must be a finite number( >= 0)?, "
+                                    rf"got {re.escape(shown)}$"):
+        cls([Parameter(np.ones(3))], **{**kw, key: value})
+    opt = cls([Parameter(np.ones(3))], **kw)
+    before = hyper(opt)
+    with pytest.raises(error, match=rf"^{name} param group 1: {key} must be"):
+        opt.add_param_group({"params": [Parameter(np.ones(2))], key: value})
+    assert hyper(opt) == before
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+@pytest.mark.parametrize("betas, error, match", [
+    ((float("nan"), 0.999), ValueError, r"betas\[0\] must be a number in \[0, 1\), got nan"),
+    ((0.9, "0.999"), TypeError, r"betas\[1\] must be a number in \[0, 1\), got '0.999'"),
+    ((0.9, True), TypeError, r"betas\[1\] must be .*, got True"),
+    ((0.9, 1.0), ValueError, r"betas\[1\] must be a number in \[0, 1\), got 1.0"),
+    (0.9, TypeError, r"betas must be a pair \(beta1, beta2\), got 0.9"),
+    ((0.9,), TypeError, r"betas must be a pair \(beta1, beta2\), got \(0.9,\)"),
+], ids=str)
+def test_betas_must_be_a_pair_of_numbers_in_0_1(name, betas, error, match):
+    with pytest.raises(error, match=rf"^{name}: {match}$"):
+        getattr(optim, name)([Parameter(np.ones(3))], betas=betas)
+
+
+def test_pytorchs_ranges_are_kept():
+    """What PyTorch refuses (a negative lr, momentum, weight_decay or eps) is refused with
+    the range; what it takes (momentum or dampening above 1, eps 0, lr 0) is taken."""
+    p = [Parameter(np.ones(3))]
+    for cls, kw, match in [(optim.SGD, dict(lr=-1), "lr must be a finite number >= 0, got -1"),
+                           (optim.SGD, dict(lr=0.1, momentum=-1), "momentum must be"),
+                           (optim.Adam, dict(eps=-1e-8), "eps must be a finite number >= 0")]:
+        with pytest.raises(ValueError, match=match):
+            cls(p, **kw)
+        with pytest.raises(ValueError):
+            getattr(torch.optim, cls.__name__)([torch.nn.Parameter(torch.ones(3))], **kw)
+    optim.SGD(p, lr=0, momentum=2.0, dampening=2.0)
+    optim.SGD(p, lr=0.1, momentum=0.9, dampening=-1)
+    optim.Adam(p, lr=0, eps=0)
+
+
+SCHEDULERS = {"StepLR": (optim.StepLR, dict(step_size=2, gamma=0.5)),
+              "CosineAnnealingLR": (optim.CosineAnnealingLR, dict(T_max=5, eta_min=0.01))}
+BAD_SCHEDULES = [
+    ("StepLR", "step_size", 1.5, TypeError, "an int >= 1, got 1.5"),
+    ("StepLR", "step_size", 0, ValueError, "an int >= 1, got 0"),
+    ("StepLR", "step_size", "2", TypeError, "an int >= 1, got '2'"),
+    ("StepLR", "step_size", True, TypeError, "an int >= 1, got True"),
+    ("StepLR", "gamma", float("nan"), ValueError, "a finite number, got nan"),
+    ("StepLR", "gamma", "0.1", TypeError, "a finite number, got '0.1'"),
+    ("StepLR", "last_epoch", 0.5, TypeError, "an int >= -1, got 0.5"),
+    ("CosineAnnealingLR", "T_max", 0, ValueError, "an int >= 1, got 0"),
+    ("CosineAnnealingLR", "T_max", 2.5, TypeError, "an int >= 1, got 2.5"),
+    ("CosineAnnealingLR", "T_max", None, TypeError, "an int >= 1, got None"),
+    ("CosineAnnealingLR", "eta_min", float("inf"), ValueError, "a finite number, got inf"),
+    ("CosineAnnealingLR", "eta_min", False, TypeError, "a finite number, got False"),
+    ("CosineAnnealingLR", "last_epoch", -2, ValueError, "an int >= -1, got -2"),
+]
+
+
+@pytest.mark.parametrize("name, key, value, error, match", BAD_SCHEDULES, ids=str)
+def test_scheduler_hyper_parameters_are_checked_before_anything_changes(name, key, value,
+                                                                         error, match):
+    """Refused by name, and the optimizer keeps its learning rates (no initial_lr set)."""
+    opt = optim.SGD([Parameter(np.ones(3))], lr=0.1)
+    before = hyper(opt)
+    cls, kw = SCHEDULERS[name]
+    with pytest.raises(error, match=rf"^{name}: {key} must be {re.escape(match)}$"):
+        cls(opt, **{**kw, key: value})
+    assert hyper(opt) == before and "initial_lr" not in opt.param_groups[0]
 
 
 def test_rejects_bad_params():
