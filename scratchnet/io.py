@@ -41,7 +41,10 @@ def atomic_write(path, write, binary=True):
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:  # a folder in the way, say: name the file asked for
+            raise type(e)(e.errno, f"cannot write {path!r}: {e.strerror}") from None
     except BaseException:
         try:
             os.unlink(tmp)
@@ -84,10 +87,26 @@ def temp_file(path, suffix=".tmp"):
                 os.unlink(os.path.join(directory, name))
             except OSError:
                 pass
-    fd, name = tempfile.mkstemp(prefix=f"{prefix}{owner}.", suffix=suffix, dir=directory)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"{prefix}{owner}.", suffix=suffix, dir=directory)
+    except OSError as e:
+        raise _cannot_write(path, e) from None
     if hasattr(os, "fchmod"):
         os.fchmod(fd, 0o666 & ~_umask())
     return fd, name
+
+
+def _cannot_write(path, e):
+    """The OSError ``e`` of making a temp file next to ``path`` as one about ``path``, the
+    file the caller named, not the temp file it never saw."""
+    folder = os.path.dirname(path) or "."
+    if not os.path.exists(folder):
+        why = f"the folder {folder!r} does not exist (create it first: os.makedirs)"
+    elif not os.path.isdir(folder):
+        why = f"{folder!r} is not a folder"
+    else:
+        why = f"cannot create a file in the folder {folder!r}: {e.strerror}"
+    return type(e)(e.errno, f"cannot write {path!r}: {why}")
 
 
 def _alive(pid):

@@ -124,12 +124,9 @@ def _grid(n, cols):
 
 def plot_kernels(weight, path, title="first-layer kernels", cols=8, names=None):
     """One grey image per (output channel, input channel 0) kernel of a conv weight
-    (out, in, kh, kw), on a common colour scale centred at 0 (blue < 0 < red)."""
-    w = backend.to_numpy(weight)
-    if w.ndim != 4:
-        raise ValueError(f"plot_kernels: expected a conv weight (out, in, kh, kw), got shape "
-                         f"{w.shape}")
-    k = w[:, 0]
+    (out, in, kh, kw), on a common colour scale centred at 0 (blue < 0 < red).
+    ``weight`` may also be a Conv2d layer, or a model: its first Conv2d's."""
+    k = _conv_kernels(weight)[:, 0]
     rows, cols = _grid(len(k), cols)
     lim = float(np.abs(k).max()) or 1.0
     fig, axes = subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.4), squeeze=False)
@@ -140,6 +137,34 @@ def plot_kernels(weight, path, title="first-layer kernels", cols=8, names=None):
             ax.set_title(names[i] if names else f"{i}", fontsize=8)
     fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
+
+
+def _conv_kernels(what):
+    """The weight (out, in, kh, kw) of ``what`` as a host array: a Conv2d weight (an array
+    or a Parameter), a Conv2d layer, or a model holding one (its first); else an error
+    saying what plot_kernels takes and what it got."""
+    from .nn import Module, Parameter
+    from .nn.conv import Conv1d, Conv2d
+    want = ("plot_kernels: expected a Conv2d weight of shape (out, in, kh, kw), a Conv2d layer, "
+            "or a model containing one; got")
+    w = what
+    if isinstance(what, Module):
+        convs = [m for m in what.modules()
+                 if isinstance(m, Conv2d) and not isinstance(m, Conv1d)]
+        if not convs:
+            raise ValueError(f"{want} a {what.name} with no Conv2d in it")
+        w = convs[0].weight
+    if isinstance(w, Parameter):
+        if w.data is None:
+            raise ValueError("plot_kernels: the Conv2d's weight is not initialised yet (a "
+                             "lazy layer); run one forward first")
+        w = w.data
+    a = backend.to_numpy(w)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{want} {type(what).__name__}")
+    if a.ndim != 4:
+        raise ValueError(f"{want} an array of shape {a.shape}")
+    return a
 
 
 def conv_outputs(model, x):

@@ -1,4 +1,5 @@
 """save / load: round trips, atomic writes, refusal of pickles and broken files."""
+import errno
 import os
 import pickle
 
@@ -81,6 +82,37 @@ def test_failed_write_keeps_previous_file_and_leaves_no_temp(tmp_path, monkeypat
     assert len(calls) == 3
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["ck.npz"]
+
+
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
+def test_missing_folder_is_named_not_the_temp_file(tmp_path, monkeypatch, relative):
+    """The error names the path the caller gave and says its folder does not exist; no
+    temp file's name (.x.npz.<host>-<pid>.<random>.tmp) and nothing created."""
+    monkeypatch.chdir(tmp_path)
+    path = os.path.join("missing", "dir", "x.npz")
+    path = path if relative else str(tmp_path / path)
+    with pytest.raises(FileNotFoundError) as e:
+        io.save({"a": np.ones(2)}, path)
+    message = str(e.value)
+    assert f"cannot write {path!r}: the folder {os.path.dirname(path)!r} does not exist" \
+        in message
+    assert ".tmp" not in message and e.value.errno == errno.ENOENT
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_file_in_place_of_the_folder_is_named(tmp_path):
+    (tmp_path / "notes").write_text("")
+    with pytest.raises(NotADirectoryError, match=r"cannot write '.*notes/x\.npz': '.*notes' is "
+                                                 r"not a folder$"):
+        io.save({"a": np.ones(2)}, tmp_path / "notes" / "x.npz")
+    assert os.listdir(tmp_path) == ["notes"]
+
+
+def test_a_folder_in_place_of_the_file_is_named(tmp_path):
+    (tmp_path / "x.npz").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"cannot write '.*x\.npz': "):
+        io.save({"a": np.ones(2)}, tmp_path / "x.npz")
+    assert os.listdir(tmp_path) == ["x.npz"] and not os.listdir(tmp_path / "x.npz")
 
 
 def test_interrupted_write_keeps_previous_file(tmp_path, monkeypatch):

@@ -47,8 +47,43 @@ def test_plot_feature_maps_leaves_the_mode_and_statistics_alone(tmp_path, lenet)
 
 
 def test_plot_kernels_rejects_a_linear_weight(tmp_path):
-    with pytest.raises(ValueError, match=r"plot_kernels: expected a conv weight.*\(10, 84\)"):
+    with pytest.raises(ValueError, match=r"plot_kernels: expected a Conv2d weight.*\(10, 84\)"):
         sn.viz.plot_kernels(np.zeros((10, 84)), tmp_path / "k.png")
+    assert not any(tmp_path.iterdir())
+
+
+def test_plot_kernels_takes_a_conv2d_or_a_model(tmp_path, lenet):
+    """A Conv2d, its Parameter or a model holding one draw the same picture as the
+    weight array (the model's first Conv2d)."""
+    weight = lenet.net[0].weight
+    paths = [sn.viz.plot_kernels(w, tmp_path / f"{i}.png")
+             for i, w in enumerate([weight.data, weight, lenet.net[0], lenet])]
+    assert all(is_png(p) for p in paths)
+    assert len({p.read_bytes() for p in paths}) == 1
+
+
+WANT = (r"plot_kernels: expected a Conv2d weight of shape \(out, in, kh, kw\), a Conv2d "
+        r"layer, or a model containing one; got ")
+
+
+@pytest.mark.parametrize("what, error, got", [
+    (lambda: sn.nn.Sequential(sn.nn.Flatten(), sn.nn.Linear(4, 2)), ValueError,
+     "a Sequential with no Conv2d in it"),
+    (lambda: sn.nn.Conv1d(1, 2, 3), ValueError, "a Conv1d with no Conv2d in it"),
+    (lambda: np.zeros(3), ValueError, r"an array of shape \(3,\)"),
+    (lambda: "kernels.png", TypeError, "str"),
+    (lambda: None, TypeError, "NoneType"),
+], ids=["model", "Conv1d", "1-D", "str", "None"])
+def test_plot_kernels_says_what_it_takes(tmp_path, what, error, got):
+    with pytest.raises(error, match=rf"^{WANT}{got}$"):
+        sn.viz.plot_kernels(what(), tmp_path / "k.png")
+    assert not any(tmp_path.iterdir())
+
+
+def test_plot_kernels_of_a_lazy_layer_asks_for_a_forward(tmp_path):
+    with pytest.raises(ValueError, match=r"plot_kernels: the Conv2d's weight is not "
+                                         r"initialised yet \(a lazy layer\); run one forward"):
+        sn.viz.plot_kernels(sn.nn.LazyConv2d(2, 3), tmp_path / "k.png")
     assert not any(tmp_path.iterdir())
 
 
