@@ -8,7 +8,7 @@ in ``scratchnet.nn`` call too): the tape only records them and runs them in orde
 Arguments may be Tensors or plain arrays (constants).
 """
 from .. import backend, ops
-from ..ops.im2col import pair
+from ..ops.im2col import pair, pool_stride
 from . import Tensor, _ensure, record
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm",
@@ -57,7 +57,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 def _pool_args(kernel_size, stride, padding):
     kernel = pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else pair(stride, "stride")
+    stride = pool_stride(stride, kernel)
     ph, pw = pair(padding, "padding")
     return kernel, stride, (ph, ph, pw, pw)
 
@@ -81,7 +81,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0):
 
 def adaptive_avg_pool2d(input, output_size):
     x = _t(input)
-    y = ops.adaptive_avg_pool2d(x.data, pair(output_size, "output_size"))
+    y = ops.adaptive_avg_pool2d(x.data, pair(output_size, "output_size", single=False))
     return record("AdaptiveAvgPool2DBackward", y, (x,),
                   lambda gy: (ops.adaptive_avg_pool2d_backward(gy, x.shape),))
 

@@ -25,7 +25,8 @@ class Conv2d(Module):
         super().__init__()
         self.out_channels = int(out_channels)
         self.groups = groups
-        self.kernel_size = pair(kernel_size, f"{self.name} kernel_size")
+        # PyTorch's Conv2d takes kernel_size=(3,) but fails at the first call: refused here
+        self.kernel_size = pair(kernel_size, f"{self.name} kernel_size", single=False)
         self.stride = pair(stride, f"{self.name} stride")
         self.dilation = pair(dilation, f"{self.name} dilation")
         self.padding = padding if isinstance(padding, str) else pair(padding, f"{self.name} padding")

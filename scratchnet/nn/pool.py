@@ -7,7 +7,7 @@ import math
 import numbers
 
 from .. import ops
-from ..ops.im2col import conv_output_hw, pair
+from ..ops.im2col import conv_output_hw, pair, pool_stride
 from ..ops.pool import max_pool2d_indices
 from .module import WHOLE_INPUT, Module
 
@@ -31,7 +31,7 @@ class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__()
         self.kernel_size = pair(kernel_size, f"{self.name} kernel_size")
-        self.stride = self.kernel_size if stride is None else pair(stride, f"{self.name} stride")
+        self.stride = pool_stride(stride, self.kernel_size, f"{self.name} stride")
         self.padding = pair(padding, f"{self.name} padding")
         self.dilation = pair(dilation, f"{self.name} dilation")
         self.ceil_mode = _flag(ceil_mode, f"{self.name} ceil_mode")
@@ -172,11 +172,12 @@ class AdaptiveAvgPool2d(Module):
                 output_size:
             # pair() for the ints, 1 standing in for None
             oh, ow = pair(tuple(1 if v is None else v for v in output_size),
-                          f"{self.name} output_size")
+                          f"{self.name} output_size", single=False)
             self.output_size = tuple(None if v is None else o
                                      for v, o in zip(output_size, (oh, ow)))
         else:
-            self.output_size = pair(output_size, f"{self.name} output_size")
+            # PyTorch refuses output_size=(n,), unlike the pools' other arguments
+            self.output_size = pair(output_size, f"{self.name} output_size", single=False)
         sizes = [v for v in self.output_size if v is not None]
         if sizes and min(sizes) < 1:
             raise ValueError(f"{self.name}: output_size must be positive, got {output_size}")

@@ -40,18 +40,28 @@ def _is_int(v):
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def pair(v, name="value"):
-    """``v`` as an (h, w) tuple of ints; an int stands for both."""
+def pair(v, name="value", single=True):
+    """``v`` as an (h, w) tuple of ints: an int stands for both, and so does a 1-tuple
+    ``(v,)`` (or list) where PyTorch takes one (``single``: every int-or-pair argument
+    but Conv2d's kernel_size and adaptive pooling's output_size)."""
     if isinstance(v, (tuple, list)):
-        if len(v) != 2:
+        if len(v) != 2 and not (single and len(v) == 1):
             raise ValueError(f"{name}: expected an int or an (h, w) pair, got {v!r}")
-        h, w = v
+        h, w = v if len(v) == 2 else (v[0], v[0])
     else:
         h = w = v
     # int() would silently turn 2.5 into 2; PyTorch refuses non-integers too.
     if not (_is_int(h) and _is_int(w)):
         raise TypeError(f"{name}: expected an int or an (h, w) pair of ints, got {v!r}")
     return int(h), int(w)
+
+
+def pool_stride(stride, kernel, name="stride"):
+    """A pooling window's stride as an (h, w) pair: the kernel size when None or, as
+    PyTorch reads it, empty (``stride=()``)."""
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        return kernel
+    return pair(stride, name)
 
 
 def out_size(size, k, s, p_lo, p_hi, d=1, ceil_mode=False):

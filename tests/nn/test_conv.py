@@ -28,6 +28,9 @@ CONV2D = [
     dict(kernel_size=2, padding="same"),
     dict(kernel_size=(3, 4), padding="same", dilation=(1, 2)),
     dict(kernel_size=3, padding=(2, 1), dilation=2),
+    # PyTorch's 1-tuple (or list) spelling of an int stride, padding or dilation
+    dict(kernel_size=3, stride=(2,), padding=(1,), dilation=(2,)),
+    dict(kernel_size=(2, 3), stride=[1], padding=[2], dilation=[1]),
 ]
 
 
@@ -38,6 +41,32 @@ def test_conv2d_matches_torch(device, kwargs, dtype, bias):
     x = np.random.default_rng(1).standard_normal((2, 3, 7, 8))
     torch_parity(nn.Conv2d(3, 4, bias=bias, **kwargs),
                  torch.nn.Conv2d(3, 4, bias=bias, **kwargs), x, dtype, steps=3, device=device)
+
+
+@pytest.mark.parametrize("make", [nn.Conv2d, lambda c, o, **kw: nn.LazyConv2d(o, **kw)],
+                         ids=["Conv2d", "LazyConv2d"])
+def test_one_tuples_are_the_ints(device, make):
+    """stride=(2,), padding=(1,), dilation=(2,) are stride=2, padding=1, dilation=2: the
+    same layer, the same bits forward and backward (torch parity: CONV2D)."""
+    ones = make(3, 4, kernel_size=3, stride=(2,), padding=[1], dilation=(2,))
+    ints = make(3, 4, kernel_size=3, stride=2, padding=1, dilation=2)
+    x = dev(np.random.default_rng(5).standard_normal((2, 3, 7, 8)).astype(np.float32))
+    ones(x)
+    ints.load_state_dict(ones.state_dict())
+    assert repr(ones) == repr(ints)
+    assert (ones.stride, ones.padding, ones.dilation, ones.pads) == (
+        ints.stride, ints.padding, ints.dilation, ints.pads)
+    assert_works_like(ones, ints, x)
+
+
+def test_a_one_tuple_kernel_is_refused_as_torch_fails_on_it():
+    """PyTorch's Conv2d takes kernel_size=(3,) and then fails at its first call (a 3-D
+    weight); scratchnet refuses it when the layer is made."""
+    with pytest.raises(RuntimeError):
+        torch.nn.Conv2d(1, 1, (3,))(torch.zeros(1, 1, 5, 5))
+    with pytest.raises(ValueError, match=r"Conv2d kernel_size: expected an int or an \(h, w\) "
+                                         r"pair, got \(3,\)"):
+        nn.Conv2d(1, 1, (3,))
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -355,7 +384,16 @@ def test_device_layer_refuses_host_arrays_and_changes_nothing(device, make, shap
     (lambda: nn.Conv1d(1, 1, 3, padding=-1), ValueError, r"Conv1d: padding must be >= 0"),
     (lambda: nn.Conv1d(1, 1, 3, stride=2, padding="same"), ValueError,
      r"Conv1d: padding='same' needs stride 1"),
-], ids=range(20))
+    # What PyTorch refuses of the int-or-pair spellings: empty, three values
+    (lambda: nn.Conv2d(1, 1, 3, stride=()), ValueError,
+     r"Conv2d stride: expected an int or an \(h, w\) pair, got \(\)"),
+    (lambda: nn.Conv2d(1, 1, 3, padding=(1, 1, 1)), ValueError,
+     r"Conv2d padding: expected an int or an \(h, w\) pair, got \(1, 1, 1\)"),
+    (lambda: nn.Conv2d(1, 1, 3, dilation=[]), ValueError,
+     r"Conv2d dilation: expected an int or an \(h, w\) pair, got \[\]"),
+    (lambda: nn.Conv2d(1, 1, 3, stride=(2.0,)), TypeError,
+     r"Conv2d stride: expected an int or an \(h, w\) pair of ints, got \(2\.0,\)"),
+], ids=range(24))
 def test_bad_hyper_parameters(make, error, match):
     with pytest.raises(error, match=match):
         make()

@@ -20,6 +20,9 @@ MAX_POOL = [
     dict(kernel_size=5, stride=3, padding=2),
     dict(kernel_size=3, stride=1, padding=1, dilation=2),
     dict(kernel_size=(3, 2), stride=(1, 2), padding=(1, 1), dilation=(1, 2)),
+    # PyTorch's other spellings of an int: a 1-tuple or list; an empty stride is the kernel's
+    dict(kernel_size=(3,), stride=(2,), padding=(1,), dilation=(2,)),
+    dict(kernel_size=[2], stride=(), padding=[1]),
 ]
 AVG_POOL = [
     dict(kernel_size=2),
@@ -28,6 +31,18 @@ AVG_POOL = [
     dict(kernel_size=(2, 3), stride=(2, 3), padding=(0, 1)),
     dict(kernel_size=5, stride=3, padding=2),
     dict(kernel_size=(3, 1), stride=(1, 2), padding=(1, 0)),
+    dict(kernel_size=(3,), stride=(2,), padding=(1,)),
+    dict(kernel_size=[2], stride=[], padding=[1]),
+]
+# The same windows spelt as 1-tuples (and empty strides) and as ints: the same layer.
+ONE_TUPLES = [
+    (nn.MaxPool2d, dict(kernel_size=(3,), stride=(2,), padding=(1,), dilation=(2,)),
+     dict(kernel_size=3, stride=2, padding=1, dilation=2)),
+    (nn.MaxPool2d, dict(kernel_size=[2], stride=(), padding=[1]),
+     dict(kernel_size=2, padding=1)),
+    (nn.AvgPool2d, dict(kernel_size=(3,), stride=[2], padding=(1,)),
+     dict(kernel_size=3, stride=2, padding=1)),
+    (nn.AvgPool2d, dict(kernel_size=(2,), stride=[]), dict(kernel_size=2)),
 ]
 # PyTorch's other arguments (issue 13): ceil_mode, count_include_pad, divisor_override,
 # return_indices, None in AdaptiveAvgPool2d's output_size, one image (C, H, W).
@@ -69,6 +84,18 @@ def test_avg_pool_matches_torch(device, kwargs, dtype):
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 7))
     torch_parity(nn.AvgPool2d(**kwargs), torch.nn.AvgPool2d(**kwargs), x, dtype, steps=3,
                  device=device)
+
+
+@pytest.mark.parametrize("make, tuples, ints", ONE_TUPLES, ids=str)
+def test_one_tuples_are_the_ints(device, make, tuples, ints):
+    """A 1-tuple (or list) stands for (v, v) as an int does, an empty stride for the
+    kernel's: the same geometry, and the same bits forward and backward (the torch
+    parity of these forms is in MAX_POOL and AVG_POOL)."""
+    layer, same = make(**tuples), make(**ints)
+    assert repr(layer) == repr(same)
+    assert (layer.kernel_size, layer.stride, layer.padding, layer.dilation) == (
+        same.kernel_size, same.stride, same.padding, same.dilation)
+    assert_works_like(layer, same, dev(distinct((2, 3, 7, 8))))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -254,10 +281,37 @@ def test_host_gy_for_a_device_output_is_refused_and_changes_nothing(device, name
      r"AdaptiveAvgPool2d: output_size must be positive"),
     (lambda: nn.AdaptiveAvgPool2d((2, 3, 4)), ValueError,
      r"AdaptiveAvgPool2d output_size: expected an int or an \(h, w\) pair"),
-], ids=range(16))
+    # What PyTorch refuses of the int-or-pair spellings (a 1-tuple only where it does)
+    (lambda: nn.MaxPool2d(()), ValueError,
+     r"MaxPool2d kernel_size: expected an int or an \(h, w\) pair, got \(\)"),
+    (lambda: nn.MaxPool2d(2, padding=[]), ValueError,
+     r"MaxPool2d padding: expected an int or an \(h, w\) pair, got \[\]"),
+    (lambda: nn.AvgPool2d(3, stride=(1, 1, 1)), ValueError,
+     r"AvgPool2d stride: expected an int or an \(h, w\) pair, got \(1, 1, 1\)"),
+    (lambda: nn.MaxPool2d(3, dilation=(1, 2, 1)), ValueError,
+     r"MaxPool2d dilation: expected an int or an \(h, w\) pair"),
+    (lambda: nn.MaxPool2d((2.0,)), TypeError,
+     r"MaxPool2d kernel_size: expected an int or an \(h, w\) pair of ints, got \(2\.0,\)"),
+    (lambda: nn.AdaptiveAvgPool2d((3,)), ValueError,
+     r"AdaptiveAvgPool2d output_size: expected an int or an \(h, w\) pair, got \(3,\)"),
+], ids=range(22))
 def test_bad_hyper_parameters(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+@pytest.mark.parametrize("make", [
+    lambda m: m.MaxPool2d(()), lambda m: m.AvgPool2d(2, padding=()),
+    lambda m: m.MaxPool2d(2, stride=(1, 1, 1)), lambda m: m.AdaptiveAvgPool2d((3,)),
+    lambda m: m.AdaptiveAvgPool2d([3]),
+], ids=range(5))
+def test_torch_refuses_these_spellings_too(make):
+    """The spellings refused above (an empty kernel or padding, a 3-tuple, a 1-tuple
+    output_size) fail in PyTorch as well, at its first call."""
+    with pytest.raises(ValueError):
+        make(nn)
+    with pytest.raises(RuntimeError):
+        make(torch.nn)(torch.zeros(1, 1, 6, 6))
 
 
 UNBATCHED = [

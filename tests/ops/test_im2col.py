@@ -10,6 +10,7 @@ import scratchnet as sn
 from helpers import dev
 from scratchnet.gradcheck import numerical_gradient, rel_error
 from scratchnet.ops import col2im, im2col, out_size, pair
+from scratchnet.ops.im2col import pool_stride
 
 
 # (kh, kw), (sh, sw), (top, bottom, left, right), (dh, dw)
@@ -118,6 +119,19 @@ def test_pair():
     assert pair((2, 5)) == (2, 5)
     assert pair([1, 4]) == (1, 4)
     assert pair(np.int64(2)) == (2, 2)
+    # PyTorch's 1-tuple (or list) spelling of an int, where it takes one
+    assert pair((3,)) == pair([3]) == (3, 3)
+    with pytest.raises(ValueError, match=r"kernel_size: expected an int or an \(h, w\) pair, "
+                                         r"got \(3,\)"):
+        pair((3,), "kernel_size", single=False)
+
+
+def test_pool_stride():
+    """None, or (as PyTorch reads it) an empty stride, is the kernel size."""
+    assert pool_stride(None, (2, 3)) == pool_stride((), (2, 3)) == pool_stride([], (2, 3)) \
+        == (2, 3)
+    assert pool_stride(1, (2, 3)) == pool_stride((1,), (2, 3)) == (1, 1)
+    assert pool_stride((1, 2), (2, 3)) == (1, 2)
 
 
 @pytest.mark.parametrize("value, error, match", [
@@ -126,6 +140,8 @@ def test_pair():
     (2.5, TypeError, r"Conv2d stride: expected an int or an \(h, w\) pair of ints, got 2\.5"),
     ("2", TypeError, r"Conv2d stride: expected .* ints, got '2'"),
     ((2, None), TypeError, r"Conv2d stride: expected .* ints, got \(2, None\)"),
+    ((), ValueError, r"Conv2d stride: expected an int or an \(h, w\) pair, got \(\)"),
+    ((1.5,), TypeError, r"Conv2d stride: expected .* ints, got \(1\.5,\)"),
     (True, TypeError, r"Conv2d stride: expected .* ints, got True"),
 ])
 def test_pair_rejects(value, error, match):
