@@ -10,6 +10,7 @@ import torch
 
 import fakecupy
 import scratchnet as sn
+from scratchnet.autograd import functional
 from scratchnet.data import datasets
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -81,11 +82,14 @@ def fakegpu():
 
 @pytest.fixture(autouse=True)
 def _seeded():
-    """Every test starts from the same seed and the default dtype."""
+    """Every test starts from the same seed and the default dtype, and leaves no deferred
+    GPU label check of F.cross_entropy behind (a later test would read it: the one
+    module-level state a test can leave)."""
     sn.manual_seed(0)
     sn.set_default_dtype(np.float32)
     yield
     sn.set_default_dtype(np.float32)
+    functional._labels.clear()
 
 
 def pytest_collection_modifyitems(items):
@@ -99,7 +103,8 @@ def unmarked_use_of_the_double(item, uses_before, uses_after):
     """The error for a test that used the CuPy double without the fakegpu mark (so that
     ``-m fakegpu`` would miss it), or None."""
     if uses_after != uses_before and item.get_closest_marker("fakegpu") is None:
-        return (f"{item.nodeid} used the CuPy double (tests/fakecupy.py) but has no "
+        return (f"{item.nodeid} used the CuPy double (tests/fakecupy.py; last: "
+                f"{fakecupy.uses[1]}) but has no "
                 f"fakegpu mark: add @pytest.mark.fakegpu (or take the fakegpu fixture) so "
                 f"that `pytest -m fakegpu` selects it")
     return None

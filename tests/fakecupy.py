@@ -57,11 +57,12 @@ _active = []  # the open counting() contexts, innermost last
 _fused = [0]  # > 0 inside a fused function: its operations count as one
 # Every use of the double (installed, an operation, a sync), counted or not: conftest
 # fails a test that used the double without the fakegpu mark.
-uses = [0]
+uses = [0, None]  # the count, and the name of the last use (for the error message)
 
 
 def _sync(name):
     uses[0] += 1
+    uses[1] = name
     for c in _active:
         c.syncs += 1
         c.sync_names[name] += 1
@@ -69,6 +70,7 @@ def _sync(name):
 
 def _op(name):
     uses[0] += 1
+    uses[1] = name
     if _fused[0]:
         return
     for c in _active:
@@ -606,6 +608,7 @@ def installed():
     """scratchnet's backend uses this module as CuPy inside the block."""
     from scratchnet import backend
     uses[0] += 1
+    uses[1] = "installed()"
     previous = backend._cupy
     backend._cupy = _this
     try:
