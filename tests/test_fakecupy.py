@@ -115,3 +115,31 @@ def test_installed_only_inside_the_block():
         with sn.use_device("gpu"):
             assert sn.backend.device_module() is cp
     assert sn.backend._cupy is before
+
+
+def test_an_unmarked_test_that_uses_the_double_is_named(request):
+    """conftest's guard: a test that touched the double without the fakegpu mark gets an
+    error naming it; a marked one, or one that never touched it, none."""
+    from conftest import unmarked_use_of_the_double
+
+    class Item:
+        nodeid = "tests/test_x.py::test_y"
+
+        def __init__(self, marked):
+            self.marked = marked
+
+        def get_closest_marker(self, name):
+            return object() if self.marked and name == "fakegpu" else None
+
+    before = cp.uses[0]
+    with cp.installed():
+        pass
+    after = cp.uses[0]
+    assert after > before
+    error = unmarked_use_of_the_double(Item(False), before, after)
+    assert error.startswith("tests/test_x.py::test_y used the CuPy double") and "fakegpu" in error
+    assert unmarked_use_of_the_double(Item(True), before, after) is None
+    assert unmarked_use_of_the_double(Item(False), after, after) is None
+    arange(3).sum()  # an operation counts as a use too
+    assert cp.uses[0] > after and cp.uses[1] == "sum"
+    assert request.node.get_closest_marker("fakegpu") is not None  # this file's mark
