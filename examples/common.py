@@ -207,17 +207,21 @@ def resume_command():
 
 
 @contextlib.contextmanager
-def one_line_errors(trainer=None):
+def one_line_errors():
     """A diverged run, a corrupt, missing or foreign checkpoint, a damaged data file:
     exit with one line that says which and where, not a traceback. Ctrl-C: one line
-    with the last good checkpoint and the command that resumes, exit status 130."""
+    with the last good checkpoint and the command that resumes, exit status 130.
+
+    Yields a namespace: set its ``trainer`` once there is one, so that Ctrl-C can name
+    the trainer's last good checkpoint."""
+    run = argparse.Namespace(trainer=None)
     try:
-        yield
+        yield run
     except (NonFiniteLossError, ValueError, FileNotFoundError) as e:
         sys.exit(f"{type(e).__name__}: {e}")
     except KeyboardInterrupt:
-        last = getattr(trainer, "_good_checkpoint", None)
-        if trainer is None:
+        last = getattr(run.trainer, "_good_checkpoint", None)
+        if run.trainer is None:
             print("\ninterrupted before training started; nothing was written",
                   file=sys.stderr)
         elif last is None:
@@ -225,7 +229,8 @@ def one_line_errors(trainer=None):
                   file=sys.stderr)
         else:
             print(f"\ninterrupted; the last good checkpoint is {last} (after epoch "
-                  f"{len(trainer.history)}); resume with: {resume_command()}", file=sys.stderr)
+                  f"{len(run.trainer.history)}); resume with: {resume_command()}",
+                  file=sys.stderr)
         sys.exit(130)
 
 
@@ -248,7 +253,7 @@ def print_trace(model, train_iter):
 def run(args, make_model, name, resize=None, init=None):
     """train_lenet.py's steps for any model: set up, load Fashion-MNIST, fit, and print
     the test accuracy."""
-    with one_line_errors():  # Ctrl-C while the data loads
+    with one_line_errors() as run:
         start(args)
         train_iter, test_iter = fashion_mnist(args, resize)
         model = make_model()
@@ -257,8 +262,8 @@ def run(args, make_model, name, resize=None, init=None):
         describe(args, name, model, train_iter, resize)
         if getattr(args, "trace", False):
             print_trace(model, train_iter)
-    trainer = Trainer(max_epochs=args.epochs, out=args.out, progress=not args.no_progress)
-    with one_line_errors(trainer):
-        trainer.fit(model, train_iter, test_iter, optimizer, resume=args.resume,
-                    scheduler=scheduler)
+        run.trainer = Trainer(max_epochs=args.epochs, out=args.out,
+                              progress=not args.no_progress)
+        run.trainer.fit(model, train_iter, test_iter, optimizer, resume=args.resume,
+                        scheduler=scheduler)
         return report(args, model, test_iter)

@@ -31,7 +31,8 @@ RECIPES = {
 def main():
     # Flags: every value is checked here, before anything is read or written.
     args = parse(parser(__doc__.split("\n")[0], RECIPES, "runs/lenet"), RECIPES)
-    with one_line_errors():  # Ctrl-C or a damaged file: one line, not a traceback
+    # Ctrl-C, a damaged file or a diverged run: one line, not a traceback.
+    with one_line_errors() as run:
         start(args)  # --device, and the seed (weights, shuffling) from --seed
 
         # Data: 28x28 grey images of ten kinds of clothing, in shuffled minibatches.
@@ -47,12 +48,12 @@ def main():
         if args.trace:
             print_trace(model, train_iter)
 
-    # Training loop: minibatch SGD, a line per epoch; history, curves and a checkpoint
-    # in --out after every epoch.
-    trainer = Trainer(max_epochs=args.epochs, out=args.out, progress=not args.no_progress)
-    with one_line_errors(trainer):
-        trainer.fit(model, train_iter, test_iter, optimizer, resume=args.resume,
-                    scheduler=scheduler)
+        # Training loop: minibatch SGD, a line per epoch; history, curves and a
+        # checkpoint in --out after every epoch.
+        run.trainer = Trainer(max_epochs=args.epochs, out=args.out,
+                              progress=not args.no_progress)
+        run.trainer.fit(model, train_iter, test_iter, optimizer, resume=args.resume,
+                        scheduler=scheduler)
 
         # Result: the accuracy on the test images.
         report(args, model, test_iter)
