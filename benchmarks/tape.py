@@ -40,7 +40,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     import scratchnet as sn
     from scratchnet import models, nn
-    from scratchnet.autograd import functional as F
+    from scratchnet.nn import functional as F
     sn.manual_seed(0)
     rng = np.random.default_rng(0)
     X = rng.random((args.batch, 1, 96, 96), dtype=np.float32)

@@ -31,7 +31,7 @@ import numpy as np
 import scratchnet as sn
 import scratchnet.autograd as ag
 from scratchnet import interop, nn
-from scratchnet.autograd import functional as F
+from scratchnet.nn import functional as F
 from scratchnet.models import LeNet, Residual
 from scratchnet.trace import trace
 

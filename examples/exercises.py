@@ -9,11 +9,11 @@
 #
 # A 3x3 kernel that takes the difference between the columns right and left of each
 # pixel. `unsqueeze` adds the output and input channel axes; `F.conv2d` is
-# `scratchnet.autograd.functional.conv2d`, which on Tensors records one node whose
+# `scratchnet.nn.functional.conv2d`, which on Tensors records one node whose
 # backward is the convolution's.
 
 import scratchnet as torch
-from scratchnet.autograd import functional as F
+from scratchnet.nn import functional as F
 
 # Define a directional edge-detection kernel
 kernel = torch.tensor([[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]])  # Sobel-like kernel

@@ -44,7 +44,7 @@
 # backward is `Conv1d.backward`.
 
 import scratchnet as torch
-from scratchnet.autograd import functional as F
+from scratchnet.nn import functional as F
 
 # Create a 1D convolution for audio signal
 audio_signal = torch.randn(1, 1, 100)  # Batch size 1, 1 channel, length 100

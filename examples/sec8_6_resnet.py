@@ -9,12 +9,12 @@
 # shows and what scratchnet runs underneath. Cells headed *Underneath* are scratchnet's
 # own additions, after the book's cells.
 
-# `F` is `scratchnet.autograd.functional`: torch.nn.functional's names (`F.relu`, ...) as
+# `F` is `scratchnet.nn.functional`: torch.nn.functional's names (`F.relu`, ...) as
 # ops on the tape.
 
 import scratchnet as torch
 from scratchnet import nn
-from scratchnet.autograd import functional as F
+from scratchnet.nn import functional as F
 from scratchnet import d2l
 
 # ## 8.6.2 Residual Blocks

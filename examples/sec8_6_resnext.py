@@ -3,7 +3,7 @@
 
 import scratchnet as torch
 from scratchnet import nn
-from scratchnet.autograd import functional as F
+from scratchnet.nn import functional as F
 from scratchnet import d2l
 
 # ## 8.6.5 ResNeXt

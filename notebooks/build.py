@@ -490,7 +490,7 @@ accuracy. The full recipe takes 4690 steps.""",
     Notebook("8.6", "8.6_resnet", [
         intro("8.6 Residual Networks (ResNet) and ResNeXt", "8.6"),
         """\
-`F` is `scratchnet.autograd.functional`: torch.nn.functional's names (`F.relu`, ...) as
+`F` is `scratchnet.nn.functional`: torch.nn.functional's names (`F.relu`, ...) as
 ops on the tape.""",
         44,
         """\
@@ -613,7 +613,7 @@ as written; only their import lines were changed (`scratchnet.port`).""",
 
 A 3x3 kernel that takes the difference between the columns right and left of each
 pixel. `unsqueeze` adds the output and input channel axes; `F.conv2d` is
-`scratchnet.autograd.functional.conv2d`, which on Tensors records one node whose
+`scratchnet.nn.functional.conv2d`, which on Tensors records one node whose
 backward is the convolution's.""",
         54,
         """\

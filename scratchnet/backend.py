@@ -5,6 +5,7 @@ asks it for ``xp`` (the array module of the arrays at hand, Chainer's
 ``get_array_module``) or for the active device.
 """
 import contextlib
+import sys
 import threading
 
 import numpy as np
@@ -168,6 +169,12 @@ def rng():
     return _state.rng
 
 
+def set_rng(generator):
+    """Make ``generator`` (a numpy Generator, e.g. one :func:`rng` returned) the host
+    random generator again."""
+    _state.rng = generator
+
+
 def device_rng_state():
     """The device generator's state, two ints (a checkpoint stores them)."""
     return list(_state.device_rng)
@@ -208,3 +215,18 @@ def no_grad():
     finally:
         _state.grad_enabled = previous
 
+
+def is_torch_tensor(x):
+    """Whether ``x`` is a torch.Tensor (or Parameter), found without importing torch:
+    where torch was never imported there is none."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, getattr(torch, "Tensor", ()))
+
+
+def refuse_torch(who, what, x, tape=True):
+    """A TypeError naming ``who`` and the argument ``what`` when ``x`` is a torch.Tensor:
+    scratchnet computes on numpy and cupy arrays (and, where ``tape``, its own Tensors)."""
+    if is_torch_tensor(x):
+        raise TypeError(f"{who}: got a torch.Tensor as {what}; convert it with .numpy() "
+                        f"(.detach().cpu().numpy() if it requires grad or is on a GPU)"
+                        + (" or sn.tensor(...)" if tape else ""))

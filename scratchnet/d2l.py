@@ -2,7 +2,7 @@
 
     import scratchnet as torch
     from scratchnet import nn
-    from scratchnet.autograd import functional as F
+    from scratchnet.nn import functional as F
     from scratchnet import d2l
 
 Same names, signatures and behaviour as ``d2l/torch.py`` (HyperParameters, ProgressBoard,
@@ -21,11 +21,11 @@ import numpy as np
 
 from . import backend, nn, optim
 from .autograd import Tensor
-from .autograd import functional as F
+from .nn import functional as F
 from .data import DataLoader
 from .data import FashionMNIST as _FashionMNIST
 from .io import atomic_write
-from .nn.module import has_backward
+from .autograd import has_backward
 from .tensors import (abs, arange, cat, eye, exp, float32, float64, int32, int64,  # noqa: F401,A004
                       linspace, log, matmul, normal, ones, ones_like, rand, randn, sigmoid,
                       stack, tanh, tensor, zeros, zeros_like)

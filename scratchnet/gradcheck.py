@@ -103,12 +103,12 @@ class GradcheckReport:
 def _fixed_randomness(seed):
     """Every forward inside draws the same dropout mask: reseed before each call."""
     # manual_seed also reseeds numpy's global generator: give the caller theirs back.
-    saved, saved_np = backend._state.rng, np.random.get_state()
+    saved, saved_np = backend.rng(), np.random.get_state()
     saved_device = backend.device_rng_state()
     try:
         yield lambda: backend.manual_seed(seed)
     finally:
-        backend._state.rng = saved
+        backend.set_rng(saved)
         np.random.set_state(saved_np)
         backend.set_device_rng_state(saved_device)
 

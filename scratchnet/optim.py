@@ -9,7 +9,7 @@ built. ``state_dict()`` is a flat dict of numpy arrays and Python scalars that
 
 From the second step on, each group's parameters (per device and dtype) live in
 one flat buffer: ``p.data``, ``p.grad`` and the state arrays become views into
-it (``nn.parameter.FlatParams``), and the update runs a handful of whole-model array
+it (``autograd.parameter.FlatParams``), and the update runs a handful of whole-model array
 operations instead of a handful per tensor, as PyTorch's foreach and fused
 optimizers do (each operation is a kernel launch on the GPU). ``_update`` (one
 parameter) is the readable rule; ``_update_flat`` applies the same element-wise
@@ -22,7 +22,7 @@ import types
 import numpy as np
 
 from . import backend
-from .nn.parameter import FlatParams, zero_grads
+from .autograd.parameter import FlatParams, zero_grads
 from .ops.workspace import scratch
 
 

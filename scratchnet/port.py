@@ -13,8 +13,8 @@ underneath):
       import torch                      ->  import scratchnet as torch
       from torch import nn              ->  from scratchnet import nn
       import torch.nn as nn             ->  from scratchnet import nn
-      import torch.nn.functional as F   ->  from scratchnet.autograd import functional as F
-      from torch.nn import functional   ->  from scratchnet.autograd import functional
+      import torch.nn.functional as F   ->  from scratchnet.nn import functional as F
+      from torch.nn import functional   ->  from scratchnet.nn import functional
       from torch import optim           ->  from scratchnet import optim
       from d2l import torch as d2l      ->  from scratchnet import d2l
 
@@ -42,13 +42,15 @@ import re
 import sys
 import typing
 
+from .io import atomic_write_text
+
 # The lines d2l's chapters write, and what they become (every other spelling of these
 # imports is converted too: see convert_import).
 IMPORTS = {
     "import torch": "import scratchnet as torch",
     "from torch import nn": "from scratchnet import nn",
-    "from torch.nn import functional as F": "from scratchnet.autograd import functional as F",
-    "import torch.nn.functional as F": "from scratchnet.autograd import functional as F",
+    "from torch.nn import functional as F": "from scratchnet.nn import functional as F",
+    "import torch.nn.functional as F": "from scratchnet.nn import functional as F",
     "from d2l import torch as d2l": "from scratchnet import d2l",
 }
 
@@ -56,7 +58,7 @@ IMPORTS = {
 MODULES = {
     "torch": "scratchnet",
     "torch.nn": "scratchnet.nn",
-    "torch.nn.functional": "scratchnet.autograd.functional",
+    "torch.nn.functional": "scratchnet.nn.functional",
     "torch.optim": "scratchnet.optim",
     "d2l.torch": "scratchnet.d2l",
 }
@@ -485,7 +487,6 @@ def main(argv=None):
     if args.target is None:
         sys.stdout.write(text + "\n")
     else:
-        from .io import atomic_write_text
         try:
             atomic_write_text(args.target, text + "\n")
         except OSError as e:

@@ -16,7 +16,7 @@ import numbers
 import numpy as np
 
 from . import backend
-from .autograd import Tensor, _ensure, record
+from .autograd import Tensor, record, to_tensor
 
 __all__ = ["tensor", "as_tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "rand",
            "randn", "normal", "randint", "arange", "linspace", "eye", "stack", "cat",
@@ -155,7 +155,7 @@ def _tensors(ts, where):
         raise ValueError(f"{where}: expected a non-empty list of tensors")
     first = next((t for t in ts if isinstance(t, Tensor)), None)
     first = first if first is not None else Tensor(ts[0])
-    return [_ensure(t, first) for t in ts]
+    return [to_tensor(t, first) for t in ts]
 
 
 def stack(tensors, dim=0):

@@ -66,7 +66,9 @@ import time
 
 import numpy as np
 
+from . import autograd as ag
 from . import backend
+from .nn.loss import CrossEntropyLoss
 from .nn.module import Module, Sequential
 
 __all__ = ["trace", "TraceReport", "leaf_layers", "layer_flops"]
@@ -227,8 +229,6 @@ def trace(model, x, gy=None, labels=None, repeat=1, expand=False):
     ``expand``: also a row for each layer inside a block (a Residual), and the
     order backward visits the layers (see the module docstring).
     """
-    from .nn.loss import CrossEntropyLoss
-
     if not isinstance(model, Module):
         raise TypeError(f"trace: expected a Module, got {type(model).__name__}")
     if not backend.is_grad_enabled():
@@ -405,9 +405,6 @@ def _backward_order(model, x, layers, ran):
     was read). The tape's order, from the model called on an autograd Tensor; for a
     model the tape cannot record (a block doing its own array maths on the input), the
     order the manual backward of this trace ran."""
-    from . import autograd as ag
-    from .autograd import _topological
-
     paths = {}
     for path, layer in layers:
         for p, m in [(path, layer)] + _inner_layers(path, layer):
@@ -416,7 +413,7 @@ def _backward_order(model, x, layers, ran):
     state, device_state = backend.rng().bit_generator.state, backend.device_rng_state()
     try:
         out = model(ag.Tensor(x, requires_grad=True))
-        nodes = _topological(out.grad_fn)
+        nodes = ag.topological_order(out.grad_fn)
     except Exception as e:  # whatever stopped the tape: fall back, and say why
         return list(ran), (f"this trace's manual backward: the autograd tape could not "
                            f"record this model, {type(e).__name__}: {e}")

@@ -40,6 +40,7 @@ from tqdm import tqdm as terminal_bar
 from . import backend
 from .io import atomic_write_text, load, save
 from .nn.loss import CrossEntropyLoss
+from .nn.module import Sequential
 from .viz import LiveFigure, history_figure, jupyter_shell, plot_grad_norms, plot_history
 
 
@@ -79,7 +80,6 @@ def first_layer(model):
     lets that layer skip it (PyTorch skips it too: the input needs no grad).
     Follows ``model.net`` and the first child of each Sequential.
     """
-    from .nn.module import Sequential
     m = model
     while True:
         if hasattr(m, "needs_input_grad"):

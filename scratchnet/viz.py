@@ -9,30 +9,15 @@ matplotlib is imported only when a function is called; figures are bare matplotl
 Figures (Agg: no screen, pyplot's backend untouched, so Jupyter's stays inline).
 """
 import io
-import pathlib
 import sys
 
 import numpy as np
 
 from . import backend
-from .io import atomic_write
-
-
-def subplots(nrows=1, ncols=1, figsize=None, **kwargs):
-    """(fig, axes) as ``plt.subplots`` gives them, on a bare matplotlib Figure: it draws
-    with Agg into files or a notebook's output, opens no window and leaves pyplot's
-    backend (Jupyter's inline one included) alone."""
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=figsize)
-    return fig, fig.subplots(nrows, ncols, **kwargs)
-
-
-def save_figure(fig, path, dpi=100):
-    """Write ``fig`` to ``path`` as a PNG, atomically (io.atomic_write)."""
-    fig.tight_layout()
-    path = pathlib.Path(path)
-    atomic_write(path, lambda f: fig.savefig(f, dpi=dpi, format="png"))
-    return path
+from .figures import save_figure, subplots
+from .nn import Module, Parameter
+from .nn.conv import Conv1d, Conv2d
+from .trace import leaf_layers
 
 
 def jupyter_shell():
@@ -143,8 +128,6 @@ def _conv_kernels(what):
     """The weight (out, in, kh, kw) of ``what`` as a host array: a Conv2d weight (an array
     or a Parameter), a Conv2d layer, or a model holding one (its first); else an error
     saying what plot_kernels takes and what it got."""
-    from .nn import Module, Parameter
-    from .nn.conv import Conv1d, Conv2d
     want = ("plot_kernels: expected a Conv2d weight of shape (out, in, kh, kw), a Conv2d layer, "
             "or a model containing one; got")
     w = what
@@ -169,8 +152,6 @@ def _conv_kernels(what):
 
 def conv_outputs(model, x):
     """(name, feature maps) after every Conv2d of a Sequential model, for one forward."""
-    from .nn.conv import Conv2d
-    from .trace import leaf_layers
     maps = []
     with backend.no_grad():
         h = x

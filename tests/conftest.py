@@ -10,7 +10,7 @@ import torch
 
 import fakecupy
 import scratchnet as sn
-from scratchnet.autograd import functional
+from scratchnet.nn import functional
 from scratchnet.data import datasets
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -47,7 +47,7 @@ class Mutant:
 
 MUTANTS = [
     # The six that got through before issue 22.
-    Mutant("detach-keeps-graph", "scratchnet/autograd/__init__.py",
+    Mutant("detach-keeps-graph", "scratchnet/autograd/tensor.py",
            "        return Tensor(self.data)\n\n    def requires_grad_",
            "        t = Tensor(self.data)\n"
            "        t.requires_grad, t.grad_fn = self.requires_grad, self.grad_fn\n"
@@ -74,7 +74,7 @@ MUTANTS = [
            '"epoch 2, loss 8.107\\n"', '"epoch 2, loss 9.107\\n"',
            ["tests/test_notebooks.py::test_notebook_runs_on_a_fresh_kernel[7.2]"]),
     # The ones the suite caught then: they must stay caught.
-    Mutant("reused-tensor-gradient-overwritten", "scratchnet/autograd/__init__.py",
+    Mutant("reused-tensor-gradient-overwritten", "scratchnet/autograd/tensor.py",
            "grads[key] = gin if key not in grads else grads[key] + gin",
            "grads[key] = gin",
            ["tests/test_autograd.py"]),
@@ -85,14 +85,14 @@ MUTANTS = [
     Mutant("div-backward-sign", "scratchnet/autograd/_ops.py",
            "(g / b, -g * y / b)", "(g / b, g * y / b)",
            ["tests/test_autograd.py", "-k", "ops_match_torch"]),
-    Mutant("topological-order-reversed", "scratchnet/autograd/__init__.py",
+    Mutant("topological-order-reversed", "scratchnet/autograd/tensor.py",
            "return order[::-1]  # root first", "return order",
            ["tests/test_autograd.py"]),
     Mutant("printing-one-digit-fewer", "scratchnet/autograd/printing.py",
            "PRECISION, THRESHOLD, EDGEITEMS, LINEWIDTH = 4, 1000, 3, 80",
            "PRECISION, THRESHOLD, EDGEITEMS, LINEWIDTH = 3, 1000, 3, 80",
            ["tests/test_tensor_printing.py"]),
-    Mutant("torch-size-printed-as-tuple", "scratchnet/autograd/__init__.py",
+    Mutant("torch-size-printed-as-tuple", "scratchnet/autograd/tensor.py",
            'return f"torch.Size({list(self)})"', "return tuple.__repr__(self)",
            ["tests/test_tensor_printing.py", "tests/test_tensors.py"]),
     Mutant("trainer-skips-last-step", "scratchnet/train.py",

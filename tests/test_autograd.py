@@ -12,7 +12,7 @@ import scratchnet as sn
 import scratchnet.autograd as ag
 from helpers import rel_err
 from scratchnet import interop, nn
-from scratchnet.autograd import functional as F
+from scratchnet.nn import functional as F
 from scratchnet.models import VGG, VGG_SMALL, LeNet, Residual, ResNet18
 
 TOL = 1e-12  # tape against manual backprop: the same ops, so (nearly) the same bits

@@ -196,7 +196,7 @@ def test_functional_one_tuples_match_the_ints_and_torch(device, op, tuples, ints
     for kw in (tuples, ints):
         leaves = [ag.Tensor(dev(a), requires_grad=True) for a in
                   ((x, w) if op == "conv2d" else (x,))]
-        y = getattr(ag.functional, op)(*leaves, **kw)
+        y = getattr(nn.functional, op)(*leaves, **kw)
         gy = np.random.default_rng(2).standard_normal(y.shape)
         y.backward(dev(gy))
         results.append([y.data] + [a.grad for a in leaves])
@@ -218,6 +218,6 @@ def test_functional_one_tuples_match_the_ints_and_torch(device, op, tuples, ints
 ], ids=["empty kernel", "3 paddings", "1-tuple output_size"])
 def test_functional_refuses_what_torch_refuses(op, args, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        getattr(ag.functional, op)(ag.Tensor(np.zeros((1, 1, 6, 6))), *args, **kwargs)
+        getattr(nn.functional, op)(ag.Tensor(np.zeros((1, 1, 6, 6))), *args, **kwargs)
     with pytest.raises(RuntimeError):
         getattr(TF, op)(torch.zeros(1, 1, 6, 6), *args, **kwargs)

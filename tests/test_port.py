@@ -36,7 +36,7 @@ def test_only_the_import_lines_change():
                                                "from torch.nn import functional as F",
                                                "from d2l import torch as d2l",
                                                "import torch.nn.functional as F"]
-    assert ported[6] == "    from scratchnet.autograd import functional as F"  # indent kept
+    assert ported[6] == "    from scratchnet.nn import functional as F"  # indent kept
     assert port_with_report(BOOK)[1].warnings == []
 
 
@@ -153,10 +153,10 @@ CONVERTED = [
     ("import torch as t", "import scratchnet as t"),
     ("from torch import nn", "from scratchnet import nn"),
     ("import torch.nn as nn", "from scratchnet import nn"),
-    ("import torch.nn.functional as F", "from scratchnet.autograd import functional as F"),
+    ("import torch.nn.functional as F", "from scratchnet.nn import functional as F"),
     ("from torch.nn import functional as F",
-     "from scratchnet.autograd import functional as F"),
-    ("from torch.nn import functional", "from scratchnet.autograd import functional"),
+     "from scratchnet.nn import functional as F"),
+    ("from torch.nn import functional", "from scratchnet.nn import functional"),
     ("import torch.nn.functional", "import scratchnet as torch"),
     ("import torch.nn", "import scratchnet as torch"),
     ("from torch import optim", "from scratchnet import optim"),
@@ -164,7 +164,7 @@ CONVERTED = [
     ("from torch import nn, optim as opt", "from scratchnet import nn, optim as opt"),
     ("from torch.nn import Conv2d, ReLU", "from scratchnet.nn import Conv2d, ReLU"),
     ("from torch.nn import functional as F, Linear",
-     "from scratchnet.autograd import functional as F; from scratchnet.nn import Linear"),
+     "from scratchnet.nn import functional as F, Linear"),
     ("import numpy as np, torch", "import numpy as np; import scratchnet as torch"),
     ("from d2l import torch as d2l", "from scratchnet import d2l"),
     ("import d2l.torch as d2l", "from scratchnet import d2l"),
@@ -191,7 +191,7 @@ def test_a_converted_import_binds_what_pytorchs_binds(line, want):
             want_name = MODULES.get(value.__name__, value.__name__)
             assert ours[name].__name__ == want_name, name
     if line == "import torch.nn.functional":  # used as torch.nn.functional.relu(...)
-        assert ours["torch"].nn.functional.relu is scratchnet.autograd.functional.relu
+        assert ours["torch"].nn.functional.relu is scratchnet.nn.functional.relu
 
 
 TORCHVISION = ("scratchnet has no torchvision: load Fashion-MNIST with "

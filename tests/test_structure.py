@@ -34,6 +34,113 @@ def imports(path):
     return out
 
 
+def module_name(path):
+    """scratchnet.nn.module for scratchnet/nn/module.py, scratchnet.nn for its __init__."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def module_edges(name):
+    """The package's modules that module ``name`` imports, anywhere in it (functions
+    included). Importing a module runs its parent packages' __init__ first, always, so
+    an import counts as an edge to the module named, not to the packages above it."""
+    return {m for m in imports(MODULES[name]) if m in MODULES and m != name
+            and not name.startswith(m + ".")}
+
+
+def test_the_package_has_no_import_cycle():
+    """No circle among scratchnet's modules, counting the imports inside functions, so
+    a student can read it bottom-up (the tape and nn once made a circle of 9 files,
+    dodged by imports inside functions)."""
+    graph = {name: module_edges(name) for name in MODULES}
+    done, active = set(), []
+
+    def visit(name):
+        if name in active:
+            raise AssertionError("import cycle: " + " -> ".join(
+                active[active.index(name):] + [name]))
+        if name in done:
+            return
+        active.append(name)
+        for nxt in sorted(graph[name]):
+            visit(nxt)
+        active.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
+
+
+def test_no_module_imports_scratchnet_inside_a_function():
+    """Every import of the package's own modules is at the top of its file, where a
+    reader sees it; only optional third-party packages (torch, cupy, matplotlib,
+    graphviz, requests) may be imported lazily."""
+    lazy = []
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        top = {id(n) for n in tree.body}
+        for node in ast.walk(tree):
+            if id(node) in top or not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            own = (node.level > 0 or (node.module or "").startswith("scratchnet")
+                   if isinstance(node, ast.ImportFrom)
+                   else any(a.name.startswith("scratchnet") for a in node.names))
+            if own:
+                lazy.append(f"{name}, line {node.lineno}")
+    assert not lazy, lazy
+
+
+def floor_of(name):
+    """The first name under scratchnet: "autograd" for scratchnet.autograd.tensor."""
+    return name.split(".")[1] if "." in name else ""
+
+
+def test_the_tape_is_a_floor_below_nn():
+    """The tape (scratchnet.autograd) imports only the floors below it: backend, ops and
+    the figure and file helpers. nn imports the tape, as torch.nn imports torch."""
+    below = {"backend", "ops", "figures", "io", "autograd"}
+    for name in MODULES:
+        if floor_of(name) == "autograd":
+            above = {m for m in module_edges(name) if floor_of(m) not in below}
+            assert not above, f"{name} imports {sorted(above)}, above the tape"
+    assert "scratchnet.autograd" in module_edges("scratchnet.nn.module")
+
+
+def test_no_module_uses_another_packages_private_names():
+    """``from x import _name`` or ``x._name`` across floors (autograd, nn, ops, ...):
+    what one floor uses of another is public."""
+    found = []
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        aliases = {}  # local name -> the scratchnet module it is bound to
+        package = name.split(".")[:-1] if path.name != "__init__.py" else name.split(".")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = package[:len(package) - node.level + 1] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                for a in node.names:
+                    full = f"{module}.{a.name}"
+                    if full in MODULES:
+                        aliases[a.asname or a.name] = full
+                    elif (a.name.startswith("_") and not a.name.startswith("__")
+                          and module in MODULES and floor_of(module) != floor_of(name)):
+                        found.append(f"{name}: from {module} import {a.name}")
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name in MODULES and a.asname:
+                        aliases[a.asname] = a.name
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in aliases and node.attr.startswith("_")
+                    and not node.attr.startswith("__")
+                    and floor_of(aliases[node.value.id]) != floor_of(name)):
+                found.append(f"{name}: {node.value.id}.{node.attr}")
+    assert not found, "\n".join(sorted(set(found)))
+
+
 def test_nn_modules_import_no_cycle():
     """nn/init.py must not import the layers that import it (conv, linear)."""
     files = {f"scratchnet.nn.{p.stem}": p for p in (PACKAGE / "nn").glob("*.py")

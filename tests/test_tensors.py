@@ -10,7 +10,7 @@ import torch
 
 import scratchnet as sn
 from scratchnet import nn
-from scratchnet.autograd import functional as F
+from scratchnet.nn import functional as F
 
 BOTH = (sn, torch)
 X0 = np.array([[1., 5., -2., 5.], [3., -4., 3., .5], [-4., 2., 5., 1.]])  # ties for max/min

@@ -6,7 +6,7 @@ import weakref
 import numpy as np
 
 from .. import backend, ops
-from . import Tensor, _ensure, record
+from .tensor import Tensor, record, to_tensor
 
 
 def unbroadcast(g, shape):
@@ -22,7 +22,7 @@ def unbroadcast(g, shape):
 def _binary(name, f, df):
     """A two-input op: f(a, b) forward; df(a, b, y, gy) -> (ga, gb) before unbroadcast."""
     def op(a, b):
-        b = _ensure(b, a)
+        b = to_tensor(b, a)
         ad, bd = a.data, b.data  # the values read now (a later a[i] = v makes a new array)
         y = f(ad, bd)
 
@@ -33,7 +33,7 @@ def _binary(name, f, df):
         return record(name, y, (a, b), backward)
 
     def rop(a, b):
-        return op(_ensure(b, a), a)
+        return op(to_tensor(b, a), a)
     return op, rop
 
 
@@ -77,7 +77,7 @@ def _mm(a, b):
 
 
 def _matmul(a, b):
-    b = _ensure(b, a)
+    b = to_tensor(b, a)
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"autograd @: expected two 2-D tensors, got shapes {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
@@ -90,7 +90,7 @@ def _matmul(a, b):
 
 
 Tensor.__matmul__ = _matmul
-Tensor.__rmatmul__ = lambda a, b: _matmul(_ensure(b, a), a)
+Tensor.__rmatmul__ = lambda a, b: _matmul(to_tensor(b, a), a)
 Tensor.__neg__ = lambda a: record("NegBackward", -a.data, (a,), lambda g: (-g,))
 
 
@@ -213,7 +213,7 @@ def _setitem(a, key, value):
     key = _index(key)
     v = value if isinstance(value, Tensor) else None
     if v is not None:
-        _ensure(v, a)
+        to_tensor(v, a)
     vdata = v.data if v is not None else value
     if not backend.is_grad_enabled() or not (a.requires_grad or (v is not None
                                                                 and v.requires_grad)):
@@ -244,7 +244,7 @@ def _setitem(a, key, value):
 def _compare(f):
     """An elementwise comparison: a bool tensor, off the tape (it has no gradient)."""
     def op(a, b):
-        return Tensor(f(a.data, _ensure(b, a).data))
+        return Tensor(f(a.data, to_tensor(b, a).data))
     return op
 
 

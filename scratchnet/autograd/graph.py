@@ -9,7 +9,8 @@ import shutil
 import subprocess
 import tempfile
 
-from . import _topological
+from ..figures import save_figure, subplots
+from .tensor import topological_order
 
 
 def _graph(t):
@@ -21,7 +22,7 @@ def _graph(t):
     if t.grad_fn is None:
         raise ValueError("autograd graph: the tensor has no grad_fn (a leaf, or computed "
                          "without requires_grad / under no_grad())")
-    order = _topological(t.grad_fn)
+    order = topological_order(t.grad_fn)
     leaves, edges, uses = {}, [], {}
     for node in order:
         for inp, (fn, needs) in zip(node.inputs, node.edges):
@@ -101,7 +102,6 @@ def plot_graph(t, path, use_dot=None):
             if os.path.exists(tmp):
                 os.remove(tmp)
         return path
-    from ..viz import save_figure, subplots
     order, leaves, edges, uses = _graph(t)
     level = _levels(order, edges)
     rows = {}

@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from .. import backend
-from ..nn.module import refuse_torch
+from ..backend import refuse_torch
 
 
 def resize_bilinear(x, size):

@@ -1,5 +1,8 @@
-"""Layers: thin classes that own parameters and call the pure ops in scratchnet.ops."""
-from . import init
+"""Layers: thin classes that own parameters and call the pure ops in scratchnet.ops, each
+with its own backward (manual backprop); the tape (scratchnet.autograd) is the floor
+below, which Module.__call__ hands a call on Tensors to; ``nn.functional`` has
+torch.nn.functional's ops on the tape."""
+from . import functional, init
 from .activation import ReLU, Sigmoid, Tanh
 from .conv import Conv1d, Conv2d, LazyConv2d
 from .dropout import Dropout
@@ -10,19 +13,16 @@ from .norm import BatchNorm1d, BatchNorm2d, LazyBatchNorm2d
 from .parameter import Parameter
 from .pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
-__all__ = ["init", "Module", "Sequential", "Parameter", "Conv1d", "Conv2d", "LazyConv2d",
+__all__ = ["functional", "init", "Module", "Sequential", "Parameter", "Conv1d", "Conv2d", "LazyConv2d",
            "Linear", "LazyLinear", "Flatten", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
            "BatchNorm1d", "BatchNorm2d", "LazyBatchNorm2d", "ReLU", "Sigmoid", "Tanh",
            "Dropout", "CrossEntropyLoss", "MSELoss"]
 
 
 def __getattr__(name):
-    """``nn.functional`` is the tape's functional module; a PyTorch layer scratchnet
-    lacks is named in the error (``torch.nn.Conv3d is not part of scratchnet``)."""
-    if name == "functional":
-        from ..autograd import functional
-        return functional
+    """A PyTorch layer scratchnet lacks is named in the error (``torch.nn.Conv3d is not
+    part of scratchnet``)."""
     if name.startswith("__"):
         raise AttributeError(name)
     raise AttributeError(f"torch.nn.{name} is not part of scratchnet (its layers: "
-                         f"{', '.join(n for n in __all__ if n not in ('init', 'Module'))})")
+                         f"{', '.join(n for n in __all__ if n not in ('functional', 'init', 'Module'))})")

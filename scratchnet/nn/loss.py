@@ -12,7 +12,8 @@ import numpy as np
 
 from .. import backend, ops
 from ..ops.activation import fused
-from .module import Module, refuse_torch
+from ..backend import refuse_torch
+from .module import Module
 
 _REDUCTIONS = ("mean", "sum", "none")
 

@@ -6,13 +6,14 @@ in PyTorch. ``forward(x)`` computes and caches what ``backward`` needs;
 ``backward(gy)`` returns dL/dx and adds into each parameter's ``grad``.
 """
 import inspect
-import sys
 from collections import OrderedDict
 
 import numpy as np
 
 from .. import backend
-from .parameter import Parameter, zero_grads
+from ..backend import is_torch_tensor, refuse_torch
+from ..autograd import Tensor, call_module, has_backward
+from ..autograd.parameter import Parameter, zero_grads
 
 # Module.receptive_geometry() of a layer whose outputs see more than a fixed window.
 WHOLE_INPUT = "whole input"
@@ -67,6 +68,10 @@ class Module:
     def backward(self, gy):
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
+    # The placeholder mark: a module whose class keeps this backward defines only
+    # forward, and the tape records its forward's ops (autograd.has_backward).
+    backward.placeholder = True
+
     def __call__(self, *args, **kwargs):
         # Before anything else: a torch.Tensor's grad_fn (None) would pass for a tape Tensor's.
         for key, a in [*enumerate(args), *kwargs.items()]:
@@ -77,7 +82,6 @@ class Module:
         if tensors or not has_backward(self):
             # An autograd Tensor, or a module that defines only forward (PyTorch's
             # style): record this layer (or the ops of its forward) on the tape.
-            from ..autograd import Tensor, call_module
             if not tensors:  # plain arrays become constants of the tape
                 args = tuple(Tensor(a) if hasattr(a, "shape") and hasattr(a, "dtype")
                              and not isinstance(a, Parameter) else a for a in args)
@@ -421,22 +425,6 @@ def _convert(a, device, dtype):
     return a
 
 
-def is_torch_tensor(x):
-    """Whether ``x`` is a torch.Tensor (or Parameter), found without importing torch:
-    where torch was never imported there is none."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, getattr(torch, "Tensor", ()))
-
-
-def refuse_torch(who, what, x, tape=True):
-    """A TypeError naming ``who`` and the argument ``what`` when ``x`` is a torch.Tensor:
-    scratchnet computes on numpy and cupy arrays (and, where ``tape``, its own Tensors)."""
-    if is_torch_tensor(x):
-        raise TypeError(f"{who}: got a torch.Tensor as {what}; convert it with .numpy() "
-                        f"(.detach().cpu().numpy() if it requires grad or is on a GPU)"
-                        + (" or sn.tensor(...)" if tape else ""))
-
-
 def _argument_name(fn, i):
     """The name of the i-th positional parameter of ``fn`` ("argument 3" when unnamed)."""
     try:
@@ -445,12 +433,6 @@ def _argument_name(fn, i):
     except (TypeError, ValueError):
         params = []
     return params[i] if i < len(params) else f"argument {i + 1}"
-
-
-def has_backward(module):
-    """Whether the module's class writes its own backward (manual backprop); one that
-    defines only forward (PyTorch's style) runs on the autograd tape."""
-    return type(module).backward is not Module.backward
 
 
 class Sequential(Module):

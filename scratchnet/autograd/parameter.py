@@ -1,0 +1,185 @@
+"""Parameter: a learnable array and the gradient accumulated into it, and a leaf of the
+tape (``as_tensor``); FlatParams: many parameters packed into one buffer, as the
+optimizers keep them. Manual backprop fills ``grad`` from a layer's backward, the tape
+from :func:`run_backward`: both write the same field. ``scratchnet.nn`` re-exports
+Parameter, as PyTorch's ``torch.nn.Parameter`` is its tensor."""
+import weakref
+
+import numpy as np
+
+from .. import backend
+from .tensor import Tensor
+
+
+class Parameter:
+    """``data`` holds the value, ``grad`` the accumulated dL/d(data).
+
+    ``data`` is None for a lazy layer's parameter until its first forward pass
+    fixes the shape (d2l's ``LazyConv2d``).
+    """
+
+    def __init__(self, data=None, requires_grad=True):
+        if hasattr(data, "grad_fn"):  # nn.Parameter(torch.rand(2, 2)): share its array
+            data = data.data
+        if requires_grad is not True:
+            raise ValueError("Parameter: scratchnet's parameters always require grad "
+                             "(freeze one by leaving it out of the optimizer)")
+        self.data = data
+        self.grad = None if data is None else backend.get_array_module(data).zeros_like(data)
+
+    def as_tensor(self):
+        """This parameter as a leaf of the autograd tape: ops on it record, and
+        ``backward()`` adds into this parameter's ``grad``. Operators and tensor methods
+        on a Parameter (``w * x``, ``w.sum()``) go through it, as in PyTorch."""
+        return parameter_tensor(self)
+
+    @property
+    def shape(self):
+        return None if self.data is None else self.data.shape
+
+    @property
+    def dtype(self):
+        return None if self.data is None else self.data.dtype
+
+    def materialize(self, data):
+        self.data = data
+        self.grad = backend.get_array_module(data).zeros_like(data)
+
+    def accumulate(self, g):
+        """Add ``g`` into ``grad`` (a parameter used twice gets both contributions)."""
+        if self.grad is None:
+            self.grad = g.copy()
+        else:
+            self.grad += g
+
+    def zero_grad(self):
+        if self.grad is not None:
+            self.grad[...] = 0
+
+    def numel(self):
+        return 0 if self.data is None else int(np.prod(self.data.shape))
+
+    def __repr__(self):
+        if self.data is None:
+            return "<UninitializedParameter>"
+        return "Parameter containing:\n" + repr(self.as_tensor())
+
+    requires_grad = True
+    ndim = property(lambda self: self.data.ndim)
+    device = property(lambda self: backend.device_of(self.data))
+
+
+def _on_tape(name):
+    def op(self, *args, **kwargs):
+        return getattr(self.as_tensor(), name)(*args, **kwargs)
+    op.__name__ = name
+    return op
+
+
+# A Parameter in an expression is its tape tensor (see Parameter.as_tensor).
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+              "__truediv__", "__rtruediv__", "__matmul__", "__rmatmul__", "__pow__",
+              "__rpow__", "__neg__", "__getitem__", "__iter__", "__format__",
+              "reshape", "view", "t", "transpose", "permute", "unsqueeze", "squeeze",
+              "flatten", "sum", "mean", "max", "min", "abs", "exp", "log", "relu",
+              "sigmoid", "tanh", "item", "tolist", "numpy", "detach", "clone", "size", "dim"):
+    setattr(Parameter, _name, _on_tape(_name))
+Parameter.T = property(lambda self: self.as_tensor().T)
+
+
+class FlatParams:
+    """Parameters of one device and dtype packed into flat buffers: one for the data,
+    one for the gradients, one per state entry (momentum, Adam's moments).
+
+    Each parameter's ``data`` and ``grad`` and each of its state arrays become views
+    of their slice, so writing into one writes the buffer. When something replaced
+    a view (a ``load_state_dict`` of the optimizer, ``zero_grad(set_to_none=True)``,
+    ``Module.to``), :meth:`adopt` copies the new array into the slice and puts the
+    view back.
+    """
+
+    def __init__(self, params, states, keys):
+        p0 = params[0].data
+        xp = backend.get_array_module(p0)
+        self.params = list(params)
+        self.keys = tuple(keys)
+        self.device, self.dtype = backend.device_of(p0), p0.dtype
+        self.shapes = [tuple(p.data.shape) for p in params]
+        bounds, n = [], 0
+        for p in params:
+            bounds.append((n, n + p.data.size))
+            n += p.data.size
+        self.data = xp.empty(n, dtype=p0.dtype)
+        self.grad = xp.empty(n, dtype=p0.dtype)
+        self.state = {k: xp.empty(n, dtype=p0.dtype) for k in self.keys}
+        self._views = []
+        for p, (a, b), st in zip(params, bounds, states):
+            views = (self.data[a:b].reshape(p.data.shape), self.grad[a:b].reshape(p.data.shape),
+                     {k: self.state[k][a:b].reshape(p.data.shape) for k in self.keys})
+            self._views.append(views)
+        self.adopt(params, states)
+        ref = weakref.ref(self)
+        for i, p in enumerate(params):
+            p._flat = (ref, i)  # lets Module.zero_grad clear the whole buffer at once
+
+    def fits(self, params):
+        """True when ``params`` are the packed ones, with the same shapes, device and dtype."""
+        return (len(params) == len(self.params)
+                and all(p is q for p, q in zip(params, self.params))
+                and all(p.data is not None and tuple(p.data.shape) == s
+                        and p.data.dtype == self.dtype and backend.device_of(p.data) == self.device
+                        for p, s in zip(params, self.shapes)))
+
+    def adopt(self, params, states):
+        """Copy any array that is not its view into the buffer, and restore the view."""
+        for p, st, (d, g, views) in zip(params, states, self._views):
+            if p.data is not d:
+                d[...] = p.data
+                p.data = d
+            if p.grad is not g:
+                if p.grad is None:
+                    g.fill(0)
+                else:
+                    g[...] = p.grad
+                p.grad = g
+            for k in self.keys:
+                if st[k] is not views[k]:
+                    views[k][...] = st[k]
+                    st[k] = views[k]
+
+    def owns_grad(self, p, i):
+        """True when p is the i-th packed parameter and its grad is still its view."""
+        return i < len(self.params) and self.params[i] is p and p.grad is self._views[i][1]
+
+
+def zero_grads(params):
+    """Zero every gradient in place: one fill per flat buffer whose parameters are all
+    here (see :class:`FlatParams`), one per tensor for the rest."""
+    params = [p for p in params if p.grad is not None]
+    members = {}
+    for p in params:
+        ref, i = getattr(p, "_flat", (None, 0))
+        flat = ref() if ref is not None else None
+        if flat is not None and flat.owns_grad(p, i):
+            members.setdefault(id(flat), (flat, []))[1].append(p)
+        else:
+            p.grad[...] = 0
+    for flat, owned in members.values():
+        if len(owned) == len(flat.params):
+            flat.grad.fill(0)
+        else:
+            for p in owned:
+                p.grad[...] = 0
+
+
+def parameter_tensor(p, name=None):
+    """The leaf Tensor standing for Parameter p in graphs (its .grad is p.grad)."""
+    t = getattr(p, "_tape_tensor", None)
+    if t is None or t.data is not p.data:
+        t = Tensor.__new__(Tensor)
+        t.data, t.requires_grad, t.grad_fn, t.name = p.data, True, None, None
+        t._grad, t._param, t._retain = None, p, False
+        p._tape_tensor = t
+    if name is not None:
+        t.name = name
+    return t

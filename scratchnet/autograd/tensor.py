@@ -1,0 +1,268 @@
+"""The tape's Tensor: an array, the Node of the op that made it, and backward.
+
+Every operation on a Tensor that requires grad records a :class:`Node` (the op's
+name, its inputs and a function from the output's gradient to the inputs'),
+define-by-run. :func:`run_backward` visits the nodes in reverse topological order, so
+a node runs only when every use of its output has sent its gradient back; where a
+tensor was used twice the two gradients are summed. This file knows nothing of
+layers or parameters: a Parameter takes part through its ``as_tensor`` (parameter.py),
+a layer through :func:`record` (modules.py).
+"""
+import weakref
+
+import numpy as np
+
+from .. import backend
+from .printing import tensor_format, tensor_repr
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple, printed as PyTorch prints one (``torch.Size([2, 3])``),
+    so a cell's output reads line by line against the book's."""
+
+    def __repr__(self):
+        return f"torch.Size({list(self)})"
+
+
+class Node:
+    """One recorded op: ``name`` (e.g. "MulBackward"), the input Tensors, and
+    ``backward_fn(gy) -> one gradient (or None) per input``."""
+
+    def __init__(self, name, inputs, backward_fn, out):
+        self.name = name
+        self.inputs = tuple(inputs)
+        # Each input's producer and need for a gradient as they were when this op ran:
+        # an in-place write (``Y[i, j] = ...``) later gives the tensor a new grad_fn,
+        # but this op read the old value.
+        self.edges = tuple((t.grad_fn, t.requires_grad) for t in self.inputs)
+        self.backward_fn = backward_fn
+        self.out_shape = tuple(out.shape)
+        self.out = weakref.ref(out)
+        self.freed = False
+
+    def free(self):
+        """Drop what the op saved for backward: its graph can be walked only once."""
+        self.backward_fn = None
+        self.freed = True
+
+    def __repr__(self):
+        return f"<{self.name}>"
+
+
+class Tensor:
+    """An array of the active device, with a gradient and the op that made it."""
+
+    __array_priority__ = 1000  # numpy scalars and arrays defer to our operators
+
+    def __init__(self, data, requires_grad=False, name=None):
+        if isinstance(data, Tensor) or hasattr(data, "as_tensor"):  # a Parameter: its array
+            data = data.data
+        if backend.is_cupy_array(data) or isinstance(data, np.ndarray):
+            if backend.device_of(data) != backend.get_device():
+                data = backend.to_device(data, backend.get_device())
+        else:
+            xp = backend.device_module()
+            if isinstance(data, np.generic):  # a numpy op's 0-d result keeps its dtype
+                data = xp.asarray(data)
+            elif isinstance(data, bool) or isinstance(data, int):
+                data = xp.asarray(data)
+            elif isinstance(data, float):
+                data = xp.asarray(data, dtype=backend.get_default_dtype())
+            else:  # nested lists, as torch.tensor takes them
+                a = np.asarray(data)
+                if a.dtype.kind == "f":
+                    a = a.astype(backend.get_default_dtype())
+                data = xp.asarray(a)
+        if requires_grad and data.dtype.kind not in "fc":
+            raise TypeError(f"Tensor: only floating-point tensors can require grad, got "
+                            f"{data.dtype}")
+        self.data = data
+        self.requires_grad = bool(requires_grad)
+        self.grad_fn = None
+        self.name = name
+        self._grad = None
+        self._param = None  # a leaf that stands for a model's Parameter
+        self._retain = False
+
+    grad = property(lambda self: self._param.grad if self._param is not None else self._grad,
+                    doc="dL/d(this tensor) after backward(): leaves only, as in PyTorch")
+
+    @grad.setter
+    def grad(self, value):
+        if self._param is not None:
+            self._param.grad = value
+        else:
+            self._grad = value
+
+    shape = property(lambda self: Size(self.data.shape))
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    device = property(lambda self: backend.device_of(self.data))
+    is_leaf = property(lambda self: self.grad_fn is None)
+
+    def numel(self):
+        return int(self.data.size)
+
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails: a PyTorch method scratchnet lacks.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise AttributeError(f"torch.Tensor.{name} is not part of scratchnet's Tensor (it "
+                             "has what d2l's chapters 7-8 use; .data is the numpy/cupy "
+                             "array, for anything else)")
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):  # as PyTorch prints: tensor([[19., 25.], ...])
+        return tensor_repr(self)
+
+    __str__ = __repr__
+
+    def __format__(self, spec):  # f"{loss:.3f}" on a one-number tensor
+        return tensor_format(self, spec)
+
+    def detach(self):
+        """The same array (shared, as PyTorch shares storage) as a new leaf that requires
+        no gradient: nothing computed from it is recorded back to this tensor's graph."""
+        return Tensor(self.data)
+
+    def requires_grad_(self, requires_grad=True):
+        """Set requires_grad in place and return this tensor, as PyTorch does; only a
+        leaf's flag can change (detach() a computed tensor instead)."""
+        if not self.is_leaf and not requires_grad:
+            raise RuntimeError("requires_grad_: you can only change requires_grad flags of "
+                               "leaf tensors; to use a computed tensor without its graph, "
+                               "take x.detach()")
+        if requires_grad and self.dtype.kind not in "fc":
+            raise RuntimeError(f"requires_grad_: only floating-point tensors can require "
+                               f"grad, got {self.dtype}")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def retain_grad(self):
+        """Keep this intermediate tensor's gradient in .grad after backward()."""
+        self._retain = True
+
+    def backward(self, gradient=None, retain_graph=None):
+        """Run the recorded graph backwards from this tensor (see the module docstring).
+        The graph's saved values are freed on the way, unless ``retain_graph=True``: then
+        a second backward through it works, and adds its gradients to the first's."""
+        run_backward(self, gradient, retain_graph=bool(retain_graph))
+
+    # The operators and methods below are all small recorded ops (see _ops.py).
+
+
+def to_tensor(v, like):
+    """A Tensor for v: Tensors pass; a Parameter (anything with ``as_tensor``) is its
+    leaf on the tape; numbers and arrays become constants on like's device."""
+    if not isinstance(v, Tensor) and hasattr(v, "as_tensor"):
+        v = v.as_tensor()
+    if isinstance(v, Tensor):
+        if v.device != like.device:
+            raise ValueError(f"autograd: an op mixes a tensor on {like.device} with one on "
+                             f"{v.device}; move one with Tensor(x.data) under "
+                             "sn.use_device(...)")
+        return v
+    xp = backend.get_array_module(like.data)
+    if isinstance(v, (int, float, np.generic)) and not isinstance(v, bool):
+        return Tensor(xp.asarray(v, dtype=like.dtype))
+    if isinstance(v, bool):
+        return Tensor(xp.asarray(v))
+    if backend.device_of(v) != like.device:
+        raise ValueError(f"autograd: an op mixes a tensor on {like.device} with a "
+                         f"{type(v).__module__.split('.')[0]} array on {backend.device_of(v)}")
+    return Tensor(v)
+
+
+def record(name, out_data, inputs, backward_fn):
+    """The Tensor holding ``out_data``; with a Node on it when grad mode is on and any
+    input requires grad. ``backward_fn(gy)`` returns one gradient per input."""
+    out = Tensor(out_data)
+    if backend.is_grad_enabled() and any(t.requires_grad for t in inputs):
+        out.requires_grad = True
+        out.grad_fn = Node(name, inputs, backward_fn, out)
+    return out
+
+
+def topological_order(root):
+    """Nodes reachable from root, each after every node that uses its output."""
+    order, seen = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for fn, _ in node.edges:
+            if fn is not None and id(fn) not in seen:
+                stack.append((fn, False))
+    return order[::-1]  # root first
+
+
+def run_backward(t, gradient=None, retain_graph=False):
+    """The engine behind Tensor.backward: checks everything first, so a refused call
+    adds nothing to any .grad."""
+    if not t.requires_grad:
+        raise RuntimeError("backward: this tensor does not require grad and has no grad_fn "
+                           "(was it made from tensors without requires_grad=True, or under "
+                           "no_grad()?)")
+    xp = backend.get_array_module(t.data)
+    if gradient is None:
+        if t.data.size != 1:
+            raise RuntimeError(f"backward: a gradient can be created implicitly only for a "
+                               f"scalar output; got shape {tuple(t.shape)}: pass gradient=, an "
+                               f"array of that shape")
+        g = xp.ones_like(t.data)
+    else:
+        g = gradient.data if isinstance(gradient, Tensor) else gradient
+        g = g if hasattr(g, "shape") else xp.asarray(g, dtype=t.dtype)
+        if tuple(g.shape) != t.shape:
+            raise RuntimeError(f"backward: expected a gradient of shape {tuple(t.shape)} (the "
+                               f"tensor's), got {tuple(g.shape)}")
+        if backend.device_of(g) != t.device:
+            raise RuntimeError(f"backward: the tensor is on {t.device} but the gradient on "
+                               f"{backend.device_of(g)}")
+    if t.grad_fn is None:  # a leaf: its own gradient
+        _accumulate(t, g)
+        return
+    order = topological_order(t.grad_fn)
+    if any(node.freed for node in order):
+        raise RuntimeError("backward: trying to go backward through the graph a second "
+                           "time; the first backward() freed what the ops saved (compute "
+                           "the forward again)")
+    grads = {id(t.grad_fn): g}
+    for node in order:
+        gy = grads.pop(id(node), None)
+        if gy is None:
+            continue  # nothing that needs a gradient depends on this op
+        out = node.out()
+        if out is not None and out._retain:
+            out._grad = gy
+        gins = node.backward_fn(gy)
+        if not retain_graph:
+            node.free()
+        for inp, (fn, needs), gin in zip(node.inputs, node.edges, gins):
+            if gin is None or not needs:
+                continue  # (a layer's backward fills its own Parameters and returns None)
+            if fn is None:
+                _accumulate(inp, gin)
+            else:
+                key = id(fn)
+                # The tensor was used twice or more: the gradients add up.
+                grads[key] = gin if key not in grads else grads[key] + gin
+    return None
+
+
+def _accumulate(leaf, g):
+    if tuple(g.shape) != leaf.shape:  # a broadcast op must have summed it back
+        raise RuntimeError(f"backward: internal error, gradient {tuple(g.shape)} for a leaf "
+                           f"of shape {tuple(leaf.shape)}")
+    if leaf._param is not None:
+        leaf._param.accumulate(g)  # in place: an optimizer's flat buffer keeps its view
+    else:
+        leaf.grad = g.copy() if leaf.grad is None else leaf.grad + g
