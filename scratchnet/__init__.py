@@ -5,8 +5,8 @@ import builtins as _builtins
 
 from . import backend, data, gradcheck, models, nn, ops, optim, receptive, trace, train, viz
 from .backend import (DeviceError, get_array_module, get_default_dtype, get_device,
-                      gpu_available, manual_seed, no_grad, set_default_dtype, to_device,
-                      to_numpy, use_device)
+                      gpu_available, is_grad_enabled, manual_seed, no_grad, set_default_dtype,
+                      to_device, to_numpy, use_device)
 from .io import load, save
 from .ops.parallel import get_num_threads, set_num_threads
 from .reference import (corr2d, corr2d_multi_in, corr2d_multi_in_out, corr2d_multi_in_out_1x1,
@@ -19,7 +19,8 @@ from .tensors import __all__ as _tensor_names
 __version__ = "0.1.0"
 
 # Optimizers under PyTorch's path too: torch.optim.SGD.
-__all__ = ["Tensor", "Size", "nn", "optim", "data", "no_grad", "manual_seed", "use_device",
+__all__ = ["Tensor", "Size", "nn", "optim", "data", "no_grad", "is_grad_enabled",
+           "manual_seed", "use_device",
            "get_device", "gpu_available", "save", "load"] + [
     # torch.sum, torch.abs, torch.float, torch.bool stay attributes; a star import must
     # not hide Python's own sum, abs, float and bool (the book's cells use sum(...)).

@@ -6,8 +6,9 @@
     from scratchnet import d2l
 
 Same names, signatures and behaviour as ``d2l/torch.py`` (HyperParameters, ProgressBoard,
-Module, Classifier, DataModule, FashionMNIST, Trainer, add_to_class, init_cnn, corr2d and
-the tensor aliases). Each class says what differs. The Trainer backpropagates by hand
+Module, Classifier, DataModule, FashionMNIST, Trainer, add_to_class, init_cnn, corr2d,
+8.6's Residual and ResNeXtBlock (scratchnet's blocks, with their own backward and d2l's
+state_dict keys) and the tensor aliases). Each class says what differs. The Trainer backpropagates by hand
 (``model.net.backward``) when the model is made of scratchnet's layers, and through the
 autograd tape (``loss.backward()``) otherwise; ``trainer.backprop`` says which ran.
 """
@@ -20,6 +21,7 @@ import time
 import numpy as np
 
 from . import backend, nn, optim
+from .models import Residual, ResNeXtBlock  # noqa: F401  (d2l 8.6's #@save blocks)
 from .autograd import Tensor
 from .nn import functional as F
 from .data import DataLoader

@@ -5,6 +5,7 @@ import stat
 
 import numpy as np
 import pytest
+import torch
 
 import fakecupy
 import scratchnet as sn
@@ -399,3 +400,27 @@ def test_the_epoch_bar_shows_only_where_someone_watches(kind, subset, capsys, mo
     d2l.Trainer(max_epochs=1).fit(model, data)
     err = capsys.readouterr().err
     assert ("epoch 1/1" in err and "\r" in err) if kind == "terminal" else err == ""
+
+
+def test_is_grad_enabled_follows_no_grad_as_torch_does():
+    """8.5's batch_norm from scratch asks ``torch.is_grad_enabled()``."""
+    assert sn.is_grad_enabled() is torch.is_grad_enabled() is True
+    with sn.no_grad(), torch.no_grad():
+        assert sn.is_grad_enabled() is torch.is_grad_enabled() is False
+    assert sn.is_grad_enabled() is True
+
+
+@pytest.mark.parametrize("name, args, in_shape, out_shape", [
+    ("Residual", (3,), (4, 3, 6, 6), (4, 3, 6, 6)),
+    ("Residual", (6, True, 2), (4, 3, 6, 6), (4, 6, 3, 3)),
+    ("ResNeXtBlock", (32, 16, 1), (4, 32, 96, 96), (4, 32, 96, 96))])
+def test_the_books_saved_blocks_are_in_d2l(name, args, in_shape, out_shape):
+    """d2l 8.6's #@save blocks, which 8.8's AnyNet builds its stages from: the book's
+    shape checks, on a tape Tensor as the book's cells call them, and a backward that
+    reaches every weight."""
+    blk = getattr(d2l, name)(*args)
+    Y = blk(sn.randn(*in_shape))
+    assert isinstance(Y, Tensor) and Y.shape == out_shape
+    Y.sum().backward()
+    weights = [p for k, p in blk.named_parameters() if k.endswith("weight")]
+    assert weights and all(np.abs(sn.to_numpy(p.grad)).sum() > 0 for p in weights)

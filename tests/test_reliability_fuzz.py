@@ -13,7 +13,7 @@ with the indices compared exactly) and AvgPool2d (ceil_mode, count_include_pad,
 divisor_override, negative and 0 included), AdaptiveAvgPool2d (None in the output size),
 the pools on one image (C, H, W) too, Linear (inputs (*, in): 1-D to 5-D), BatchNorm2d,
 BatchNorm1d, the lazy LazyConv2d (with groups and one-image inputs), LazyLinear (any
-leading axes) and LazyBatchNorm2d (their first forward, the one that materialises them, is
+leading axes), LazyBatchNorm1d and LazyBatchNorm2d (their first forward, the one that materialises them, is
 compared; a later input with another channel count is refused by both), ReLU, Sigmoid and
 Tanh (any rank, |x| up to 1e4, exact zeros), Dropout (scratchnet's mask given to torch's
 dropout kernels) and the losses CrossEntropyLoss (every reduction; (N, C) and (N, C, d1,
@@ -55,7 +55,8 @@ FUZZ = settings(derandomize=True, database=None, deadline=None, print_blob=True,
 # runs out of distinct cases); the outcomes are printed with -s (pytest -s -k fuzz).
 EXAMPLES = {"Conv2d": 300, "Conv1d": 160, "MaxPool2d": 200, "AvgPool2d": 120,
             "AdaptiveAvgPool2d": 80, "Linear": 80, "BatchNorm2d": 160, "BatchNorm1d": 120,
-            "LazyConv2d": 150, "LazyLinear": 60, "LazyBatchNorm2d": 80, "ReLU": 60,
+            "LazyConv2d": 150, "LazyLinear": 60, "LazyBatchNorm1d": 60,
+            "LazyBatchNorm2d": 80, "ReLU": 60,
             "Sigmoid": 60, "Tanh": 60, "Dropout": 120, "CrossEntropyLoss": 200,
             "MSELoss": 80}
 # Plus the fixed cases of test_max_pool_with_many_window_offsets: 3 shapes, 2 strides.
@@ -615,7 +616,7 @@ def lazy_outcome(name, make, make_torch, x, other_channels=None, steps=1, seed=0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tlayer.initialize_parameters(xt)  # materialised, nothing computed
-    if name != "LazyBatchNorm2d":
+    if not name.startswith("LazyBatchNorm"):
         sn.manual_seed(seed)
         probe = make()
         with sn.no_grad():
@@ -664,14 +665,15 @@ def lazy_cases(draw, name):
         kw = dict(out_features=draw(st.integers(1, 6)), bias=draw(st.booleans()))
         shape = draw(linear_leading()) + (draw(st.integers(1, 6)),)
     else:
-        _, kw, shape, training, steps = draw(batch_norm_cases())
+        _, kw, shape, training, steps = draw(batch_norm_cases(name[len("Lazy"):]))
         # Without weights or running statistics torch takes any channel count.
         other = other and (kw["affine"] or kw["track_running_stats"])
     return kw, shape, training, steps, (shape[_channel_axis(name, len(shape))] + 1
                                         if other else None)
 
 
-@pytest.mark.parametrize("name", ["LazyConv2d", "LazyLinear", "LazyBatchNorm2d"])
+@pytest.mark.parametrize("name", ["LazyConv2d", "LazyLinear", "LazyBatchNorm1d",
+                                  "LazyBatchNorm2d"])
 def test_lazy_fuzz(name):
     def check(case):
         kw, shape, training, steps, other = case
@@ -679,7 +681,7 @@ def test_lazy_fuzz(name):
         make = lambda: getattr(nn, name)(**kw).train(training)  # noqa: E731
         make_torch = lambda: getattr(torch.nn, name)(**kw).train(training)  # noqa: E731
         gx_scale = None
-        if name == "LazyBatchNorm2d":  # gamma: ones
+        if name.startswith("LazyBatchNorm"):  # gamma: ones
             batch_stats = training or not kw["track_running_stats"]
             gx_scale = _bn_gx_scale(np.ones(1), kw, shape, batch_stats)
         result = lazy_outcome(name, make, make_torch, x, other, steps=steps,

@@ -204,6 +204,7 @@ LAYERS = [
     (lambda: nn.AdaptiveAvgPool2d((2, 3)), (2, 3, 7, 8)),
     (lambda: nn.BatchNorm1d(6), (4, 6)),
     (lambda: nn.BatchNorm2d(3), (4, 3, 5, 5)),
+    (lambda: nn.LazyBatchNorm1d(), (4, 6)),
     (lambda: nn.LazyBatchNorm2d(), (4, 3, 5, 5)),
     (lambda: nn.ReLU(), (2, 7)),
     (lambda: nn.Sigmoid(), (2, 7)),

@@ -261,6 +261,7 @@ def test_zero_grad_then_backward_gives_the_fresh_gradient(device):
 LAZY = {  # lazy layer: (becomes, input shape, another input shape, the plain layer)
     "LazyLinear(3)": ("Linear", (2, 5), (2, 6), "Linear(5, 3)"),
     "LazyConv2d(2, 3)": ("Conv2d", (1, 3, 5, 5), (1, 4, 5, 5), "Conv2d(3, 2, 3)"),
+    "LazyBatchNorm1d()": ("BatchNorm1d", (2, 3), (2, 5), "BatchNorm1d(3)"),
     "LazyBatchNorm2d()": ("BatchNorm2d", (2, 3, 4, 4), (2, 5, 4, 4), "BatchNorm2d(3)")}
 
 

@@ -9,14 +9,15 @@ from .dropout import Dropout
 from .linear import Flatten, LazyLinear, Linear
 from .loss import CrossEntropyLoss, MSELoss
 from .module import Module, Sequential
-from .norm import BatchNorm1d, BatchNorm2d, LazyBatchNorm2d
+from .norm import BatchNorm1d, BatchNorm2d, LazyBatchNorm1d, LazyBatchNorm2d
 from .parameter import Parameter
 from .pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
-__all__ = ["functional", "init", "Module", "Sequential", "Parameter", "Conv1d", "Conv2d", "LazyConv2d",
-           "Linear", "LazyLinear", "Flatten", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
-           "BatchNorm1d", "BatchNorm2d", "LazyBatchNorm2d", "ReLU", "Sigmoid", "Tanh",
-           "Dropout", "CrossEntropyLoss", "MSELoss"]
+__all__ = ["functional", "init", "Module", "Sequential", "Parameter", "Conv1d", "Conv2d",
+           "LazyConv2d", "Linear", "LazyLinear", "Flatten", "MaxPool2d", "AvgPool2d",
+           "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "LazyBatchNorm1d",
+           "LazyBatchNorm2d", "ReLU", "Sigmoid", "Tanh", "Dropout", "CrossEntropyLoss",
+           "MSELoss"]
 
 
 def __getattr__(name):

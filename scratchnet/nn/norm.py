@@ -1,4 +1,4 @@
-"""Batch normalization layers: BatchNorm1d, BatchNorm2d, LazyBatchNorm2d.
+"""Batch normalization layers: BatchNorm1d, BatchNorm2d, LazyBatchNorm1d, LazyBatchNorm2d.
 
 Statistics per channel over (N,) or (N, L) for 1d and (N, H, W) for 2d.
 Running statistics follow PyTorch: momentum 0.1 (new = (1 - m) * old + m * batch),
@@ -165,15 +165,24 @@ class BatchNorm2d(_BatchNorm):
     _layout = "(N, C, H, W)"
 
 
-class LazyBatchNorm2d(BatchNorm2d):
-    """BatchNorm2d whose num_features is read from the first input."""
+class _LazyBatchNorm:
+    """A batch norm whose num_features is read from the first input; once its shapes are
+    known it becomes its plain class (``cls_to_become``), PyTorch's rule."""
 
     def __init__(self, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         super().__init__(None, eps, momentum, affine, track_running_stats)
 
-    cls_to_become = BatchNorm2d
-
     def _materialize(self, *args):
         super()._materialize(*args)
-        # PyTorch's rule: once its shapes are known a LazyBatchNorm2d is a BatchNorm2d.
         self.__class__ = self.cls_to_become
+
+
+class LazyBatchNorm1d(_LazyBatchNorm, BatchNorm1d):
+    """BatchNorm1d whose num_features is read from the first input (d2l 8.5's BNLeNet
+    puts one after each of its LazyLinear layers)."""
+    cls_to_become = BatchNorm1d
+
+
+class LazyBatchNorm2d(_LazyBatchNorm, BatchNorm2d):
+    """BatchNorm2d whose num_features is read from the first input."""
+    cls_to_become = BatchNorm2d

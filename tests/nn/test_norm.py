@@ -1,4 +1,5 @@
-"""nn.norm: BatchNorm1d, BatchNorm2d and LazyBatchNorm2d against finite differences and
+"""nn.norm: BatchNorm1d, BatchNorm2d, LazyBatchNorm1d and LazyBatchNorm2d against finite
+differences and
 torch, running statistics included, in training and in evaluation."""
 import copy
 import re
@@ -13,11 +14,12 @@ from helpers import (GPU_DEVICES, assert_dtype_kept, assert_equal, assert_host_i
 from scratchnet import nn
 
 DTYPES = [np.float64, np.float32]
-# (scratchnet class, torch class, input shape); LazyBatchNorm2d takes no num_features.
+# (scratchnet class, torch class, input shape); the lazy ones take no num_features.
 KINDS = {
     "1d-NC": (nn.BatchNorm1d, torch.nn.BatchNorm1d, (4, 3)),
     "1d-NCL": (nn.BatchNorm1d, torch.nn.BatchNorm1d, (3, 3, 5)),
     "2d": (nn.BatchNorm2d, torch.nn.BatchNorm2d, (3, 3, 4, 4)),
+    "lazy-1d": (nn.LazyBatchNorm1d, torch.nn.LazyBatchNorm1d, (4, 3)),
     "lazy-2d": (nn.LazyBatchNorm2d, torch.nn.LazyBatchNorm2d, (3, 3, 4, 4)),
 }
 
@@ -33,8 +35,10 @@ def randomize(layer, rs):
     """Non-trivial gamma, beta and running statistics (materialising a lazy layer in eval)."""
     if layer.num_features is None:
         training = layer.training
+        kind = "lazy-1d" if isinstance(layer, nn.LazyBatchNorm1d) else "lazy-2d"
+        shape = (2,) + KINDS[kind][2][1:]
         with sn.no_grad():
-            layer.eval()(dev(np.zeros((2, KINDS["lazy-2d"][2][1], 2, 2), np.float32)))
+            layer.eval()(dev(np.zeros(shape, np.float32)))
         layer.train(training)
     c = layer.num_features
     values = {"running_mean": rs.standard_normal(c), "running_var": rs.uniform(0.5, 2.0, c),
@@ -165,6 +169,24 @@ def test_lazy_materialises_with_the_input_dtype(device):
         assert a.shape == (5,) and a.dtype == np.float64
         assert sn.get_array_module(a) is sn.backend.device_module()
     assert sn.to_numpy(layer.num_batches_tracked) == 1
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (2, 5, 3)])
+def test_lazy_1d_becomes_batch_norm_1d_from_its_first_input(device, shape):
+    """d2l 8.5's BNLeNet: LazyBatchNorm1d after a LazyLinear, on (N, C) or (N, C, L)."""
+    layer = nn.LazyBatchNorm1d()
+    assert layer.weight.data is None and layer.name == "LazyBatchNorm1d"
+    x = dev(np.random.default_rng(0).standard_normal(shape))
+    y = layer(x)
+    assert layer.num_features == 5 and type(layer) is nn.BatchNorm1d
+    t = torch.nn.LazyBatchNorm1d().double()
+    ty = t(torch.from_numpy(np.asarray(sn.to_numpy(x))))
+    assert type(t) is torch.nn.BatchNorm1d
+    np.testing.assert_allclose(sn.to_numpy(y), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sn.to_numpy(layer.running_var), t.running_var.numpy(),
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="LazyBatchNorm1d|BatchNorm1d"):
+        nn.LazyBatchNorm1d()(dev(np.zeros((2, 3, 4, 4))))  # 4-D: that is BatchNorm2d's
 
 
 def test_eval_with_one_value_per_channel_is_legal(device):
