@@ -23,45 +23,34 @@ from scratchnet.train import NonFiniteLossError, Trainer, evaluate, skipping_inp
 
 # Flag types: each says its range, and its error is the one line argparse prints after
 # "error: argument --flag: ".
-def positive_int(text):
+def _number(text, convert, what, in_range):
+    """``text`` as ``convert`` (int or float) reads it, if finite and ``in_range``; the
+    error quotes the text as typed."""
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"must be a {what}, got {text!r}") from None
+    if not math.isfinite(value) or not in_range(value):
+        raise argparse.ArgumentTypeError(f"must be a {what}, got {text}")
     return value
+
+
+def positive_int(text):
+    return _number(text, int, "positive integer", lambda v: v >= 1)
 
 
 def non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") \
-            from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
-
-
-def _finite(text, what, smallest_ok):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a {what} number, got {text!r}") from None
-    if not math.isfinite(value) or not smallest_ok(value):
-        raise argparse.ArgumentTypeError(f"must be a {what} number, got {text}")
-    return value
+    return _number(text, int, "non-negative integer", lambda v: v >= 0)
 
 
 def positive_float(text):
     """A learning rate: finite and above 0 (a rate of 0 trains nothing)."""
-    return _finite(text, "finite positive", lambda v: v > 0)
+    return _number(text, float, "finite positive number", lambda v: v > 0)
 
 
 def non_negative_float(text):
     """Momentum and weight decay: finite, 0 or more (PyTorch refuses negative ones)."""
-    return _finite(text, "finite non-negative", lambda v: v >= 0)
+    return _number(text, float, "finite non-negative number", lambda v: v >= 0)
 
 
 def image_side(minimum, why):

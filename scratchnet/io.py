@@ -4,8 +4,10 @@ A checkpoint is a flat dict str -> array (state_dict keys like "0.weight"); Pyth
 scalars are stored as 0-d arrays. Loading hands back numpy arrays; moving them to the
 GPU is the job of ``load_state_dict``.
 """
+import contextlib
 import errno
 import os
+import pathlib
 import socket
 import tempfile
 import zipfile
@@ -57,6 +59,23 @@ def atomic_write(path, write, binary=True):
 def atomic_write_text(path, text):
     """:func:`atomic_write` of a str (UTF-8)."""
     return atomic_write(path, lambda f: f.write(text), binary=False)
+
+
+@contextlib.contextmanager
+def undo_new_folders(folder):
+    """A block that may make ``folder`` (and parents of it): if the block fails, each of
+    those that did not exist before it and is still empty is removed again, deepest
+    first, so a failed run or download leaves no empty folder behind. ``folder`` None:
+    nothing to watch."""
+    new = [] if folder is None else [
+        p for p in (pathlib.Path(folder), *pathlib.Path(folder).parents) if not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for p in new:
+            if p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+        raise
 
 
 def _umask():

@@ -38,7 +38,7 @@ import sys
 from tqdm import tqdm as terminal_bar
 
 from . import backend
-from .io import atomic_write_text, load, save
+from .io import atomic_write_text, load, save, undo_new_folders
 from .nn.loss import CrossEntropyLoss
 from .nn.module import Sequential
 from .viz import LiveFigure, history_figure, jupyter_shell, plot_grad_norms, plot_history
@@ -193,23 +193,16 @@ class Trainer:
         if optimizer is None:
             raise ValueError("Trainer.fit: expected an optimizer, e.g. "
                              "sn.optim.SGD(model.parameters(), lr=0.1)")
-        made = []  # the folders this fit makes: removed again if it ends with nothing in them
-        if self.out is not None:
-            made = [p for p in (self.out, *self.out.parents) if not p.exists()]
-            self.out.mkdir(parents=True, exist_ok=True)
         # Only a checkpoint this fit loaded or wrote is "good": not one left by an older run.
         self._good_checkpoint = None
         start = 0
-        try:
+        with undo_new_folders(self.out):  # a diverged run, Ctrl-C: no empty --out left
+            if self.out is not None:
+                self.out.mkdir(parents=True, exist_ok=True)
             if resume:
                 start = self._resume(model, optimizer, scheduler)
             with skipping_input_grad(model):
                 self._fit_epochs(model, train_iter, val_iter, optimizer, scheduler, start)
-        except BaseException:  # a diverged run, Ctrl-C: no empty --out folder left behind
-            for p in made:
-                if p.is_dir() and not any(p.iterdir()):
-                    p.rmdir()
-            raise
         if self.out is not None and self.history:
             self.plot(self.out / "curves.png")
         if self.out is not None and self.grad_norms:
@@ -395,8 +388,7 @@ class Trainer:
 def describe_model(model):
     """A model in a few words, its class and parameter count: "LeNet (61,706 parameters)"
     (a lazy parameter not yet given its shape counts as 0)."""
-    n = sum(int(p.data.size) for p in model.parameters() if p.data is not None)
-    return f"{type(model).__name__} ({n:,} parameters)"
+    return f"{type(model).__name__} ({model.num_parameters():,} parameters)"
 
 
 def _check_same_model(path, state, model):

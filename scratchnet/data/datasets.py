@@ -21,7 +21,7 @@ import zlib
 import numpy as np
 from tqdm import tqdm
 
-from ..io import temp_file
+from ..io import temp_file, undo_new_folders
 from .idx import read_idx
 
 REPO_CACHE = pathlib.Path(__file__).resolve().parents[2] / "datasets"
@@ -152,15 +152,12 @@ def find_or_download(dataset, root=None, download=True):
     target = REPO_CACHE / dataset.name
     if not download:
         raise FileNotFoundError(_missing_message(dataset, "download=False"))
-    made = [p for p in (target.parent, target) if not p.exists()]
     try:
-        for stem in _FILES:
-            if not _existing(target, stem):
-                download_file(dataset, stem, target)
+        with undo_new_folders(target):  # a failed download leaves no empty folder behind
+            for stem in _FILES:
+                if not _existing(target, stem):
+                    download_file(dataset, stem, target)
     except DownloadError as e:
-        for p in reversed(made):  # a failed download leaves no empty folders behind
-            if p.is_dir() and not any(p.iterdir()):
-                p.rmdir()
         raise DownloadError(_missing_message(dataset, str(e))) from None
     return target
 
