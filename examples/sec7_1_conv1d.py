@@ -57,7 +57,8 @@ print("Audio signal after convolution: ", output_signal.shape)
 # ### Underneath: the tape
 #
 # `backward()` on the output runs the one recorded node, that is `Conv1d.backward`, which
-# fills the layer's `weight.grad` (a NumPy array of the weight's shape, (out, in, k)).
+# fills the layer's `weight.grad`: as in PyTorch, a Tensor of the weight's shape, (out,
+# in, k), sharing the array that `Conv1d.backward` wrote into.
 
 output_signal.sum().backward()
 print(conv1d.weight.grad)

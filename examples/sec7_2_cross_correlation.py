@@ -77,7 +77,8 @@ print(corr2d(X.t(), K))
 # `nn.LazyConv2d` becomes an `nn.Conv2d` at its first call. Called on a Tensor it records
 # one node on the tape, whose backward is `Conv2d.backward`; `l.sum().backward()` runs the
 # backwards of the sum, the square and the difference, then that node, which fills
-# `conv2d.weight.grad`. The update writes into the NumPy array `conv2d.weight.data`.
+# `conv2d.weight.grad`. The update writes through `conv2d.weight.data`, a Tensor that
+# shares the weight's array and is cut from the graph, as PyTorch's is.
 
 # Construct a two-dimensional convolutional layer with 1 output channel and a
 # kernel of shape (1, 2). For the sake of simplicity, we ignore the bias here
@@ -100,8 +101,9 @@ for i in range(10):
     if (i + 1) % 2 == 0:
         print(f'epoch {i + 1}, loss {l.sum():.3f}')
 
-# The learned kernel is close to [1, -1]. scratchnet's `.data` is the NumPy array itself
-# (PyTorch's is a tensor), so it prints as `array(...)`.
+# The learned kernel is close to [1, -1]. As in PyTorch, `.data` is a Tensor sharing the
+# weight's storage, so it prints as the book's does; the NumPy array underneath is
+# `conv2d.weight.array`.
 
 print(conv2d.weight.data.reshape((1, 2)))
 
@@ -117,22 +119,22 @@ print('\n'.join(ag.backward_order(l.sum())))
 
 # ### Underneath: the same loop by manual backprop
 #
-# On NumPy arrays (`X.data` is the array inside the Tensor) a layer runs its own forward
+# On NumPy arrays (`X.array` is the array inside the Tensor) a layer runs its own forward
 # and records nothing. The gradient of `l.sum()` with respect to `Y_hat` is
 # `2 * (Y_hat - Y)`; `conv2d.backward` turns it into `conv2d.weight.grad`, as the tape's
 # node did above.
 
 conv2d = nn.LazyConv2d(1, kernel_size=(1, 2), bias=False)
-X_, Y_ = X.data, Y.data
+X_, Y_ = X.array, Y.array
 for i in range(10):
     Y_hat = conv2d(X_)
     l = (Y_hat - Y_) ** 2
     conv2d.zero_grad()
     conv2d.backward(2 * (Y_hat - Y_))  # d l.sum() / d Y_hat
-    conv2d.weight.data[:] -= lr * conv2d.weight.grad
+    conv2d.weight.array[:] -= lr * conv2d.weight.grad_array
     if (i + 1) % 2 == 0:
         print(f'epoch {i + 1}, loss {l.sum():.3f}')
-print(conv2d.weight.data.reshape((1, 2)))
+print(conv2d.weight.array.reshape((1, 2)))
 
 # ### Underneath: the readable convolution in `scratchnet.teach`
 #
@@ -145,9 +147,9 @@ from scratchnet import teach
 conv2d.zero_grad()
 Y_hat = conv2d(X_)
 conv2d.backward(2 * (Y_hat - Y_))
-Y_hat2, cache = teach.conv2d_forward(X_, conv2d.weight.data, None)
+Y_hat2, cache = teach.conv2d_forward(X_, conv2d.weight.array, None)
 gX, gW, gb = teach.conv2d_backward(2 * (Y_hat2 - Y_), cache)
-print('Conv2d.backward:      ', conv2d.weight.grad.reshape(-1))
+print('Conv2d.backward:      ', conv2d.weight.grad_array.reshape(-1))
 print('teach.conv2d_backward:', gW.reshape(-1))
 
 # ### Underneath: `sn.corr2d`
@@ -157,4 +159,4 @@ print('teach.conv2d_backward:', gW.reshape(-1))
 
 import scratchnet as sn
 
-print(sn.corr2d(X_[0, 0], K.data))
+print(sn.corr2d(X_[0, 0], K.array))

@@ -64,5 +64,5 @@ print(comp_conv2d(conv2d, X).shape)
 
 from scratchnet import teach
 
-col = teach.im2col(X.data.reshape(1, 1, 8, 8), 3, 5, stride=(3, 4), padding=(0, 1))
+col = teach.im2col(X.array.reshape(1, 1, 8, 8), 3, 5, stride=(3, 4), padding=(0, 1))
 print(col.shape)

@@ -82,6 +82,6 @@ assert float(torch.abs(Y1 - Y2).sum()) < 1e-6
 from scratchnet import nn
 
 conv = nn.Conv2d(3, 2, kernel_size=1, bias=False)
-conv.weight.data[...] = K.data
-Y3 = conv(X.data[None])[0]
-print(float(abs(Y3 - Y1.data).max()))
+conv.weight.array[...] = K.array
+Y3 = conv(X.array[None])[0]
+print(float(abs(Y3 - Y1.array).max()))

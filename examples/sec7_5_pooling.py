@@ -84,5 +84,5 @@ print(pool2d(X))
 
 import numpy as np
 
-Y = pool2d(X.data)
+Y = pool2d(X.array)
 print(pool2d.backward(np.ones_like(Y)))

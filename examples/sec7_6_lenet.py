@@ -75,7 +75,7 @@ trainer.fit(model, data)
 
 X, y = next(iter(data.val_dataloader()))
 loss = nn.CrossEntropyLoss()
-l = loss(model.net(X.data), y.data)
+l = loss(model.net(X.array), y.array)
 model.net.zero_grad()
 dX = model.net.backward(loss.backward())
 print(f'loss {float(l):.4f}, dL/dX {dX.shape}, '

@@ -61,4 +61,4 @@ for groups in (1, 2, 32):
     conv = nn.Conv2d(32, 32, kernel_size=3, padding=1, groups=groups)
     fwd, _ = conv.flops(x.shape, conv(x).shape)
     print(f'groups={groups:2d}: weight {tuple(conv.weight.data.shape)}, '
-          f'{conv.weight.data.size} weights, {fwd:,} forward FLOPs on {x.shape}')
+          f'{conv.weight.array.size} weights, {fwd:,} forward FLOPs on {x.shape}')

@@ -170,7 +170,8 @@ backward is `Conv1d.backward`.""",
 ### Underneath: the tape
 
 `backward()` on the output runs the one recorded node, that is `Conv1d.backward`, which
-fills the layer's `weight.grad` (a NumPy array of the weight's shape, (out, in, k)).""",
+fills the layer's `weight.grad`: as in PyTorch, a Tensor of the weight's shape, (out,
+in, k), sharing the array that `Conv1d.backward` wrote into.""",
         Code("""\
 output_signal.sum().backward()
 conv1d.weight.grad"""),
@@ -215,11 +216,13 @@ A 6x8 image: black (0) in the four middle columns, white (1) elsewhere.""",
 `nn.LazyConv2d` becomes an `nn.Conv2d` at its first call. Called on a Tensor it records
 one node on the tape, whose backward is `Conv2d.backward`; `l.sum().backward()` runs the
 backwards of the sum, the square and the difference, then that node, which fills
-`conv2d.weight.grad`. The update writes into the NumPy array `conv2d.weight.data`.""",
+`conv2d.weight.grad`. The update writes through `conv2d.weight.data`, a Tensor that
+shares the weight's array and is cut from the graph, as PyTorch's is.""",
         10,
         """\
-The learned kernel is close to [1, -1]. scratchnet's `.data` is the NumPy array itself
-(PyTorch's is a tensor), so it prints as `array(...)`.""",
+The learned kernel is close to [1, -1]. As in PyTorch, `.data` is a Tensor sharing the
+weight's storage, so it prints as the book's does; the NumPy array underneath is
+`conv2d.weight.array`.""",
         11,
         """\
 ### Underneath: what `l.sum().backward()` runs
@@ -234,22 +237,22 @@ print('\\n'.join(ag.backward_order(l.sum())))"""),
         """\
 ### Underneath: the same loop by manual backprop
 
-On NumPy arrays (`X.data` is the array inside the Tensor) a layer runs its own forward
+On NumPy arrays (`X.array` is the array inside the Tensor) a layer runs its own forward
 and records nothing. The gradient of `l.sum()` with respect to `Y_hat` is
 `2 * (Y_hat - Y)`; `conv2d.backward` turns it into `conv2d.weight.grad`, as the tape's
 node did above.""",
         Code("""\
 conv2d = nn.LazyConv2d(1, kernel_size=(1, 2), bias=False)
-X_, Y_ = X.data, Y.data
+X_, Y_ = X.array, Y.array
 for i in range(10):
     Y_hat = conv2d(X_)
     l = (Y_hat - Y_) ** 2
     conv2d.zero_grad()
     conv2d.backward(2 * (Y_hat - Y_))  # d l.sum() / d Y_hat
-    conv2d.weight.data[:] -= lr * conv2d.weight.grad
+    conv2d.weight.array[:] -= lr * conv2d.weight.grad_array
     if (i + 1) % 2 == 0:
         print(f'epoch {i + 1}, loss {l.sum():.3f}')
-conv2d.weight.data.reshape((1, 2))"""),
+conv2d.weight.array.reshape((1, 2))"""),
         """\
 ### Underneath: the readable convolution in `scratchnet.teach`
 
@@ -262,9 +265,9 @@ from scratchnet import teach
 conv2d.zero_grad()
 Y_hat = conv2d(X_)
 conv2d.backward(2 * (Y_hat - Y_))
-Y_hat2, cache = teach.conv2d_forward(X_, conv2d.weight.data, None)
+Y_hat2, cache = teach.conv2d_forward(X_, conv2d.weight.array, None)
 gX, gW, gb = teach.conv2d_backward(2 * (Y_hat2 - Y_), cache)
-print('Conv2d.backward:      ', conv2d.weight.grad.reshape(-1))
+print('Conv2d.backward:      ', conv2d.weight.grad_array.reshape(-1))
 print('teach.conv2d_backward:', gW.reshape(-1))"""),
         """\
 ### Underneath: `sn.corr2d`
@@ -274,7 +277,7 @@ print('teach.conv2d_backward:', gW.reshape(-1))"""),
         Code("""\
 import scratchnet as sn
 
-sn.corr2d(X_[0, 0], K.data)"""),
+sn.corr2d(X_[0, 0], K.array)"""),
     ], [("sec7_2_cross_correlation.py", Part())]),
 
     Notebook("7.3", "7.3_padding_and_stride", [
@@ -309,7 +312,7 @@ stride only change which windows are copied; the product with the kernel is the 
         Code("""\
 from scratchnet import teach
 
-col = teach.im2col(X.data.reshape(1, 1, 8, 8), 3, 5, stride=(3, 4), padding=(0, 1))
+col = teach.im2col(X.array.reshape(1, 1, 8, 8), 3, 5, stride=(3, 4), padding=(0, 1))
 col.shape"""),
     ], [("sec7_3_padding_stride.py", Part())]),
 
@@ -356,9 +359,9 @@ rounding.""",
 from scratchnet import nn
 
 conv = nn.Conv2d(3, 2, kernel_size=1, bias=False)
-conv.weight.data[...] = K.data
-Y3 = conv(X.data[None])[0]
-float(abs(Y3 - Y1.data).max())""", output={
+conv.weight.array[...] = K.array
+Y3 = conv(X.array[None])[0]
+float(abs(Y3 - Y1.array).max())""", output={
             "compare": "numbers", "atol": 1e-6,
             "why": "the largest difference of two float32 products, which add in BLAS's "
                    "order (0.0 or about 1.2e-07); the book's check asks for < 1e-6"}),
@@ -407,7 +410,7 @@ version).""",
         Code("""\
 import numpy as np
 
-Y = pool2d(X.data)
+Y = pool2d(X.array)
 pool2d.backward(np.ones_like(Y))"""),
     ], [("sec7_5_pooling.py", Part())]),
 
@@ -443,7 +446,7 @@ on the arrays, the loss's backward (softmax minus one-hot, over the batch size),
         Code("""\
 X, y = next(iter(data.val_dataloader()))
 loss = nn.CrossEntropyLoss()
-l = loss(model.net(X.data), y.data)
+l = loss(model.net(X.array), y.array)
 model.net.zero_grad()
 dX = model.net.backward(loss.backward())
 print(f'loss {float(l):.4f}, dL/dX {dX.shape}, '
@@ -598,7 +601,7 @@ for groups in (1, 2, 32):
     conv = nn.Conv2d(32, 32, kernel_size=3, padding=1, groups=groups)
     fwd, _ = conv.flops(x.shape, conv(x).shape)
     print(f'groups={groups:2d}: weight {tuple(conv.weight.data.shape)}, '
-          f'{conv.weight.data.size} weights, {fwd:,} forward FLOPs on {x.shape}')"""),
+          f'{conv.weight.array.size} weights, {fwd:,} forward FLOPs on {x.shape}')"""),
     ], [("sec8_6_resnet.py", Part(skip="8.6.5")),
         ("sec8_6_resnext.py", Part(only="8.6.5"))], env=SUBSET),
 

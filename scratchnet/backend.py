@@ -108,16 +108,17 @@ def is_cupy_array(a):
 
 
 def get_array_module(*arrays):
-    """numpy, or cupy when any of ``arrays`` is a cupy array."""
+    """numpy, or cupy when any of ``arrays`` is a cupy array (or a scratchnet Tensor or
+    Parameter holding one)."""
     for a in arrays:
-        if is_cupy_array(a):
+        if is_cupy_array(getattr(a, "array", a)):
             return _cupy
     return np
 
 
 def device_of(a):
-    """"gpu" for a cupy array, "cpu" otherwise."""
-    return "gpu" if is_cupy_array(a) else "cpu"
+    """"gpu" for a cupy array (or a Tensor or Parameter holding one), "cpu" otherwise."""
+    return "gpu" if is_cupy_array(getattr(a, "array", a)) else "cpu"
 
 
 def synchronize(a=None):
@@ -128,7 +129,9 @@ def synchronize(a=None):
 
 
 def to_numpy(a):
-    """A numpy array holding ``a`` (copies from the GPU when needed)."""
+    """A numpy array holding ``a`` (copies from the GPU when needed); a scratchnet Tensor
+    or Parameter gives its array."""
+    a = getattr(a, "array", a)
     if is_cupy_array(a):
         return a.get()
     return np.asarray(a)
@@ -137,6 +140,7 @@ def to_numpy(a):
 def to_device(a, device=None):
     """``a`` as an array on ``device`` (default: the active device)."""
     device = _state.device if device is None else _normalize_device(device)
+    a = getattr(a, "array", a)  # a scratchnet Tensor or Parameter: its array
     if device == "gpu":
         return _import_cupy().asarray(a)
     return to_numpy(a)
@@ -230,3 +234,23 @@ def refuse_torch(who, what, x, tape=True):
         raise TypeError(f"{who}: got a torch.Tensor as {what}; convert it with .numpy() "
                         f"(.detach().cpu().numpy() if it requires grad or is on a GPU)"
                         + (" or sn.tensor(...)" if tape else ""))
+
+
+def draw_normal(shape, dtype, mean=0.0, std=1.0):
+    """N(mean, std^2) samples from the seeded host generator, in ``dtype`` (nn.init and
+    Tensor.normal_ draw the same numbers for the same seed)."""
+    dtype = np.dtype(dtype)
+    z = rng().standard_normal(shape, dtype=dtype)
+    return z * dtype.type(std) + dtype.type(mean)
+
+
+def draw_uniform(shape, dtype, a=0.0, b=1.0):
+    """U(a, b) samples from the seeded host generator, in ``dtype``."""
+    dtype = np.dtype(dtype)
+    u = rng().random(shape, dtype=dtype)
+    return u * dtype.type(b - a) + dtype.type(a)
+
+
+def put(array, values):
+    """Write host ``values`` into ``array`` in place, on the array's device."""
+    array[...] = to_device(np.asarray(values).astype(array.dtype, copy=False), device_of(array))

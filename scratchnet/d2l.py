@@ -37,7 +37,7 @@ from .viz import LiveFigure, jupyter_shell
 
 def _raw(v):
     """The array inside a Tensor; anything else as it is."""
-    return v.data if isinstance(v, Tensor) else v
+    return v.array if isinstance(v, Tensor) else v
 
 
 def _floats(values):
@@ -471,15 +471,15 @@ class Trainer(HyperParameters):
     def clip_gradients(self, grad_clip_val, model):
         """Scale all gradients by min(1, grad_clip_val / their global norm), on the device
         (d2l's ``if norm > grad_clip_val`` would read the norm at every step)."""
-        params = [p for p in model.parameters() if p.grad is not None]
+        params = [p for p in model.parameters() if p.grad_array is not None]
         if not params:
             return
-        xp = backend.get_array_module(params[0].grad)
-        norm = xp.sqrt(sum((p.grad ** 2).sum() for p in params))
+        xp = backend.get_array_module(params[0].grad_array)
+        norm = xp.sqrt(sum((p.grad_array ** 2).sum() for p in params))
         f = norm.dtype.type  # the scale in the gradients' dtype
         scale = xp.minimum(f(1), f(grad_clip_val) / xp.maximum(norm, np.finfo(f).tiny))
         for p in params:
-            p.grad *= scale
+            p.grad_array *= scale
 
 
 def init_cnn(module):

@@ -156,8 +156,8 @@ def check_module(module, x, gy=None, eps=1e-6, rtol=1e-6, max_full=1024, samples
             else:
                 tensors.append(("input", x, gx))
         for name, p in module.named_parameters():
-            if p.data is not None:
-                tensors.append((name, p.data, p.grad.copy()))
+            if p.array is not None:
+                tensors.append((name, p.array, p.grad_array.copy()))
 
         floor = atol / rtol
         for name, arr, grad in tensors:

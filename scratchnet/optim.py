@@ -1,14 +1,14 @@
 """Optimizers (SGD, Adam, AdamW) and learning-rate schedules, with PyTorch's update rules.
 
 An optimizer holds param groups (dicts with 'params' and hyper-parameters, as in
-PyTorch, so a schedule can set ``group['lr']``) and updates every ``p.data`` in place
-from ``p.grad``. Per-parameter state (momentum, moments) is created at a parameter's
+PyTorch, so a schedule can set ``group['lr']``) and updates every ``p.array`` in place
+from ``p.grad_array``. Per-parameter state (momentum, moments) is created at a parameter's
 first step, because lazy layers materialize their parameters after the optimizer is
 built. ``state_dict()`` is a flat dict of numpy arrays and Python scalars that
 ``scratchnet.save`` can write to an .npz file.
 
 From the second step on, each group's parameters (per device and dtype) live in
-one flat buffer: ``p.data``, ``p.grad`` and the state arrays become views into
+one flat buffer: ``p.array``, ``p.grad_array`` and the state arrays become views into
 it (``autograd.parameter.FlatParams``), and the update runs a handful of whole-model array
 operations instead of a handful per tensor, as PyTorch's foreach and fused
 optimizers do (each operation is a kernel launch on the GPU). ``_update`` (one
@@ -61,9 +61,9 @@ class Optimizer:
         params = group["params"]
         group["params"] = [params] if hasattr(params, "grad") else list(params)
         for p in group["params"]:
-            if not (hasattr(p, "data") and hasattr(p, "grad")):
-                raise TypeError(f"{name}: expected Parameters (objects with .data and .grad), "
-                                f"got {type(p).__name__}")
+            if not (hasattr(p, "array") and hasattr(p, "grad_array")):
+                raise TypeError(f"{name}: expected Parameters (objects with .array and "
+                                f".grad_array), got {type(p).__name__}")
         for key, value in self.defaults.items():
             group.setdefault(key, value)
         self._check_hyper(f"{name} param group {len(self.param_groups)}", group)
@@ -83,7 +83,7 @@ class Optimizer:
             zero_grads(self._params())
             return
         for p in self._params():
-            p.grad = None
+            p.grad_array = None
 
     def step(self, closure=None):
         """Update every parameter that has data and a gradient; returns closure() if given."""
@@ -92,18 +92,18 @@ class Optimizer:
         for g, group in enumerate(self.param_groups):
             buckets = {}  # (device, dtype) -> parameters, in group order
             for p in group["params"]:
-                if p.grad is None or p.data is None:
+                if p.grad_array is None or p.array is None:
                     continue
-                if p.grad.shape != p.data.shape:
-                    raise ValueError(f"{name}.step: gradient shape {tuple(p.grad.shape)} does "
-                                     f"not match parameter shape {tuple(p.data.shape)}")
-                if backend.device_of(p.grad) != backend.device_of(p.data):
+                if p.grad_array.shape != p.array.shape:
+                    raise ValueError(f"{name}.step: gradient shape {tuple(p.grad_array.shape)} "
+                                     f"does not match parameter shape {tuple(p.array.shape)}")
+                if backend.device_of(p.grad_array) != backend.device_of(p.array):
                     raise ValueError(f"{name}.step: a gradient is on "
-                                     f"{backend.device_of(p.grad)} but its parameter on "
-                                     f"{backend.device_of(p.data)}")
+                                     f"{backend.device_of(p.grad_array)} but its parameter on "
+                                     f"{backend.device_of(p.array)}")
                 state = self.state.setdefault(id(p), {})
                 _follow_param(state, p, self._scalar_state)
-                key = (backend.device_of(p.data), p.data.dtype.str)
+                key = (backend.device_of(p.array), p.array.dtype.str)
                 buckets.setdefault(key, []).append(p)
             for key, params in buckets.items():
                 states = [self.state[id(p)] for p in params]
@@ -255,9 +255,9 @@ def _follow_param(state, p, scalar):
     for k, v in state.items():
         if k in scalar or v is None:
             continue
-        if backend.device_of(v) != backend.device_of(p.data) or v.dtype != p.data.dtype:
-            v = backend.to_device(v, backend.device_of(p.data))
-            state[k] = v.astype(p.data.dtype, copy=False)
+        if backend.device_of(v) != backend.device_of(p.array) or v.dtype != p.array.dtype:
+            v = backend.to_device(v, backend.device_of(p.array))
+            state[k] = v.astype(p.array.dtype, copy=False)
 
 
 def _ready(states, keys, scalar):
@@ -270,13 +270,13 @@ def _ready(states, keys, scalar):
 
 def _like_param(value, p, where):
     """``value`` as a fresh array on p's device and in p's dtype (when p is materialized)."""
-    if p.data is None:
+    if p.array is None:
         return np.array(backend.to_numpy(value))
-    if tuple(value.shape) != tuple(p.data.shape):
-        raise ValueError(f"{where}: expected shape {tuple(p.data.shape)}, "
+    if tuple(value.shape) != tuple(p.array.shape):
+        raise ValueError(f"{where}: expected shape {tuple(p.array.shape)}, "
                          f"got {tuple(value.shape)}")
-    xp = backend.get_array_module(p.data)
-    return xp.array(backend.to_numpy(value), dtype=p.data.dtype)
+    xp = backend.get_array_module(p.array)
+    return xp.array(backend.to_numpy(value), dtype=p.array.dtype)
 
 
 class SGD(Optimizer):
@@ -304,20 +304,20 @@ class SGD(Optimizer):
                              f"dampening={group['dampening']}")
 
     def _update(self, p, group, state):
-        g = -p.grad if group["maximize"] else p.grad
+        g = -p.grad_array if group["maximize"] else p.grad_array
         if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.data
+            g = g + group["weight_decay"] * p.array
         momentum = group["momentum"]
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
                 # astype copies, and keeps the buffer in the parameter's dtype.
-                buf = state["momentum_buffer"] = g.astype(p.data.dtype)
+                buf = state["momentum_buffer"] = g.astype(p.array.dtype)
             else:
                 buf *= momentum
                 buf += (1 - group["dampening"]) * g
             g = g + momentum * buf if group["nesterov"] else buf
-        p.data -= group["lr"] * g
+        p.array -= group["lr"] * g
 
     def _state_keys(self, group):
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
@@ -325,11 +325,11 @@ class SGD(Optimizer):
     def _update_flat(self, flat, group, states):
         # _update's arithmetic, operation for operation, on the whole buffer, with one
         # temporary the size of the model (two for Nesterov).
-        xp = backend.get_array_module(flat.data)
-        tmp = scratch("sgd.g", flat.data.shape, flat.dtype, xp)
-        g = flat.grad
+        xp = backend.get_array_module(flat.array)
+        tmp = scratch("sgd.g", flat.array.shape, flat.dtype, xp)
+        g = flat.grad_array
         if group["weight_decay"] != 0:
-            xp.multiply(flat.data, group["weight_decay"], out=tmp)  # wd * p
+            xp.multiply(flat.array, group["weight_decay"], out=tmp)  # wd * p
             # -grad + wd * p and wd * p - grad are the same bits
             g = (xp.subtract(tmp, g, out=tmp) if group["maximize"] else
                  xp.add(g, tmp, out=tmp))
@@ -344,13 +344,13 @@ class SGD(Optimizer):
             else:
                 buf += g
             if group["nesterov"]:
-                t2 = scratch("sgd.nesterov", flat.data.shape, flat.dtype, xp)
+                t2 = scratch("sgd.nesterov", flat.array.shape, flat.dtype, xp)
                 xp.multiply(buf, momentum, out=t2)
                 g = xp.add(g, t2, out=t2)
             else:
                 g = buf
         xp.multiply(g, group["lr"], out=tmp)  # g may be tmp itself: element by element
-        flat.data -= tmp
+        flat.array -= tmp
 
 
 class Adam(Optimizer):
@@ -382,34 +382,34 @@ class Adam(Optimizer):
         _check_number(who, "weight_decay", group["weight_decay"], low=0)
 
     def _update(self, p, group, state):
-        xp = backend.get_array_module(p.data)
+        xp = backend.get_array_module(p.array)
         lr, wd = group["lr"], group["weight_decay"]
         beta1, beta2 = group["betas"]
         if not state:
             state["step"] = 0
-            state["exp_avg"] = xp.zeros_like(p.data)
-            state["exp_avg_sq"] = xp.zeros_like(p.data)
-        g = -p.grad if group["maximize"] else p.grad
+            state["exp_avg"] = xp.zeros_like(p.array)
+            state["exp_avg_sq"] = xp.zeros_like(p.array)
+        g = -p.grad_array if group["maximize"] else p.grad_array
         state["step"] += 1
         if wd != 0:
             if self._decoupled:
-                p.data *= 1 - lr * wd
+                p.array *= 1 - lr * wd
             else:
-                g = g + wd * p.data
+                g = g + wd * p.array
         m, v = state["exp_avg"], state["exp_avg_sq"]
         m += (1 - beta1) * (g - m)  # PyTorch's lerp form of beta1 * m + (1 - beta1) * g
         v *= beta2
         v += (1 - beta2) * (g * g)
         if group["amsgrad"]:
             if "max_exp_avg_sq" not in state:
-                state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+                state["max_exp_avg_sq"] = xp.zeros_like(p.array)
             v = xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
         step = state["step"]
         bias_correction1 = 1 - beta1 ** step
         bias_correction2 = 1 - beta2 ** step
         denom = xp.sqrt(v) / bias_correction2 ** 0.5
         denom += group["eps"]
-        p.data -= (lr / bias_correction1) * (m / denom)
+        p.array -= (lr / bias_correction1) * (m / denom)
 
     def _state_keys(self, group):
         keys = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
@@ -417,17 +417,17 @@ class Adam(Optimizer):
 
     def _update_flat(self, flat, group, states):
         # _update's arithmetic on the whole buffer; every state shares one step count.
-        xp = backend.get_array_module(flat.data)
+        xp = backend.get_array_module(flat.array)
         lr, wd = group["lr"], group["weight_decay"]
         beta1, beta2 = group["betas"]
         for st in states:
             st["step"] += 1
-        g = -flat.grad if group["maximize"] else flat.grad
+        g = -flat.grad_array if group["maximize"] else flat.grad_array
         if wd != 0:
             if self._decoupled:
-                flat.data *= 1 - lr * wd
+                flat.array *= 1 - lr * wd
             else:
-                g = g + wd * flat.data
+                g = g + wd * flat.array
         m, v = flat.state["exp_avg"], flat.state["exp_avg_sq"]
         m += (1 - beta1) * (g - m)
         v *= beta2
@@ -437,7 +437,7 @@ class Adam(Optimizer):
         step = states[0]["step"]
         denom = xp.sqrt(v) / (1 - beta2 ** step) ** 0.5
         denom += group["eps"]
-        flat.data -= (lr / (1 - beta1 ** step)) * (m / denom)
+        flat.array -= (lr / (1 - beta1 ** step)) * (m / denom)
 
 
 class AdamW(Adam):

@@ -40,7 +40,7 @@ def tensor(data, dtype=None, requires_grad=False):
     An array or tensor keeps its dtype; Python floats get the default dtype (float32)
     and ints int64, as in PyTorch."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data.array
     typed = isinstance(data, (np.ndarray, np.generic)) or backend.is_cupy_array(data)
     a = np.array(backend.to_numpy(data) if backend.is_cupy_array(data) else data)
     if dtype is not None:
@@ -164,8 +164,8 @@ def stack(tensors, dim=0):
     if len({t.shape for t in ts}) > 1:
         raise ValueError(f"stack: expected tensors of one shape, got "
                          f"{[tuple(t.shape) for t in ts]}")
-    xp = backend.get_array_module(ts[0].data)
-    y = xp.stack([t.data for t in ts], axis=dim)
+    xp = backend.get_array_module(ts[0].array)
+    y = xp.stack([t.array for t in ts], axis=dim)
     axis = dim % y.ndim
     return record("StackBackward", y, ts,
                   lambda g: tuple(xp.take(g, i, axis=axis) for i in range(len(ts))))
@@ -174,8 +174,8 @@ def stack(tensors, dim=0):
 def cat(tensors, dim=0):
     """Join tensors along the existing axis ``dim``; backward cuts the gradient apart."""
     ts = _tensors(tensors, "cat")
-    xp = backend.get_array_module(ts[0].data)
-    y = xp.concatenate([t.data for t in ts], axis=dim)
+    xp = backend.get_array_module(ts[0].array)
+    y = xp.concatenate([t.array for t in ts], axis=dim)
     axis = dim % y.ndim
     cuts = np.cumsum([t.shape[axis] for t in ts])[:-1].tolist()
     return record("CatBackward", y, ts, lambda g: tuple(xp.split(g, cuts, axis=axis)))

@@ -182,7 +182,7 @@ def _norm(a):
 
 def _weight_norm(layer):
     w = layer._parameters.get("weight")
-    return None if w is None or w.grad is None else _norm(w.grad)
+    return None if w is None or w.grad_array is None else _norm(w.grad_array)
 
 
 class _Restore:
@@ -193,8 +193,9 @@ class _Restore:
 
     def __enter__(self):
         m = self.model
-        self.grads = [(p, None if p.grad is None else p.grad.copy()) for p in m.parameters()]
-        self.lazy = any(p.data is None for p in m.parameters())
+        self.grads = [(p, None if p.grad_array is None else p.grad_array.copy())
+                      for p in m.parameters()]
+        self.lazy = any(p.array is None for p in m.parameters())
         self.buffers = [(mod, k, None if b is None else b.copy())
                         for mod in m.modules() for k, b in mod._buffers.items()]
         self.rng = backend.rng().bit_generator.state
@@ -204,9 +205,9 @@ class _Restore:
     def __exit__(self, *exc):
         for p, g in self.grads:
             if g is not None:
-                p.grad[...] = g
-            elif p.grad is not None:
-                p.grad[...] = 0
+                p.grad_array[...] = g
+            elif p.grad_array is not None:
+                p.grad_array[...] = 0
         for mod, k, b in self.buffers:
             if b is not None:
                 mod._buffers[k][...] = b

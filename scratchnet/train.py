@@ -415,7 +415,7 @@ def weight_layers(model):
     scale is left out."""
     return [(path, m) for path, m in model.named_modules()
             if getattr(m._parameters.get("weight"), "data", None) is not None
-            and m._parameters["weight"].data.ndim >= 2]
+            and m._parameters["weight"].array.ndim >= 2]
 
 
 def weight_layer_labels(model):
@@ -427,7 +427,7 @@ def weight_grad_norms(model):
     """{module path: norm of that layer's weight gradient} for :func:`weight_layers`."""
     out = {}
     for path, m in weight_layers(model):
-        g = m.weight.grad
+        g = m.weight.grad_array
         if g is not None:
             out[path] = float(backend.get_array_module(g).linalg.norm(g.ravel()))
     return out
@@ -437,7 +437,7 @@ def _non_finite(model, row):
     """What is not finite after an epoch (the validation loss, a parameter), or None."""
     if not math.isfinite(row.get("val_loss", 0.0)):
         return f"the validation loss became {row['val_loss']}"
-    params = [(name, p.data) for name, p in model.named_parameters() if p.data is not None]
+    params = [(name, p.array) for name, p in model.named_parameters() if p.array is not None]
     if not params:
         return None
     xp = backend.get_array_module(params[0][1])

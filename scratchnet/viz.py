@@ -138,10 +138,10 @@ def _conv_kernels(what):
             raise ValueError(f"{want} a {what.name} with no Conv2d in it")
         w = convs[0].weight
     if isinstance(w, Parameter):
-        if w.data is None:
+        if w.array is None:
             raise ValueError("plot_kernels: the Conv2d's weight is not initialised yet (a "
                              "lazy layer); run one forward first")
-        w = w.data
+        w = w.array
     a = backend.to_numpy(w)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{want} {type(what).__name__}")

@@ -48,15 +48,15 @@ class Mutant:
 MUTANTS = [
     # The six that got through before issue 22.
     Mutant("detach-keeps-graph", "scratchnet/autograd/tensor.py",
-           "        return Tensor(self.data)\n\n    def requires_grad_",
-           "        t = Tensor(self.data)\n"
+           "        return shares(self.array)\n\n    def requires_grad_",
+           "        t = shares(self.array)\n"
            "        t.requires_grad, t.grad_fn = self.requires_grad, self.grad_fn\n"
            "        return t\n\n    def requires_grad_",
            ["tests/test_grad_modes.py"]),
     Mutant("sgd-extra-operation-per-parameter", "scratchnet/optim.py",
-           "                key = (backend.device_of(p.data), p.data.dtype.str)\n",
-           "                p.grad.copy()  # wasted: one more array operation a parameter\n"
-           "                key = (backend.device_of(p.data), p.data.dtype.str)\n",
+           "                key = (backend.device_of(p.array), p.array.dtype.str)\n",
+           "                p.grad_array.copy()  # wasted: one more array operation a parameter\n"
+           "                key = (backend.device_of(p.array), p.array.dtype.str)\n",
            ["tests/test_gpu_path.py", "-k", "launch_budget"]),
     Mutant("d2l-host-sync-per-step", "scratchnet/d2l.py",
            "self.model.plot('loss', l, train=True)",

@@ -145,7 +145,7 @@ def test_set_default_dtype_rejects_other_types(dtype):
 
 def test_manual_seed_reproducibility():
     def draws():
-        return (nn.Linear(4, 3).weight.data.copy(), backend.rng().standard_normal(3),
+        return (nn.Linear(4, 3).weight.array.copy(), backend.rng().standard_normal(3),
                 backend.random_uniform(np, (5,), np.float32), np.random.rand(2))
 
     sn.manual_seed(7)

@@ -311,30 +311,30 @@ def test_clip_gradients_scales_to_the_global_norm():
     net = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2))
     model = d2l.Module()
     model.net = net
-    grads = [np.arange(p.data.size, dtype=np.float32).reshape(p.data.shape) for p in
+    grads = [np.arange(p.array.size, dtype=np.float32).reshape(p.array.shape) for p in
              net.parameters()]
     norm = np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads))
     trainer = d2l.Trainer(max_epochs=1)
     for clip, factor in ((norm / 4, 0.25), (norm * 2, 1.0)):
         for p, g in zip(net.parameters(), grads):
-            p.grad = g.copy()
+            p.grad_array = g.copy()
         trainer.clip_gradients(clip, model)
         for p, g in zip(net.parameters(), grads):
-            assert p.grad.dtype == np.float32
-            np.testing.assert_allclose(p.grad, g * factor, rtol=1e-6)
+            assert p.grad_array.dtype == np.float32
+            np.testing.assert_allclose(p.grad_array, g * factor, rtol=1e-6)
 
 
 def test_classifier_loss_and_accuracy():
     model = d2l.Classifier()
     Y_hat = Tensor(np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [1.0, 0.0, 4.0]], np.float32))
     Y = Tensor(np.array([0, 2, 2]))
-    assert float(model.accuracy(Y_hat, Y).data) == pytest.approx(2 / 3)
-    np.testing.assert_array_equal(model.accuracy(Y_hat, Y, averaged=False).data, [1, 0, 1])
-    z = Y_hat.data.astype(np.float64)
+    assert float(model.accuracy(Y_hat, Y).array) == pytest.approx(2 / 3)
+    np.testing.assert_array_equal(model.accuracy(Y_hat, Y, averaged=False).array, [1, 0, 1])
+    z = Y_hat.array.astype(np.float64)
     logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-    per = -logp[np.arange(3), Y.data]
-    np.testing.assert_allclose(model.loss(Y_hat, Y, averaged=False).data, per, rtol=1e-5)
-    assert float(model.loss(Y_hat, Y).data) == pytest.approx(per.mean(), rel=1e-6)
+    per = -logp[np.arange(3), Y.array]
+    np.testing.assert_allclose(model.loss(Y_hat, Y, averaged=False).array, per, rtol=1e-5)
+    assert float(model.loss(Y_hat, Y).array) == pytest.approx(per.mean(), rel=1e-6)
 
 
 def test_init_cnn_and_apply_init():

@@ -191,7 +191,7 @@ def test_moving_model_and_optimizer_between_steps_changes_nothing(make_opt):
                 out = [sn.to_numpy(p.data) for p in model.parameters()]
         else:
             train_steps(model, opt, X, y, 1)
-            out = [p.data.copy() for p in model.parameters()]
+            out = [p.array.copy() for p in model.parameters()]
         results.append(out)
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

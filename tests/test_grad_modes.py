@@ -39,7 +39,7 @@ def test_detach_stops_the_gradient_and_shares_the_array(dev):
     assert flags(d) == flags(td) == (False, True, True)
     assert flags(y) == flags(ty) == (True, False, False)
     # The same memory: PyTorch's detach shares storage; scratchnet's the array itself.
-    assert d.data is y.data and td.data_ptr() == ty.data_ptr()
+    assert d.array is y.array and td.data_ptr() == ty.data_ptr()
     (d * x).sum().backward()
     (td * tx).sum().backward()
     close(x.grad, tx.grad)  # d counts as a constant: dz/dx = d = 2x, not 4x

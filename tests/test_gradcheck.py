@@ -45,12 +45,12 @@ class Scale(nn.Module):
 
     def forward(self, x):
         self.cache_for_backward(x.shape, x)
-        return x * self.w.data
+        return x * self.w.array
 
     def backward(self, gy):
         (x,) = self.pop_cache(gy)
         self.w.accumulate(self.wrong * (gy * x).sum(axis=0))
-        return gy * self.w.data
+        return gy * self.w.array
 
 
 def test_numerical_gradient_of_a_cubic(device):

@@ -67,7 +67,7 @@ def test_a_torch_tensor_by_keyword_and_to_a_forward_only_model():
         with pytest.raises(TypeError, match="^Net: " + TORCH.format(what="features")):
             call(torch.ones(3, 4))
     assert all(np.array_equal(v, state[k]) for k, v in model.state_dict().items())
-    assert model.fc.weight.grad is None or not model.fc.weight.grad.any()
+    assert model.fc.weight.grad_array is None or not model.fc.weight.grad_array.any()
     assert model(np.ones((3, 4), np.float32)).shape == (3, 2)
 
 

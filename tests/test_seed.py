@@ -8,6 +8,8 @@ each cell prints (or shows as its value) is checked against what the book prints
 exactly where the book's output is deterministic, by property where it is random (the
 learned kernel, the training cells).
 """
+import re
+
 import numpy as np
 import pytest
 from seedcells import code_cells, port, run_cell
@@ -93,7 +95,9 @@ def _learned_kernel_checks(out, ns):
         [f"epoch {i}" for i in (2, 4, 6, 8, 10)]
     assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < 1.0, losses
     w = ns["conv2d"].weight.data.reshape(-1)
-    assert out[11].startswith("array([[") and np.allclose(sn.to_numpy(w), [1, -1], atol=0.1)
+    # .data is a Tensor, as in PyTorch: it prints as the book's does
+    assert re.fullmatch(r"tensor\(\[\[ ?-?\d\.\d{4}, -\d\.\d{4}\]\]\)\n", out[11]), out[11]
+    assert np.allclose(sn.to_numpy(w), [1, -1], atol=0.1)
 
 
 def _training_checks(printed, ns):

@@ -23,7 +23,7 @@ def _binary(name, f, df):
     """A two-input op: f(a, b) forward; df(a, b, y, gy) -> (ga, gb) before unbroadcast."""
     def op(a, b):
         b = to_tensor(b, a)
-        ad, bd = a.data, b.data  # the values read now (a later a[i] = v makes a new array)
+        ad, bd = a.array, b.array  # the values read now (a later a[i] = v makes a new array)
         y = f(ad, bd)
 
         def backward(gy):
@@ -81,23 +81,22 @@ def _matmul(a, b):
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"autograd @: expected two 2-D tensors, got shapes {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
-    ad, bd = a.data, b.data
+    ad, bd = a.array, b.array
     y = _mm(ad, bd)
-    return record("MmBackward", y, (a, b), lambda g: (g.dot(bd.T) if a.requires_grad
-                                                       else None,
-                                                       ad.T.dot(g) if b.requires_grad
-                                                       else None))
+    return record("MmBackward", y, (a, b),
+                  lambda g: (g.dot(bd.T) if a.requires_grad else None,
+                             ad.T.dot(g) if b.requires_grad else None))
 
 
 Tensor.__matmul__ = _matmul
 Tensor.__rmatmul__ = lambda a, b: _matmul(to_tensor(b, a), a)
-Tensor.__neg__ = lambda a: record("NegBackward", -a.data, (a,), lambda g: (-g,))
+Tensor.__neg__ = lambda a: record("NegBackward", -a.array, (a,), lambda g: (-g,))
 
 
 def _unary(name, f, df):
     """A one-input op: f(x) forward; df(x, y, gy) -> gx."""
     def op(a):
-        x = a.data
+        x = a.array
         y = f(x)
         return record(name, y, (a,), lambda g: (df(x, y, g),))
     op.__name__ = name
@@ -128,9 +127,9 @@ def _sum(a, dim=None, keepdim=False, *, axis=None, keepdims=None):
     axis = dim if axis is None else axis
     axis = tuple(axis) if isinstance(axis, list) else axis
     keepdims = keepdim if keepdims is None else keepdims
-    y = a.data.sum(axis=axis, keepdims=keepdims)
+    y = a.array.sum(axis=axis, keepdims=keepdims)
     kept = tuple(1 if i in _axes(axis, a.ndim) else s for i, s in enumerate(a.shape))
-    xp = _xp(a.data)
+    xp = _xp(a.array)
     return record("SumBackward", xp.asarray(y), (a,),
                   lambda g: (xp.broadcast_to(g.reshape(kept), a.shape).copy(),))
 
@@ -153,7 +152,7 @@ Tensor.sum, Tensor.mean = _sum, _mean
 
 def _reshape(a, *shape):
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return record("ViewBackward", a.data.reshape(shape), (a,), lambda g: (g.reshape(a.shape),))
+    return record("ViewBackward", a.array.reshape(shape), (a,), lambda g: (g.reshape(a.shape),))
 
 
 def _permute(a, *dims):
@@ -161,7 +160,7 @@ def _permute(a, *dims):
     dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
     dims = tuple(d % a.ndim for d in dims) if dims else tuple(range(a.ndim))[::-1]
     inverse = tuple(int(i) for i in np.argsort(dims))
-    return record("PermuteBackward", a.data.transpose(dims), (a,),
+    return record("PermuteBackward", a.array.transpose(dims), (a,),
                   lambda g: (g.transpose(inverse),))
 
 
@@ -174,8 +173,8 @@ def _transpose(a, dim0, dim1):
 
 
 def _getitem(a, key):
-    key = tuple(k.data if isinstance(k, Tensor) else k for k in key) \
-        if isinstance(key, tuple) else (key.data if isinstance(key, Tensor) else key)
+    key = tuple(k.array if isinstance(k, Tensor) else k for k in key) \
+        if isinstance(key, tuple) else (key.array if isinstance(key, Tensor) else key)
 
     def backward(g):
         xp = _xp(g)
@@ -186,7 +185,7 @@ def _getitem(a, key):
         else:
             gx[key] = g
         return (gx,)
-    return record("IndexBackward", a.data[key], (a,), backward)
+    return record("IndexBackward", a.array[key], (a,), backward)
 
 
 Tensor.reshape, Tensor.transpose, Tensor.permute = _reshape, _transpose, _permute
@@ -200,12 +199,12 @@ Tensor.view = _reshape
 def _index(key):
     """A key with Tensors in it as the arrays they hold."""
     if isinstance(key, tuple):
-        return tuple(k.data if isinstance(k, Tensor) else k for k in key)
-    return key.data if isinstance(key, Tensor) else key
+        return tuple(k.array if isinstance(k, Tensor) else k for k in key)
+    return key.array if isinstance(key, Tensor) else key
 
 
 def _setitem(a, key, value):
-    """``a[key] = value``. Without gradients it writes into ``a.data`` in place, as numpy
+    """``a[key] = value``. Without gradients it writes into ``a.array`` in place, as numpy
     does. When ``value`` (or ``a``) is on the tape, ``a`` becomes the output of a
     CopySlicesBackward node, as in PyTorch: dL/d(old a) is g with the slice zeroed, and
     dL/dvalue is g[key] (summed back to value's shape). Ops that read ``a`` before the
@@ -214,18 +213,18 @@ def _setitem(a, key, value):
     v = value if isinstance(value, Tensor) else None
     if v is not None:
         to_tensor(v, a)
-    vdata = v.data if v is not None else value
-    if not backend.is_grad_enabled() or not (a.requires_grad or (v is not None
-                                                                and v.requires_grad)):
-        a.data[key] = vdata
+    vdata = v.array if v is not None else value
+    if not backend.is_grad_enabled() or not (
+            a.requires_grad or (v is not None and v.requires_grad)):
+        a.array[key] = vdata
         return
     if a.grad_fn is None and a.requires_grad:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
-                           "operation (write into .data, or under no_grad())")
+                           "operation (write into .array, or under no_grad())")
     old = Tensor.__new__(Tensor)
     old.__dict__.update(a.__dict__)  # the value before the write, with its grad_fn
     old._retain = False
-    data = a.data.copy()
+    data = a.array.copy()
     data[key] = vdata
 
     def backward(g):
@@ -236,7 +235,7 @@ def _setitem(a, key, value):
             if v is not None and v.requires_grad else None
         return g_old, gv
     made = record("CopySlicesBackward", data, (old, v) if v is not None else (old,), backward)
-    a.data, a.requires_grad, a.grad_fn = made.data, made.requires_grad, made.grad_fn
+    a.array, a.requires_grad, a.grad_fn = made.array, made.requires_grad, made.grad_fn
     if a.grad_fn is not None:
         a.grad_fn.out = weakref.ref(a)
 
@@ -244,7 +243,7 @@ def _setitem(a, key, value):
 def _compare(f):
     """An elementwise comparison: a bool tensor, off the tape (it has no gradient)."""
     def op(a, b):
-        return Tensor(f(a.data, to_tensor(b, a).data))
+        return Tensor(f(a.array, to_tensor(b, a).array))
     return op
 
 
@@ -263,7 +262,7 @@ def _extreme(name, pick, argpick):
     shared evenly among the tied maxima (PyTorch's rule); along ``dim`` it goes to the
     index returned next to the values."""
     def op(a, dim=None, keepdim=False):
-        x, xp = a.data, _xp(a.data)
+        x, xp = a.array, _xp(a.array)
         if dim is None:
             y = pick(x)
 
@@ -303,10 +302,10 @@ def _argmax(a, dim=None, keepdim=False, axis=None):
     """The index of the largest entry (flat when no dim), an int64 tensor off the tape.
     ``axis=`` is accepted as d2l's numpy-style code passes it."""
     dim = axis if dim is None else dim
-    xp = _xp(a.data)
+    xp = _xp(a.array)
     if dim is None:
-        return Tensor(xp.asarray(a.data.argmax()).astype(xp.int64))
-    idx = a.data.argmax(axis=dim).astype(xp.int64)
+        return Tensor(xp.asarray(a.array.argmax()).astype(xp.int64))
+    idx = a.array.argmax(axis=dim).astype(xp.int64)
     return Tensor(xp.expand_dims(idx, dim) if keepdim else idx)
 
 
@@ -350,10 +349,10 @@ Tensor.sqrt = _unary("SqrtBackward", lambda x: _xp(x).sqrt(x), lambda x, y, g: g
 
 
 def _one(a, what):
-    if a.data.size != 1:
+    if a.array.size != 1:
         raise ValueError(f"{what}: only a one-element tensor converts to a Python number, "
                          f"got shape {tuple(a.shape)}")
-    return a.data.reshape(()).item()  # one host read on the GPU
+    return a.array.reshape(()).item()  # one host read on the GPU
 
 
 Tensor.item = lambda a: _one(a, "item()")
@@ -370,21 +369,21 @@ def _as_index(a):
 
 Tensor.__index__ = _as_index
 Tensor.__bool__ = lambda a: bool(_one(a, "bool() (an if or while on a tensor)"))
-Tensor.tolist = lambda a: backend.to_numpy(a.data).tolist()
+Tensor.tolist = lambda a: backend.to_numpy(a.array).tolist()
 
 
 def _numpy(a):
     """The values as a numpy array (a copy from the GPU; the same memory on the CPU)."""
     if a.requires_grad:
         raise RuntimeError("numpy(): the tensor requires grad; call .detach().numpy()")
-    return backend.to_numpy(a.data)
+    return backend.to_numpy(a.array)
 
 
 def _array(a, dtype=None, copy=None):
-    if backend.is_cupy_array(a.data):
+    if backend.is_cupy_array(a.array):
         raise TypeError("a GPU tensor cannot become a numpy array implicitly; call "
                         ".numpy() (it copies to the host)")
-    return a.data if dtype is None else a.data.astype(dtype)
+    return a.array if dtype is None else a.array.astype(dtype)
 
 
 Tensor.numpy, Tensor.__array__ = _numpy, _array
@@ -405,8 +404,8 @@ def _astype(a, dtype):
     if dtype == a.dtype:
         return a
     if dtype.kind not in "fc":
-        return Tensor(a.data.astype(dtype))  # integer and bool tensors carry no gradient
-    return record("ToCopyBackward", a.data.astype(dtype), (a,),
+        return Tensor(a.array.astype(dtype))  # integer and bool tensors carry no gradient
+    return record("ToCopyBackward", a.array.astype(dtype), (a,),
                   lambda g: (g.astype(a.dtype),))
 
 
@@ -431,4 +430,70 @@ Tensor.double = lambda a: _astype(a, np.float64)
 Tensor.long = lambda a: _astype(a, np.int64)
 Tensor.size = lambda a, dim=None: a.shape if dim is None else a.shape[dim]
 Tensor.dim = lambda a: a.ndim
-Tensor.clone = lambda a: record("CloneBackward", a.data.copy(), (a,), lambda g: (g,))
+Tensor.clone = lambda a: record("CloneBackward", a.array.copy(), (a,), lambda g: (g,))
+
+
+# In-place methods (PyTorch's trailing underscore) ----------------------------------------
+# They write into ``t.array`` and return t. That is safe only off the tape: as in PyTorch,
+# a leaf that requires grad must be written under no_grad() or through ``.data``.
+
+def _writable(t, name):
+    if backend.is_grad_enabled() and t.requires_grad:
+        if t.grad_fn is None:
+            raise RuntimeError(f"{name}: a leaf Variable that requires grad is being used in "
+                               "an in-place operation (write under torch.no_grad(), or "
+                               "into .data)")
+        raise RuntimeError(f"{name}: scratchnet does not record in-place ops on the tape; "
+                           f"use the out-of-place form (t = t + x, not t += x inside a "
+                           "method call)")
+    return t.array
+
+
+def _fill_(t, value):
+    _writable(t, "fill_")[...] = value.array if isinstance(value, Tensor) else value
+    return t
+
+
+def _copy_(t, src):
+    a = _writable(t, "copy_")
+    src = to_tensor(src, t)
+    a[...] = src.array.astype(a.dtype, copy=False)
+    return t
+
+
+def _normal_(t, mean=0.0, std=1.0):
+    backend.put(_writable(t, "normal_"), backend.draw_normal(t.shape, t.dtype, mean, std))
+    return t
+
+
+def _uniform_(t, a=0.0, b=1.0):
+    backend.put(_writable(t, "uniform_"), backend.draw_uniform(t.shape, t.dtype, a, b))
+    return t
+
+
+def _inplace(name, f, ufunc):
+    """``t op= x``: in place off the tape (``param -= lr * param.grad`` under no_grad,
+    ``w.data *= mask``), as numpy's ``out=``; on the tape, a new recorded tensor (Python
+    rebinds the name)."""
+    def op(a, b):
+        if backend.is_grad_enabled() and (a.requires_grad or getattr(b, "requires_grad", False)):
+            if a.is_leaf and a.requires_grad:
+                _writable(a, name)  # PyTorch's error for a leaf that requires grad
+            return f(a, b)
+        b = to_tensor(b, a).array
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        if shape != a.shape:
+            raise RuntimeError(f"{name}: output with shape {list(a.shape)} doesn't match the "
+                               f"broadcast shape {list(shape)}")
+        getattr(_xp(a.array), ufunc)(a.array, b, out=a.array, casting="same_kind")
+        return a
+    op.__name__ = name
+    return op
+
+
+Tensor.zero_ = lambda t: _fill_(t, 0)
+Tensor.fill_, Tensor.copy_, Tensor.normal_, Tensor.uniform_ = _fill_, _copy_, _normal_, _uniform_
+Tensor.__iadd__ = _inplace("__iadd__", Tensor.__add__, "add")
+Tensor.__isub__ = _inplace("__isub__", Tensor.__sub__, "subtract")
+Tensor.__imul__ = _inplace("__imul__", Tensor.__mul__, "multiply")
+Tensor.__itruediv__ = _inplace("__itruediv__", Tensor.__truediv__, "true_divide")

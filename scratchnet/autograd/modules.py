@@ -29,7 +29,7 @@ def call_module(module, *args, **kwargs):
             if has_backward(m):
                 continue  # a layer names its parameters when it records (_layer_node)
             for k, p in m._parameters.items():  # used directly by a forward-only module
-                if p is not None and p.data is not None:
+                if p is not None and p.array is not None:
                     parameter_tensor(p, f"{path}.{k}" if path else k)
     _local.depth = getattr(_local, "depth", 0) + 1
     try:
@@ -47,7 +47,7 @@ def _layer_node(module, args, kwargs):
     like = tensors[0]
     for a in tensors[1:]:
         to_tensor(a, like)
-    raw = [a.data if isinstance(a, Tensor) else a for a in args]
+    raw = [a.array if isinstance(a, Tensor) else a for a in args]
     live = module.__dict__.get("_tape_node")
     if live is not None and live() is not None and not live().freed:
         # The layer is used twice in one graph: its reusable buffers hold the first
@@ -60,7 +60,7 @@ def _layer_node(module, args, kwargs):
     cache = module.__dict__.get("_cache")
     prefix = module.__dict__.get("_tape_path", "")
     params = [parameter_tensor(p, f"{prefix}.{k}" if prefix else k)
-              for k, p in module._parameters.items() if p is not None and p.data is not None]
+              for k, p in module._parameters.items() if p is not None and p.array is not None]
     first = tensors[0]
     inputs = [first] + params
 

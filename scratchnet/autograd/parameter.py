@@ -8,24 +8,29 @@ import weakref
 import numpy as np
 
 from .. import backend
-from .tensor import Tensor
+from .tensor import _array_of, shares
 
 
 class Parameter:
-    """``data`` holds the value, ``grad`` the accumulated dL/d(data).
+    """``array`` holds the value, ``grad_array`` the accumulated dL/d(value): the arrays
+    that layers and optimizers read and write.
 
-    ``data`` is None for a lazy layer's parameter until its first forward pass
-    fixes the shape (d2l's ``LazyConv2d``).
+    ``data`` and ``grad`` are what PyTorch gives: Tensors sharing those arrays, cut
+    from the graph, so the book's ``net.weight.data.normal_(0, 0.01)`` or
+    ``w.grad.zero_()`` writes the parameter itself (docs/porting.md).
+
+    ``array`` (and ``data``) is None for a lazy layer's parameter until its first
+    forward pass fixes the shape (d2l's ``LazyConv2d``).
     """
 
     def __init__(self, data=None, requires_grad=True):
         if hasattr(data, "grad_fn"):  # nn.Parameter(torch.rand(2, 2)): share its array
-            data = data.data
+            data = data.array
         if requires_grad is not True:
             raise ValueError("Parameter: scratchnet's parameters always require grad "
                              "(freeze one by leaving it out of the optimizer)")
-        self.data = data
-        self.grad = None if data is None else backend.get_array_module(data).zeros_like(data)
+        self.array = data
+        self.grad_array = None if data is None else backend.get_array_module(data).zeros_like(data)
 
     def as_tensor(self):
         """This parameter as a leaf of the autograd tape: ops on it record, and
@@ -34,39 +39,58 @@ class Parameter:
         return parameter_tensor(self)
 
     @property
+    def data(self):
+        """The value as a Tensor sharing ``array`` (None while a lazy layer waits for its
+        first input)."""
+        return None if self.array is None else shares(self.array)
+
+    @data.setter
+    def data(self, value):
+        self.array = _array_of(value, "data")
+
+    @property
+    def grad(self):
+        """The gradient as a Tensor sharing ``grad_array`` (None when there is none)."""
+        return None if self.grad_array is None else shares(self.grad_array)
+
+    @grad.setter
+    def grad(self, value):
+        self.grad_array = None if value is None else _array_of(value, "grad")
+
+    @property
     def shape(self):
-        return None if self.data is None else self.data.shape
+        return None if self.array is None else self.array.shape
 
     @property
     def dtype(self):
-        return None if self.data is None else self.data.dtype
+        return None if self.array is None else self.array.dtype
 
     def materialize(self, data):
-        self.data = data
-        self.grad = backend.get_array_module(data).zeros_like(data)
+        self.array = data
+        self.grad_array = backend.get_array_module(data).zeros_like(data)
 
     def accumulate(self, g):
         """Add ``g`` into ``grad`` (a parameter used twice gets both contributions)."""
-        if self.grad is None:
-            self.grad = g.copy()
+        if self.grad_array is None:
+            self.grad_array = g.copy()
         else:
-            self.grad += g
+            self.grad_array += g
 
     def zero_grad(self):
-        if self.grad is not None:
-            self.grad[...] = 0
+        if self.grad_array is not None:
+            self.grad_array[...] = 0
 
     def numel(self):
-        return 0 if self.data is None else int(np.prod(self.data.shape))
+        return 0 if self.array is None else int(np.prod(self.array.shape))
 
     def __repr__(self):
-        if self.data is None:
+        if self.array is None:
             return "<UninitializedParameter>"
         return "Parameter containing:\n" + repr(self.as_tensor())
 
     requires_grad = True
-    ndim = property(lambda self: self.data.ndim)
-    device = property(lambda self: backend.device_of(self.data))
+    ndim = property(lambda self: self.array.ndim)
+    device = property(lambda self: backend.device_of(self.array))
 
 
 def _on_tape(name):
@@ -99,23 +123,24 @@ class FlatParams:
     """
 
     def __init__(self, params, states, keys):
-        p0 = params[0].data
+        p0 = params[0].array
         xp = backend.get_array_module(p0)
         self.params = list(params)
         self.keys = tuple(keys)
         self.device, self.dtype = backend.device_of(p0), p0.dtype
-        self.shapes = [tuple(p.data.shape) for p in params]
+        self.shapes = [tuple(p.array.shape) for p in params]
         bounds, n = [], 0
         for p in params:
-            bounds.append((n, n + p.data.size))
-            n += p.data.size
-        self.data = xp.empty(n, dtype=p0.dtype)
-        self.grad = xp.empty(n, dtype=p0.dtype)
+            bounds.append((n, n + p.array.size))
+            n += p.array.size
+        self.array = xp.empty(n, dtype=p0.dtype)
+        self.grad_array = xp.empty(n, dtype=p0.dtype)
         self.state = {k: xp.empty(n, dtype=p0.dtype) for k in self.keys}
         self._views = []
         for p, (a, b), st in zip(params, bounds, states):
-            views = (self.data[a:b].reshape(p.data.shape), self.grad[a:b].reshape(p.data.shape),
-                     {k: self.state[k][a:b].reshape(p.data.shape) for k in self.keys})
+            views = (self.array[a:b].reshape(p.array.shape),
+                     self.grad_array[a:b].reshape(p.array.shape),
+                     {k: self.state[k][a:b].reshape(p.array.shape) for k in self.keys})
             self._views.append(views)
         self.adopt(params, states)
         ref = weakref.ref(self)
@@ -126,22 +151,23 @@ class FlatParams:
         """True when ``params`` are the packed ones, with the same shapes, device and dtype."""
         return (len(params) == len(self.params)
                 and all(p is q for p, q in zip(params, self.params))
-                and all(p.data is not None and tuple(p.data.shape) == s
-                        and p.data.dtype == self.dtype and backend.device_of(p.data) == self.device
+                and all(p.array is not None and tuple(p.array.shape) == s
+                        and p.array.dtype == self.dtype
+                        and backend.device_of(p.array) == self.device
                         for p, s in zip(params, self.shapes)))
 
     def adopt(self, params, states):
         """Copy any array that is not its view into the buffer, and restore the view."""
         for p, st, (d, g, views) in zip(params, states, self._views):
-            if p.data is not d:
-                d[...] = p.data
-                p.data = d
-            if p.grad is not g:
-                if p.grad is None:
+            if p.array is not d:
+                d[...] = p.array
+                p.array = d
+            if p.grad_array is not g:
+                if p.grad_array is None:
                     g.fill(0)
                 else:
-                    g[...] = p.grad
-                p.grad = g
+                    g[...] = p.grad_array
+                p.grad_array = g
             for k in self.keys:
                 if st[k] is not views[k]:
                     views[k][...] = st[k]
@@ -149,13 +175,13 @@ class FlatParams:
 
     def owns_grad(self, p, i):
         """True when p is the i-th packed parameter and its grad is still its view."""
-        return i < len(self.params) and self.params[i] is p and p.grad is self._views[i][1]
+        return i < len(self.params) and self.params[i] is p and p.grad_array is self._views[i][1]
 
 
 def zero_grads(params):
     """Zero every gradient in place: one fill per flat buffer whose parameters are all
     here (see :class:`FlatParams`), one per tensor for the rest."""
-    params = [p for p in params if p.grad is not None]
+    params = [p for p in params if p.grad_array is not None]
     members = {}
     for p in params:
         ref, i = getattr(p, "_flat", (None, 0))
@@ -163,22 +189,21 @@ def zero_grads(params):
         if flat is not None and flat.owns_grad(p, i):
             members.setdefault(id(flat), (flat, []))[1].append(p)
         else:
-            p.grad[...] = 0
+            p.grad_array[...] = 0
     for flat, owned in members.values():
         if len(owned) == len(flat.params):
-            flat.grad.fill(0)
+            flat.grad_array.fill(0)
         else:
             for p in owned:
-                p.grad[...] = 0
+                p.grad_array[...] = 0
 
 
 def parameter_tensor(p, name=None):
-    """The leaf Tensor standing for Parameter p in graphs (its .grad is p.grad)."""
+    """The leaf Tensor standing for Parameter p in graphs (its gradient is p's)."""
     t = getattr(p, "_tape_tensor", None)
-    if t is None or t.data is not p.data:
-        t = Tensor.__new__(Tensor)
-        t.data, t.requires_grad, t.grad_fn, t.name = p.data, True, None, None
-        t._grad, t._param, t._retain = None, p, False
+    if t is None or t.array is not p.array:
+        t = shares(p.array)
+        t.requires_grad, t._param = True, p
         p._tape_tensor = t
     if name is not None:
         t.name = name

@@ -96,7 +96,7 @@ def _suffixes(t, a):
     """What torch writes after the numbers, in its order."""
     out = []
     if t.device != backend.get_device():  # as torch names a device only off the default
-        where = f"cuda:{t.data.device.id}" if t.device == "gpu" else "cpu"
+        where = f"cuda:{t.array.device.id}" if t.device == "gpu" else "cpu"
         out.append(f"device='{where}'")
     default = backend.get_default_dtype()
     if a.size == 0:  # nothing shows the shape or the dtype, so say them
@@ -115,7 +115,7 @@ def _suffixes(t, a):
 
 def tensor_repr(t):
     """``repr(t)`` as PyTorch writes it, e.g. ``tensor([1., 2.], requires_grad=True)``."""
-    a = backend.to_numpy(t.data)
+    a = backend.to_numpy(t.array)
     s = PREFIX + _numbers(a)
     # torch counts two more characters than the last line holds
     line = len(s.rsplit("\n", 1)[-1]) + 2
@@ -133,7 +133,7 @@ def tensor_format(t, spec):
     """``format(t, spec)`` as torch: a 0-d tensor formats its Python number
     (``f"{loss:.3f}"``); any other tensor takes only the empty spec, giving ``str(t)``."""
     if t.ndim == 0:
-        return format(backend.to_numpy(t.data).item(), spec)
+        return format(backend.to_numpy(t.array).item(), spec)
     if spec:
         raise TypeError("unsupported format string passed to Tensor.__format__")
     return tensor_repr(t)

@@ -56,7 +56,7 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False, name=None):
         if isinstance(data, Tensor) or hasattr(data, "as_tensor"):  # a Parameter: its array
-            data = data.data
+            data = data.array
         if backend.is_cupy_array(data) or isinstance(data, np.ndarray):
             if backend.device_of(data) != backend.get_device():
                 data = backend.to_device(data, backend.get_device())
@@ -76,7 +76,7 @@ class Tensor:
         if requires_grad and data.dtype.kind not in "fc":
             raise TypeError(f"Tensor: only floating-point tensors can require grad, got "
                             f"{data.dtype}")
-        self.data = data
+        self.array = data
         self.requires_grad = bool(requires_grad)
         self.grad_fn = None
         self.name = name
@@ -84,35 +84,64 @@ class Tensor:
         self._param = None  # a leaf that stands for a model's Parameter
         self._retain = False
 
-    grad = property(lambda self: self._param.grad if self._param is not None else self._grad,
-                    doc="dL/d(this tensor) after backward(): leaves only, as in PyTorch")
+    # ``array`` is the NumPy (or CuPy) array underneath: what scratchnet's own code reads.
+    # ``data`` and ``grad`` are what PyTorch gives: Tensors that share that storage and are
+    # cut from the graph, so ``w.data.normal_(0, 0.01)`` or ``x.grad.zero_()`` writes the
+    # very array the tape and the optimizers use (see docs/porting.md).
+
+    @property
+    def data(self):
+        """This tensor's values as a new Tensor sharing the array, outside the graph
+        (PyTorch's ``.data``): writes through it change this tensor and are not recorded."""
+        return shares(self.array)
+
+    @data.setter
+    def data(self, value):
+        self.array = _array_of(value, "data")
+
+    @property
+    def grad(self):
+        """dL/d(this tensor) after backward(), as a Tensor sharing the gradient's array
+        (leaves only, and tensors that asked for retain_grad(), as in PyTorch); None before."""
+        g = self.grad_array
+        return None if g is None else shares(g)
 
     @grad.setter
     def grad(self, value):
+        self.grad_array = None if value is None else _array_of(value, "grad")
+
+    @property
+    def grad_array(self):
+        """The array of ``grad`` (None before backward); a Parameter's tensor reads its
+        Parameter's."""
+        return self._param.grad_array if self._param is not None else self._grad
+
+    @grad_array.setter
+    def grad_array(self, value):
         if self._param is not None:
-            self._param.grad = value
+            self._param.grad_array = value
         else:
             self._grad = value
 
-    shape = property(lambda self: Size(self.data.shape))
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    device = property(lambda self: backend.device_of(self.data))
+    shape = property(lambda self: Size(self.array.shape))
+    dtype = property(lambda self: self.array.dtype)
+    ndim = property(lambda self: self.array.ndim)
+    device = property(lambda self: backend.device_of(self.array))
     is_leaf = property(lambda self: self.grad_fn is None)
 
     def numel(self):
-        return int(self.data.size)
+        return int(self.array.size)
 
     def __getattr__(self, name):
         # Only reached when normal lookup fails: a PyTorch method scratchnet lacks.
         if name.startswith("_"):
             raise AttributeError(name)
         raise AttributeError(f"torch.Tensor.{name} is not part of scratchnet's Tensor (it "
-                             "has what d2l's chapters 7-8 use; .data is the numpy/cupy "
-                             "array, for anything else)")
+                             "has what d2l's chapters 7-8 use; .array is the numpy/cupy "
+                             "array underneath, for anything else)")
 
     def __len__(self):
-        return len(self.data)
+        return len(self.array)
 
     def __repr__(self):  # as PyTorch prints: tensor([[19., 25.], ...])
         return tensor_repr(self)
@@ -125,7 +154,7 @@ class Tensor:
     def detach(self):
         """The same array (shared, as PyTorch shares storage) as a new leaf that requires
         no gradient: nothing computed from it is recorded back to this tensor's graph."""
-        return Tensor(self.data)
+        return shares(self.array)
 
     def requires_grad_(self, requires_grad=True):
         """Set requires_grad in place and return this tensor, as PyTorch does; only a
@@ -153,6 +182,26 @@ class Tensor:
     # The operators and methods below are all small recorded ops (see _ops.py).
 
 
+def shares(array):
+    """A Tensor holding ``array`` itself, wherever it lives (``Tensor(a)`` would move it to
+    the active device): a leaf that requires no grad. ``.data``, ``.grad`` and ``detach()``
+    hand these out."""
+    t = Tensor.__new__(Tensor)
+    t.array, t.requires_grad, t.grad_fn, t.name = array, False, None, None
+    t._grad, t._param, t._retain = None, None, False
+    return t
+
+
+def _array_of(value, what):
+    """The array to store for ``t.data = value`` or ``t.grad = value``: a Tensor's
+    (or Parameter's) array, or an array as given."""
+    if isinstance(value, Tensor) or hasattr(value, "as_tensor"):
+        return value.array
+    if backend.is_cupy_array(value) or isinstance(value, np.ndarray):
+        return value
+    raise TypeError(f"Tensor.{what}: expected a Tensor or an array, got {type(value).__name__}")
+
+
 def to_tensor(v, like):
     """A Tensor for v: Tensors pass; a Parameter (anything with ``as_tensor``) is its
     leaf on the tape; numbers and arrays become constants on like's device."""
@@ -161,10 +210,10 @@ def to_tensor(v, like):
     if isinstance(v, Tensor):
         if v.device != like.device:
             raise ValueError(f"autograd: an op mixes a tensor on {like.device} with one on "
-                             f"{v.device}; move one with Tensor(x.data) under "
+                             f"{v.device}; move one with Tensor(x.array) under "
                              "sn.use_device(...)")
         return v
-    xp = backend.get_array_module(like.data)
+    xp = backend.get_array_module(like.array)
     if isinstance(v, (int, float, np.generic)) and not isinstance(v, bool):
         return Tensor(xp.asarray(v, dtype=like.dtype))
     if isinstance(v, bool):
@@ -211,15 +260,15 @@ def run_backward(t, gradient=None, retain_graph=False):
         raise RuntimeError("backward: this tensor does not require grad and has no grad_fn "
                            "(was it made from tensors without requires_grad=True, or under "
                            "no_grad()?)")
-    xp = backend.get_array_module(t.data)
+    xp = backend.get_array_module(t.array)
     if gradient is None:
-        if t.data.size != 1:
+        if t.array.size != 1:
             raise RuntimeError(f"backward: a gradient can be created implicitly only for a "
                                f"scalar output; got shape {tuple(t.shape)}: pass gradient=, an "
                                f"array of that shape")
-        g = xp.ones_like(t.data)
+        g = xp.ones_like(t.array)
     else:
-        g = gradient.data if isinstance(gradient, Tensor) else gradient
+        g = gradient.array if isinstance(gradient, Tensor) else gradient
         g = g if hasattr(g, "shape") else xp.asarray(g, dtype=t.dtype)
         if tuple(g.shape) != t.shape:
             raise RuntimeError(f"backward: expected a gradient of shape {tuple(t.shape)} (the "
@@ -265,4 +314,7 @@ def _accumulate(leaf, g):
     if leaf._param is not None:
         leaf._param.accumulate(g)  # in place: an optimizer's flat buffer keeps its view
     else:
-        leaf.grad = g.copy() if leaf.grad is None else leaf.grad + g
+        if leaf._grad is None:
+            leaf._grad = g.copy()
+        else:
+            leaf._grad += g  # in place, as PyTorch: a Tensor from an earlier x.grad sees it

@@ -68,7 +68,7 @@ class Conv2d(Module):
     def in_channels(self):
         """Read from the weight: None until a lazy layer sees its first input (or a state_dict)."""
         w = self._parameters.get("weight")
-        return None if w is None or w.data is None else int(w.data.shape[1]) * self.groups
+        return None if w is None or w.array is None else int(w.array.shape[1]) * self.groups
 
     def _weight_shape(self, in_channels):
         per_group = None if in_channels is None else in_channels // self.groups
@@ -142,13 +142,13 @@ class Conv2d(Module):
 
     def _kernel(self):
         """The weight as (out, in/groups, kh, kw); Conv1d stores it as (out, in/groups, k)."""
-        return self.weight.data
+        return self.weight.array
 
     def _forward4(self, x):
-        if self.weight.data is not None and x.shape[1] != self.in_channels:
+        if self.weight.array is not None and x.shape[1] != self.in_channels:
             raise ValueError(f"{self.name}: expected {self.in_channels} input channels, got "
                              f"input of shape {tuple(x.shape)} with {x.shape[1]}")
-        if self.weight.data is None:
+        if self.weight.array is None:
             self._check_in_channels(x.shape[1])
         shape = self.output_shape(x.shape)
         if shape[2] < 1 or shape[3] < 1:
@@ -158,9 +158,9 @@ class Conv2d(Module):
                              f"{x.shape[3] + self.pads[2] + self.pads[3]}")
         # Only now, every check passed: a rejected first input must not fix a lazy
         # layer's in_channels (nor draw its weights).
-        if self.weight.data is None:
+        if self.weight.array is None:
             self._materialize(x.shape[1], backend.get_array_module(x), x.dtype)
-        b = None if self.bias is None else self.bias.data
+        b = None if self.bias is None else self.bias.array
         if self.training and backend.is_grad_enabled():
             # Training keeps the memory of its im2col columns from one step to the next:
             # fresh memory every step costs page faults (see ops.workspace).
@@ -198,7 +198,7 @@ class Conv2d(Module):
                                          need_gx=self.needs_input_grad,
                                          need_gb=self.bias is not None, consume=True,
                                          groups=self.groups)
-        self.weight.accumulate(gW.reshape(self.weight.data.shape))
+        self.weight.accumulate(gW.reshape(self.weight.array.shape))
         if self.bias is not None:
             self.bias.accumulate(gb)
         return gx
@@ -247,8 +247,8 @@ class Conv1d(Conv2d):
         return super()._weight_shape(in_channels)[:2] + (self.kernel_size[1],)
 
     def _kernel(self):
-        o, i, k = self.weight.data.shape
-        return self.weight.data.reshape(o, i, 1, k)
+        o, i, k = self.weight.array.shape
+        return self.weight.array.reshape(o, i, 1, k)
 
     def forward(self, x):
         self.check_input(x, (2, 3), "(N, C, L) or (C, L)")

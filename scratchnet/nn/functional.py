@@ -47,11 +47,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"conv2d: expected input channels = weight.shape[1] * groups and "
                          f"out channels divisible by groups, got input {tuple(x.shape)}, weight "
                          f"{tuple(w.shape)}, groups={groups}")
-    y, cols = ops.conv2d(x.data, w.data, None if b is None else b.data, stride, pads,
+    y, cols = ops.conv2d(x.array, w.array, None if b is None else b.array, stride, pads,
                          dilation, groups=groups)
 
     def backward(gy):
-        gx, gw, gb = ops.conv2d_backward(gy, cols, w.data, x.shape, stride, pads, dilation,
+        gx, gw, gb = ops.conv2d_backward(gy, cols, w.array, x.shape, stride, pads, dilation,
                                          need_gx=x.requires_grad, need_gb=b is not None,
                                          groups=groups)
         return _grads((x, w, b), gx, gw.reshape(w.shape), gb)
@@ -69,7 +69,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1):
     x = _t(input)
     kernel, stride, pads = _pool_args(kernel_size, stride, padding)
     dilation = pair(dilation, "dilation")
-    y, idx = ops.max_pool2d(x.data, kernel, stride, pads, dilation)
+    y, idx = ops.max_pool2d(x.array, kernel, stride, pads, dilation)
     return record("MaxPool2DBackward", y, (x,), lambda gy: (ops.max_pool2d_backward(
         gy, idx, x.shape, kernel, stride, pads, dilation),))
 
@@ -77,14 +77,14 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1):
 def avg_pool2d(input, kernel_size, stride=None, padding=0):
     x = _t(input)
     kernel, stride, pads = _pool_args(kernel_size, stride, padding)
-    y = ops.avg_pool2d(x.data, kernel, stride, pads)
+    y = ops.avg_pool2d(x.array, kernel, stride, pads)
     return record("AvgPool2DBackward", y, (x,), lambda gy: (ops.avg_pool2d_backward(
         gy, x.shape, kernel, stride, pads),))
 
 
 def adaptive_avg_pool2d(input, output_size):
     x = _t(input)
-    y = ops.adaptive_avg_pool2d(x.data, pair(output_size, "output_size", single=False))
+    y = ops.adaptive_avg_pool2d(x.array, pair(output_size, "output_size", single=False))
     return record("AdaptiveAvgPool2DBackward", y, (x,),
                   lambda gy: (ops.adaptive_avg_pool2d_backward(gy, x.shape),))
 
@@ -96,20 +96,20 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     x = _t(input)
     g, b = _t(weight, x), _t(bias, x)
     axes = (0,) + tuple(range(2, x.ndim))
-    gamma, beta = (None if g is None else g.data), (None if b is None else b.data)
-    rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
-    rv = running_var.data if isinstance(running_var, Tensor) else running_var
+    gamma, beta = (None if g is None else g.array), (None if b is None else b.array)
+    rm = running_mean.array if isinstance(running_mean, Tensor) else running_mean
+    rv = running_var.array if isinstance(running_var, Tensor) else running_var
     if training:
-        y, cache, mean, var = ops.batch_norm_train(x.data, gamma, beta, eps, axes)
+        y, cache, mean, var = ops.batch_norm_train(x.array, gamma, beta, eps, axes)
         if rm is not None:
-            m = x.data.size // x.shape[1]
+            m = x.array.size // x.shape[1]
             rm *= 1 - momentum
             rm += momentum * mean
             rv *= 1 - momentum
             rv += (momentum * m / (m - 1)) * var
         backward_op = ops.batch_norm_train_backward
     else:
-        y, cache = ops.batch_norm_eval(x.data, gamma, beta, rm, rv, eps, axes)
+        y, cache = ops.batch_norm_eval(x.array, gamma, beta, rm, rv, eps, axes)
         backward_op = ops.batch_norm_eval_backward
 
     def backward(gy):
@@ -122,10 +122,10 @@ def linear(input, weight, bias=None):
     """y = x @ weight.T + bias, weight (out, in)."""
     x = _t(input)
     w, b = _t(weight, x), _t(bias, x)
-    y = ops.linear(x.data, w.data, None if b is None else b.data)
+    y = ops.linear(x.array, w.array, None if b is None else b.array)
 
     def backward(gy):
-        gx, gw, gb = ops.linear_backward(gy, x.data, w.data, x.requires_grad, b is not None)
+        gx, gw, gb = ops.linear_backward(gy, x.array, w.array, x.requires_grad, b is not None)
         return _grads((x, w, b), gx, gw, gb)
     return record("AddmmBackward", y, _given(x, w, b), backward)
 
@@ -149,8 +149,8 @@ def dropout(input, p=0.5, training=True):
         raise ValueError(f"dropout: expected 0 <= p <= 1, got {p}")
     if not training or p == 0:
         return x
-    mask = ops.dropout_mask(x.data, p)
-    return record("MulBackward", ops.dropout(x.data, mask), (x,),
+    mask = ops.dropout_mask(x.array, p)
+    return record("MulBackward", ops.dropout(x.array, mask), (x,),
                   lambda gy: (ops.dropout_backward(gy, mask),))
 
 
@@ -162,8 +162,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     on the GPU, as with the layer, the largest label stays on the device and
     :func:`check_labels` raises at the next read (a Trainer calls it each epoch)."""
     x = _t(input)
-    w = weight.data if isinstance(weight, Tensor) else weight
-    t = target.data if isinstance(target, Tensor) else target
+    w = weight.array if isinstance(weight, Tensor) else weight
+    t = target.array if isinstance(target, Tensor) else target
     loss_fn = CrossEntropyLoss(reduction, weight=w, ignore_index=ignore_index,
                                label_smoothing=label_smoothing)
     out = loss_fn(x, t)
@@ -192,9 +192,9 @@ def check_labels():
 
 def mse_loss(input, target, reduction="mean"):
     x = _t(input)
-    t = target.data if isinstance(target, Tensor) else target
-    loss, d = ops.mse(x.data, t.astype(x.dtype, copy=False), reduction)
-    xp = backend.get_array_module(x.data)
+    t = target.array if isinstance(target, Tensor) else target
+    loss, d = ops.mse(x.array, t.astype(x.dtype, copy=False), reduction)
+    xp = backend.get_array_module(x.array)
     return record("MseLossBackward", xp.asarray(loss), (x,),
                   lambda gy: (ops.mse_backward(d, reduction, gy),))
 

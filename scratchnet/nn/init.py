@@ -12,10 +12,10 @@ from .. import backend
 
 
 def _fans(p, name):
-    if p.data is None:
+    if p.array is None:
         raise ValueError(f"{name}: the parameter is not initialised yet (a lazy layer); run one "
                          "forward pass first, as d2l's apply_init does")
-    shape = p.data.shape
+    shape = p.array.shape
     if len(shape) < 2:
         raise ValueError(f"{name}: expected a weight with at least 2 dimensions, got shape "
                          f"{tuple(shape)}")
@@ -24,23 +24,21 @@ def _fans(p, name):
 
 
 def _fill(p, values):
-    p.data[...] = backend.to_device(values.astype(p.data.dtype, copy=False), backend.device_of(p.data))
+    backend.put(p.array, values)
     return p
 
 
 def uniform_(p, a=0.0, b=1.0):
     # Drawn in the parameter's dtype: VGG's 25088x4096 weight would need 800 MB in float64.
-    u = backend.rng().random(p.data.shape, dtype=p.data.dtype)
-    return _fill(p, u * p.data.dtype.type(b - a) + p.data.dtype.type(a))
+    return _fill(p, backend.draw_uniform(p.array.shape, p.array.dtype, a, b))
 
 
 def normal_(p, mean=0.0, std=1.0):
-    z = backend.rng().standard_normal(p.data.shape, dtype=p.data.dtype)
-    return _fill(p, z * p.data.dtype.type(std) + p.data.dtype.type(mean))
+    return _fill(p, backend.draw_normal(p.array.shape, p.array.dtype, mean, std))
 
 
 def constant_(p, value):
-    p.data[...] = value
+    p.array[...] = value
     return p
 
 
@@ -100,7 +98,7 @@ def init_cnn(module):
     w = module._parameters.get("weight")
     if w is None:
         return
-    shape = w.shape if w.data is not None else module._lazy_shapes({}).get("weight")
+    shape = w.shape if w.array is not None else module._lazy_shapes({}).get("weight")
     if shape is not None and len(shape) >= 2:
         xavier_uniform_(w)
 

@@ -27,7 +27,7 @@ class Linear(Module):
     def in_features(self):
         """Read from the weight: None until a lazy layer sees its first input (or a state_dict)."""
         w = self._parameters.get("weight")
-        return None if w is None or w.data is None else int(w.data.shape[1])
+        return None if w is None or w.array is None else int(w.array.shape[1])
 
     def _lazy_shapes(self, state):
         shapes = {"weight": (self.out_features, None)}
@@ -52,20 +52,20 @@ class Linear(Module):
 
     def forward(self, x):
         self.check_input(x, tuple(range(1, 33)), "(*, in_features)")
-        if self.weight.data is None:
+        if self.weight.array is None:
             self._materialize(x.shape[-1], backend.get_array_module(x), x.dtype)
         if x.shape[-1] != self.in_features:
             raise ValueError(f"{self.name}: expected {self.in_features} input features (the "
                              f"last axis), got input of shape {tuple(x.shape)} with "
                              f"{x.shape[-1]}")
-        b = None if self.bias is None else self.bias.data
-        y = ops.linear(x, self.weight.data, b)
+        b = None if self.bias is None else self.bias.array
+        y = ops.linear(x, self.weight.array, b)
         self.cache_for_backward(y, x)
         return y
 
     def backward(self, gy):
         (x,) = self.pop_cache(gy)
-        gx, gW, gb = ops.linear_backward(gy, x, self.weight.data, self.needs_input_grad,
+        gx, gW, gb = ops.linear_backward(gy, x, self.weight.array, self.needs_input_grad,
                                          self.bias is not None)
         self.weight.accumulate(gW)
         if self.bias is not None:

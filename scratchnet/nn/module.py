@@ -110,18 +110,18 @@ class Module:
         if not np.issubdtype(x.dtype, np.floating):
             raise TypeError(f"{self.name}: expected a floating-point input, got {x.dtype}")
         for pname, p in self._parameters.items():
-            if p.data is None:
+            if p.array is None:
                 continue
-            if backend.device_of(p.data) != backend.device_of(x):
+            if backend.device_of(p.array) != backend.device_of(x):
                 raise ValueError(
                     f"{self.name}: input is a {type(x).__module__.split('.')[0]} array "
                     f"({backend.device_of(x)}) but {pname} is a "
-                    f"{type(p.data).__module__.split('.')[0]} array "
-                    f"({backend.device_of(p.data)}); move the input with sn.to_device(x, "
-                    f"{backend.device_of(p.data)!r}) or the model with .to(...)")
-            if p.data.dtype != x.dtype:
+                    f"{type(p.array).__module__.split('.')[0]} array "
+                    f"({backend.device_of(p.array)}); move the input with sn.to_device(x, "
+                    f"{backend.device_of(p.array)!r}) or the model with .to(...)")
+            if p.array.dtype != x.dtype:
                 raise TypeError(f"{self.name}: input dtype {x.dtype} does not match {pname} "
-                                f"dtype {p.data.dtype}; cast the input (x.astype) or the "
+                                f"dtype {p.array.dtype}; cast the input (x.astype) or the "
                                 f"model (.double() / .float())")
 
     def cache_for_backward(self, y, *cache):
@@ -253,7 +253,7 @@ class Module:
             # Per module, parameters then buffers: the order of PyTorch's state_dict.
             for table in (m._parameters, m._buffers):
                 for k, v in table.items():
-                    v = v.data if isinstance(v, Parameter) else v
+                    v = v.array if isinstance(v, Parameter) else v
                     if v is not None:
                         out[f"{mod_prefix}.{k}" if mod_prefix else k] = v
         return out
@@ -284,7 +284,7 @@ class Module:
                 _copy_into(*slots[k], v)
         for m in self.modules():  # a lazy layer given its shapes is its plain class now
             become = type(m).__dict__.get("cls_to_become")
-            if become and all(p.data is not None for p in m._parameters.values() if p) \
+            if become and all(p.array is not None for p in m._parameters.values() if p) \
                     and all(b is not None for b in m._buffers.values()):
                 m.__class__ = become
         return self
@@ -296,7 +296,7 @@ class Module:
         for mod_prefix, m in self.named_modules():
             # A lazy layer's None entries are slots still to be shaped; anywhere else a
             # None (bias=False, a loss without class weights) is absent, as in torch.
-            lazy = any(isinstance(p, Parameter) and p.data is None
+            lazy = any(isinstance(p, Parameter) and p.array is None
                        for p in m._parameters.values())
             for table in (m._parameters, m._buffers):
                 for name, v in table.items():
@@ -313,10 +313,10 @@ class Module:
         """
         for m in self.modules():
             for p in m._parameters.values():
-                if p.data is not None:
-                    p.data = _convert(p.data, device, dtype)
-                    if p.grad is not None:
-                        p.grad = _convert(p.grad, device, dtype)
+                if p.array is not None:
+                    p.array = _convert(p.array, device, dtype)
+                    if p.grad_array is not None:
+                        p.grad_array = _convert(p.grad_array, device, dtype)
             for k, b in m._buffers.items():
                 if b is not None:
                     floating = np.issubdtype(b.dtype, np.floating)
@@ -356,7 +356,7 @@ def _key_problems(slots, state, strict):
 def _current(m, name):
     """The array now in parameter or buffer ``name`` of ``m`` (None while lazy)."""
     p = m._parameters.get(name)
-    return p.data if p is not None else m._buffers[name]
+    return p.array if p is not None else m._buffers[name]
 
 
 def _shape_problems(slots, state):

@@ -76,7 +76,7 @@ class _BatchNorm(Module):
             raise ValueError(f"{self.name}: expected more than 1 value per channel when "
                              f"training, got input of shape {tuple(x.shape)}")
         if self.num_features is None:
-            loaded = self.weight.data if self.affine else self.running_mean
+            loaded = self.weight.array if self.affine else self.running_mean
             if loaded is None:
                 self._materialize(x.shape[1], backend.get_array_module(x), x.dtype)
             else:  # a lazy layer given its state by load_state_dict
@@ -93,8 +93,8 @@ class _BatchNorm(Module):
                 raise TypeError(f"{self.name}: input dtype {x.dtype} does not match the running "
                                 f"statistics dtype {self.running_mean.dtype}; cast the input "
                                 "(x.astype) or the model (.double() / .float())")
-        gamma = self.weight.data if self.affine else None
-        beta = self.bias.data if self.affine else None
+        gamma = self.weight.array if self.affine else None
+        beta = self.bias.array if self.affine else None
         if use_batch:
             y, cache, mean, var = ops.batch_norm_train(x, gamma, beta, self.eps, axes)
             if self.training and self.track_running_stats:
@@ -122,7 +122,7 @@ class _BatchNorm(Module):
 
     def backward(self, gy):
         cache, axes, use_batch = self.pop_cache(gy)
-        gamma = self.weight.data if self.affine else None
+        gamma = self.weight.array if self.affine else None
         fn = ops.batch_norm_train_backward if use_batch else ops.batch_norm_eval_backward
         gx, ggamma, gbeta = fn(gy, cache, gamma, axes)
         if self.affine:

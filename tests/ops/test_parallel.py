@@ -237,7 +237,7 @@ def test_training_steps_are_bit_identical_with_threads(threads):
             opt.zero_grad()
             model.backward(loss.backward())
             opt.step()
-        return [p.data.copy() for p in model.parameters()]
+        return [p.array.copy() for p in model.parameters()]
 
     for a, b in zip(run(), run()):
         assert np.array_equal(a, b)
