@@ -12,8 +12,10 @@ x_pad[p*sh + i*dh, q*sw + j*dw], x_pad being x with ``padding`` on each side.
 The fast ops in ``scratchnet.ops`` compute the same numbers with chunks on all
 cores, reused memory and other layouts; each names its readable version here,
 and ``tests/test_teach.py`` holds the two equal (forward and every gradient) and
-each of these equal to finite differences. This module is not imported by
-``scratchnet`` itself: ``from scratchnet import teach``.
+each of these equal to finite differences. Chapter 8's pairs at the end (concatenation,
+the global average pooling head, NiN's 1x1 convolution, DenseNet's transition layer)
+are held equal to what the models run in ``tests/test_teach_chapter8.py``. This module
+is not imported by ``scratchnet`` itself: ``from scratchnet import teach``.
 """
 import numpy as np
 
@@ -328,3 +330,89 @@ def softmax_cross_entropy_backward(gy, cache):
     N, K = p.shape
     onehot = labels[:, None] == xp.arange(K)
     return (p - onehot) * (gy / N)
+
+
+def concat_forward(xs, axis=1):
+    """Inputs side by side along ``axis`` (the channels of d2l 8.4's Inception and
+    8.7's DenseBlock): with C_1, C_2, ... channels,
+
+        y[:, :C_1] = x_1,  y[:, C_1:C_1 + C_2] = x_2, ...
+
+    Every other axis must agree. The cache is each input's size along ``axis``.
+    """
+    xp = get_array_module(xs[0])
+    return xp.concatenate(xs, axis=axis), ([x.shape[axis] for x in xs], axis)
+
+
+def concat_backward(gy, cache):
+    """The split: each input moved only its own slice of y, so its gradient is that
+    slice of gy, gx_k = gy[:, start_k : start_k + C_k]. Returns the list of gx_k."""
+    sizes, axis = cache
+    grads, start = [], 0
+    for size in sizes:
+        index = [slice(None)] * gy.ndim  # every entry of the other axes ...
+        index[axis] = slice(start, start + size)  # ... and input k's slice of this one
+        grads.append(gy[tuple(index)])
+        start += size
+    return grads
+
+
+def global_avg_pool_forward(x):
+    """d2l's head AdaptiveAvgPool2d((1, 1)) + Flatten: each channel's mean over the image,
+
+        y[n, c] = 1/(H W) sum_{i, j} x[n, c, i, j],   x (N, C, H, W) -> y (N, C).
+    """
+    return x.mean(axis=(2, 3)), x.shape
+
+
+def global_avg_pool_backward(gy, cache):
+    """Every pixel moves its channel's mean by 1/(H W): gx[n, c, i, j] = gy[n, c] / (H W)."""
+    xp = get_array_module(gy)
+    N, C, H, W = cache
+    return xp.broadcast_to(gy[:, :, None, None] / (H * W), (N, C, H, W))
+
+
+def conv1x1_forward(x, W, b):
+    """NiN's 1x1 convolution: the same linear layer applied at every pixel,
+
+        y[n, o, p, q] = b[o] + sum_c W[o, c, 0, 0] x[n, c, p, q],
+
+    so with one row per pixel (its C channels), x2 (N*H*W, C), it is
+    linear_forward(x2, W as (O, C), b): conv2d_forward with a 1x1 kernel, no im2col.
+    """
+    N, C, H, Wd = x.shape
+    x2 = x.transpose(0, 2, 3, 1).reshape(N * H * Wd, C)
+    y2, cache = linear_forward(x2, W.reshape(W.shape[0], C), b)
+    return y2.reshape(N, H, Wd, -1).transpose(0, 3, 1, 2), (x.shape, W.shape, cache)
+
+
+def conv1x1_backward(gy, cache):
+    """linear_backward on the same rows: gy2 = gy as (N*H*W, O), one row per pixel,
+    gx2 = gy2 @ W2, gW2 = gy2.T @ x2, gb = sum of gy2's rows. Returns (gx, gW, gb)."""
+    x_shape, W_shape, linear_cache = cache
+    N, C, H, Wd = x_shape
+    gy2 = gy.transpose(0, 2, 3, 1).reshape(N * H * Wd, W_shape[0])
+    gx2, gW, gb = linear_backward(gy2, linear_cache)
+    return gx2.reshape(N, H, Wd, C).transpose(0, 3, 1, 2), gW.reshape(W_shape), gb
+
+
+def transition_forward(x, gamma, beta, W, b, eps=1e-5):
+    """d2l 8.7's transition layer in training: BatchNorm (batch statistics), ReLU, a 1x1
+    convolution (to fewer channels), then 2x2 average pooling with stride 2 (half the
+    height and width): y = avgpool(conv1x1(relu(bn(x)))). Each step's cache is kept."""
+    h, bn_cache = batch_norm_train_forward(x, gamma, beta, eps)
+    h, relu_cache = relu_forward(h)
+    h, conv_cache = conv1x1_forward(h, W, b)
+    y, pool_cache = avg_pool2d_forward(h, 2, 2)
+    return y, (bn_cache, relu_cache, conv_cache, pool_cache)
+
+
+def transition_backward(gy, cache):
+    """The four backwards in reverse order, each turning the gradient of its output into
+    that of its input. Returns (gx, ggamma, gbeta, gW, gb)."""
+    bn_cache, relu_cache, conv_cache, pool_cache = cache
+    g = avg_pool2d_backward(gy, pool_cache)
+    g, gW, gb = conv1x1_backward(g, conv_cache)
+    g = relu_backward(g, relu_cache)
+    gx, ggamma, gbeta = batch_norm_train_backward(g, bn_cache)
+    return gx, ggamma, gbeta, gW, gb

@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 
-from . import backend
+from . import backend, ops
 from .autograd import Tensor, record, to_tensor
 
 __all__ = ["tensor", "as_tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "rand",
@@ -172,13 +172,13 @@ def stack(tensors, dim=0):
 
 
 def cat(tensors, dim=0):
-    """Join tensors along the existing axis ``dim``; backward cuts the gradient apart."""
+    """Join tensors along the existing axis ``dim``; backward cuts the gradient apart
+    (``ops.concat`` and ``ops.concat_backward``, which Inception and DenseBlock use)."""
     ts = _tensors(tensors, "cat")
-    xp = backend.get_array_module(ts[0].array)
-    y = xp.concatenate([t.array for t in ts], axis=dim)
+    y = ops.concat([t.array for t in ts], axis=dim, name="cat")
     axis = dim % y.ndim
-    cuts = np.cumsum([t.shape[axis] for t in ts])[:-1].tolist()
-    return record("CatBackward", y, ts, lambda g: tuple(xp.split(g, cuts, axis=axis)))
+    sizes = [t.shape[axis] for t in ts]
+    return record("CatBackward", y, ts, lambda g: tuple(ops.concat_backward(g, sizes, axis)))
 
 
 def matmul(a, b):

@@ -77,23 +77,24 @@ __all__ = ["trace", "TraceReport", "leaf_layers", "layer_flops"]
 def leaf_layers(model):
     """The layers of ``model`` in forward order, as (dotted path, module) pairs.
 
-    Follows d2l's ``model.net`` (a module whose only child is ``net``) and
+    Follows d2l's ``model.net`` (a model whose only child is ``net``) and
     Sequential children recursively; any other module is one layer, so a
-    Residual block stays whole.
+    Residual block stays whole, and so does a DenseBlock, whose layers live in
+    a ``net`` of its own but whose forward is not theirs in a row.
     """
     out = []
 
-    def walk(path, m):
+    def walk(path, m, root=False):
         children = list(m.named_children())
         if isinstance(m, Sequential):
             for k, c in children:
                 walk(f"{path}.{k}" if path else k, c)
-        elif len(children) == 1 and children[0][0] == "net":
-            walk(f"{path}.net" if path else "net", children[0][1])
+        elif root and len(children) == 1 and children[0][0] == "net":
+            walk("net", children[0][1])
         else:
             out.append((path or type(m).__name__, m))
 
-    walk("", model)
+    walk("", model, root=True)
     return out
 
 

@@ -16,10 +16,11 @@ BatchNorm1d, the lazy LazyConv2d (with groups and one-image inputs), LazyLinear 
 leading axes), LazyBatchNorm1d and LazyBatchNorm2d (their first forward, the one that materialises them, is
 compared; a later input with another channel count is refused by both), ReLU, Sigmoid and
 Tanh (any rank, |x| up to 1e4, exact zeros), Dropout (scratchnet's mask given to torch's
-dropout kernels) and the losses CrossEntropyLoss (every reduction; (N, C) and (N, C, d1,
+dropout kernels), the losses CrossEntropyLoss (every reduction; (N, C) and (N, C, d1,
 ...) logits; class labels or class probabilities; weight; ignore_index, labels ignored,
 all of them now and then (a mean of NaN in both); label_smoothing) and MSELoss (the loss
-and dL/dinput).
+and dL/dinput), and the op ops.concat with its split (2-4 arrays along the channels; one
+of another batch, height, width or rank refused by both).
 
 Outside the drawn domain, on purpose: empty tensors (a batch, channel or image size of 0)
 and AdaptiveAvgPool2d's output size 0 (scratchnet refuses it with a ValueError naming the
@@ -58,7 +59,7 @@ EXAMPLES = {"Conv2d": 300, "Conv1d": 160, "MaxPool2d": 200, "AvgPool2d": 120,
             "LazyConv2d": 150, "LazyLinear": 60, "LazyBatchNorm1d": 60,
             "LazyBatchNorm2d": 80, "ReLU": 60,
             "Sigmoid": 60, "Tanh": 60, "Dropout": 120, "CrossEntropyLoss": 200,
-            "MSELoss": 80}
+            "MSELoss": 80, "concat": 60}
 # Plus the fixed cases of test_max_pool_with_many_window_offsets: 3 shapes, 2 strides.
 MANY_OFFSETS = [((16, 16), (17, 18)), ((16, 17), (16, 20)), ((1, 257), (2, 260))]
 FIXED_CASES = 2 * len(MANY_OFFSETS)
@@ -891,6 +892,54 @@ def test_mse_fuzz():
 
     counts = run_fuzz("MSELoss", cases, check)
     assert counts["accepted"] >= 40 and counts["rejected"] >= 8
+
+
+CONCAT_BREAK = {"batch": 0, "height": 2, "width": 3}
+
+
+@st.composite
+def concat_cases(draw):
+    """2-4 arrays (N, C_k, H, W) joined along the channels, each with its own C_k; now
+    and then one with another batch size, height, width or rank, which both refuse."""
+    n, h, w = draw(SIZE), draw(SIZE), draw(SIZE)
+    shapes = [[n, draw(st.integers(1, 5)), h, w] for _ in range(draw(st.integers(2, 4)))]
+    bad = draw(st.sampled_from([None] * 6 + [*CONCAT_BREAK, "rank"]))
+    if bad is not None:
+        j = draw(st.integers(1, len(shapes) - 1))
+        if bad == "rank":
+            del shapes[j][3]
+        else:
+            shapes[j][CONCAT_BREAK[bad]] += draw(st.integers(1, 2))
+    return [tuple(s) for s in shapes]
+
+
+def test_concat_fuzz():
+    """ops.concat and its split (concat_backward) against torch.cat and its backward,
+    along the channels; the refused cases name the layer and the shapes that clash."""
+    def check(shapes):
+        rs = np.random.default_rng(len(shapes) + sum(map(sum, shapes)))
+        xs = [rs.standard_normal(s) for s in shapes]
+        xts = [torch.tensor(x, requires_grad=True) for x in xs]
+        try:
+            yt = torch.cat(xts, dim=1)
+        except RuntimeError:
+            with pytest.raises(ValueError) as info:
+                sn.ops.concat(xs, axis=1, name="Inception")
+            clash = next(s for s in shapes if len(s) != 4 or s[:1] + s[2:] != shapes[0][:1] +
+                         shapes[0][2:])
+            assert str(info.value).startswith(f"Inception: cannot concatenate {shapes[0]} "
+                                              f"and {clash}"), info.value
+            return "rejected"
+        _compare("output", sn.ops.concat(xs, axis=1), yt, 1e-30)
+        gy = rs.standard_normal(tuple(yt.shape))
+        yt.backward(torch.from_numpy(gy))
+        for k, (g, xt) in enumerate(zip(sn.ops.concat_backward(gy, [s[1] for s in shapes]),
+                                        xts)):
+            _compare(f"input grad {k}", g, xt.grad, 1e-30)
+        return "accepted"
+
+    counts = run_fuzz("concat", concat_cases(), check)
+    assert counts["accepted"] >= 25 and counts["rejected"] >= 10
 
 
 @pytest.mark.parametrize("kernel, size", MANY_OFFSETS)

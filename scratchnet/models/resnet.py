@@ -101,6 +101,8 @@ class ResNeXtBlock(nn.Module):
 
 
 class ResNet(Classifier):
+    book_input = (96, 96)
+
     def __init__(self, arch, num_classes=10):
         super().__init__()
         self.net = nn.Sequential(self.b1())

@@ -17,6 +17,8 @@ def vgg_block(num_convs, out_channels):
 
 
 class VGG(Classifier):
+    book_input = (224, 224)
+
     def __init__(self, arch=VGG11, num_classes=10):
         super().__init__()
         conv_blks = [vgg_block(num_convs, out_channels) for num_convs, out_channels in arch]

@@ -4,6 +4,7 @@ Each works on numpy and cupy arrays alike (the backend's ``xp``). The layers
 in ``scratchnet.nn`` own parameters and call these.
 """
 from .activation import relu, relu_backward, sigmoid, sigmoid_backward, tanh, tanh_backward
+from .concat import check_concat, concat, concat_backward
 from .conv import conv2d, conv2d_backward, conv_pads
 from .dropout import dropout, dropout_backward, dropout_mask
 from .im2col import col2im, conv_output_hw, im2col, out_size, pair
