@@ -111,6 +111,8 @@ def parse(p, recipes, argv=None):
     for k, v in recipes[args.recipe].items():
         if getattr(args, k, None) is None:
             setattr(args, k, v)
+    if hasattr(args, "model"):  # train_cnn.py: the default --out names the model
+        args.out = args.out.replace("{model}", args.model)
     _check_out(p, args)
     if args.data_dir is not None and not pathlib.Path(args.data_dir).is_dir():
         p.error(f"argument --data-dir: no such folder: {args.data_dir}")

@@ -262,6 +262,20 @@ BAD_FLAGS = [
      r"--resume: no checkpoint at fresh/checkpoint\.npz \(train without --resume first, or "
      r"pass the --out of that run\)"),
     ("train_lenet.py", ["--data-dir", "missing"], r"--data-dir: no such folder: missing"),
+    ("train_cnn.py", ["--model", "alexnet", "--resize", "28"],
+     r"--resize: AlexNet takes images of at least 65x65 \(its windows and strides\), got 28; "
+     r"the book uses 224"),
+    ("train_cnn.py", ["--model", "densenet", "--resize", "16"],
+     r"--resize: DenseNet takes images of at least 29x29 \(its windows and strides\), got 16; "
+     r"the book uses 96"),
+    ("train_cnn.py", ["--model", "nin", "--resize", "0"],
+     r"--resize: must be a positive integer, got 0"),
+    ("train_cnn.py", ["--model", "googlenet", "--lr", "0"],
+     r"--lr: must be a finite positive number, got 0"),
+    ("train_cnn.py", ["--model", "inception"], r"--model: invalid choice: 'inception'.*"),
+    ("train_cnn.py", ["--model", "regnetx32", "--resume", "--out", "fresh"],
+     r"--resume: no checkpoint at fresh/checkpoint\.npz \(train without --resume first, or "
+     r"pass the --out of that run\)"),
 ]
 
 
@@ -299,6 +313,31 @@ def test_help_shows_each_recipes_defaults():
                           ("--schedule", "constant (d2l), cosine (modern)"),
                           ("--out", "(default: runs/lenet)"), ("--seed", "(default: 0)")]:
         assert flag in text and default in text, (flag, default)
+
+
+def test_train_cnn_help_gives_each_models_book_settings():
+    proc = run_in(ROOT, "train_cnn.py", "--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    for setting in ("alexnet: d2l 8.1, lr 0.01, 224x224", "nin: d2l 8.3, lr 0.05, 224x224",
+                    "googlenet: d2l 8.4, lr 0.01, 96x96", "bnlenet: d2l 8.5, lr 0.1, 28x28",
+                    "densenet: d2l 8.7, lr 0.01, 96x96", "regnetx32: d2l 8.8, lr 0.05, 96x96",
+                    "(default: runs/{model})"):
+        assert setting in text, setting
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, side", [("bnlenet", 28), ("googlenet", 32), ("nin", 67)])
+def test_train_cnn_trains_a_chapter_8_model(model, side, tmp_path, real_data):
+    """One short epoch; the model's own default --out; the book's lr is the one used."""
+    proc = run_in(tmp_path, "train_cnn.py", "--model", model, "--resize", side, "--subset",
+                  "192", "--epochs", "1", "--batch-size", "64", "--no-progress",
+                  timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lr = {"bnlenet": "0.1", "googlenet": "0.01", "nin": "0.05"}[model]
+    assert f"lr {lr} (constant)" in proc.stdout, proc.stdout
+    assert re.search(r"test accuracy 0\.\d{4}", proc.stdout), proc.stdout
+    assert (tmp_path / "runs" / model / "checkpoint.npz").is_file()
 
 
 def test_a_data_dir_without_the_files_names_the_flag_in_one_line(tmp_path):
