@@ -7,8 +7,8 @@
 
 Same names, signatures and behaviour as ``d2l/torch.py`` (HyperParameters, ProgressBoard,
 Module, Classifier, DataModule, FashionMNIST, Trainer, add_to_class, init_cnn, corr2d,
-8.6's Residual and ResNeXtBlock (scratchnet's blocks, with their own backward and d2l's
-state_dict keys) and the tensor aliases). Each class says what differs. The Trainer backpropagates by hand
+7.6's LeNet, 8.6's Residual and ResNeXtBlock (scratchnet's models and blocks, with their
+own backward and d2l's state_dict keys) and the tensor aliases). Each class says what differs. The Trainer backpropagates by hand
 (``model.net.backward``) when the model is made of scratchnet's layers, and through the
 autograd tape (``loss.backward()``) otherwise; ``trainer.backprop`` says which ran.
 """
@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from . import backend, nn, optim
+from . import backend, models, nn, optim
 from .models import Residual, ResNeXtBlock  # noqa: F401  (d2l 8.6's #@save blocks)
 from .autograd import Tensor
 from .nn import functional as F
@@ -522,6 +522,16 @@ to = lambda x, *args, **kwargs: x.to(*args, **kwargs)  # noqa: E731
 reduce_sum = lambda x, *args, **kwargs: x.sum(*args, **kwargs)  # noqa: E731
 argmax = lambda x, *args, **kwargs: x.argmax(*args, **kwargs)  # noqa: E731
 astype = lambda x, *args, **kwargs: x.type(*args, **kwargs)  # noqa: E731
+class LeNet(Classifier):
+    """d2l 7.6's ``#@save`` LeNet: ``scratchnet.models.LeNet``'s layers (the same keys),
+    as a d2l.Classifier whose optimizer takes ``lr``."""
+
+    def __init__(self, lr=0.1, num_classes=10):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = models.LeNet(num_classes).net
+
+
 transpose = lambda x, *args, **kwargs: x.t(*args, **kwargs)  # noqa: E731
 reduce_mean = lambda x, *args, **kwargs: x.mean(*args, **kwargs)  # noqa: E731
 

@@ -424,3 +424,38 @@ def test_the_books_saved_blocks_are_in_d2l(name, args, in_shape, out_shape):
     Y.sum().backward()
     weights = [p for k, p in blk.named_parameters() if k.endswith("weight")]
     assert weights and all(np.abs(sn.to_numpy(p.grad)).sum() > 0 for p in weights)
+
+
+def test_every_save_definition_of_chapters_7_8_is_in_scratchnet_d2l():
+    """Each ``#@save`` definition in the PyTorch cells of chapters 7-8 (the d2l package
+    1.0.3 holds them in d2l/torch.py) is in scratchnet.d2l: a class or function by its
+    name, an ``@d2l.add_to_class(d2l.Classifier)`` method on d2l.Classifier."""
+    import re
+
+    from chaptercells import SECTIONS, pytorch_cells
+    found = []
+    for section in SECTIONS:
+        for cell in pytorch_cells(section):
+            lines = cell.splitlines()
+            for i, line in enumerate(lines):
+                if "#@save" not in line:
+                    continue
+                target = re.match(r"@d2l\.add_to_class\(d2l\.(\w+)\)", line)
+                name = re.match(r"(?:def|class) (\w+)", lines[i + 1] if target else line)
+                found.append((target.group(1) if target else "d2l", name.group(1)))
+    assert sorted(found) == sorted([
+        ("d2l", "corr2d"), ("d2l", "init_cnn"), ("d2l", "LeNet"), ("Classifier", "layer_summary"),
+        ("d2l", "Residual"), ("d2l", "ResNeXtBlock")]), found
+    for owner, name in found:
+        assert hasattr(d2l.Classifier if owner == "Classifier" else d2l, name), (owner, name)
+
+
+def test_d2l_lenet_is_the_books_save_class_on_scratchnets_layers():
+    model = d2l.LeNet(lr=0.05)
+    assert isinstance(model, d2l.Classifier) and model.lr == 0.05
+    model.apply_init([np.zeros((2, 1, 28, 28), np.float32)], d2l.init_cnn)
+    ours = sn.models.LeNet()
+    ours(np.zeros((2, 1, 28, 28), np.float32))
+    assert {k: v.shape for k, v in model.state_dict().items()} == \
+        {k: v.shape for k, v in ours.state_dict().items()}
+    assert model.configure_optimizers().param_groups[0]["lr"] == 0.05
