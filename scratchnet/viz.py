@@ -55,16 +55,24 @@ def plot_history(history, path):
 
 def history_figure(history):
     """The figure of :func:`plot_history` (a Trainer in Jupyter shows it live)."""
-    epochs = [r["epoch"] for r in history]
     fig, ax = subplots(figsize=(5, 3.5))
+    draw_history(ax, history)
+    return fig
+
+
+def draw_history(ax, history, title=None):
+    """A Trainer's history (one dict per epoch) on the matplotlib axes ``ax``: the losses
+    and accuracies against epochs."""
+    epochs = [r["epoch"] for r in history]
     styles = {"train_loss": "-", "val_loss": "--", "train_acc": "-.", "val_acc": ":"}
     for key, style in styles.items():
         if key in history[0]:
             ax.plot(epochs, [r[key] for r in history], style, label=key)
     ax.set_xlabel("epoch")
     ax.grid(True, alpha=0.3)
-    ax.legend()
-    return fig
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
 
 
 def draw_grad_norms(ax, grad_norms, title=None, labels=None):

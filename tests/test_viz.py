@@ -109,3 +109,31 @@ def test_visualize_lenet_example_draws_both_pictures(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert is_png(tmp_path / "img" / "kernels.png")
     assert is_png(tmp_path / "img" / "feature_maps.png")
+
+
+def test_plot_runs_puts_each_runs_history_in_a_panel(tmp_path):
+    """examples/plot_runs.py: one panel per --out folder, titled with its last val acc;
+    a folder without history.json is refused by the parser, naming it, and writes
+    nothing."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "examples" / "plot_runs.py"
+    for name, acc in (("a", 0.5), ("b", 0.7)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "history.json").write_text(json.dumps(
+            [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.1 / e, "train_acc": acc / 2,
+              "val_acc": acc} for e in (1, 2)]))
+    out = tmp_path / "runs.png"
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "a"), str(tmp_path / "b"),
+                          "--out", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "empty").mkdir()
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "empty"), "--out",
+                          str(tmp_path / "x.png")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].endswith(
+        f"argument runs: no history.json in {tmp_path / 'empty'}")
+    assert not (tmp_path / "x.png").exists()

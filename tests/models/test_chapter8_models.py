@@ -6,10 +6,11 @@ model refuses (too small for its windows) and its layer summaries.
 
 The PyTorch classes are the book's code cells, read from tests/d2l_chapters/ (byte-identical
 copies of d2l-en at commit D2L_COMMIT) by tests/chaptercells.py and run here with real
-torch: the cells that only define (functions, classes, methods added with
-``d2l.add_to_class``), in a namespace whose ``d2l`` is the minimum they use (Classifier as a
-torch.nn.Module holding ``self.net``, init_cnn, add_to_class, and resnet.md's ResNeXtBlock
-for cnn-design.md's AnyNet) and whose ``tab.selected('pytorch')`` is True.
+torch by scratchnet.interop.torch_book: the cells that only define (functions, classes,
+methods added with ``d2l.add_to_class``), in a namespace whose ``d2l`` is the minimum they
+use (Classifier as a torch.nn.Module holding ``self.net``, init_cnn, add_to_class, and
+resnet.md's ResNeXtBlock for cnn-design.md's AnyNet) and whose ``tab.selected('pytorch')``
+is True.
 
 Every comparison is in float64: output, dL/dx, every parameter gradient and every buffer
 (BatchNorm's running statistics) within TOL relative; a bias followed by BatchNorm, whose
@@ -17,11 +18,8 @@ gradient is zero in truth in training, is compared to its weight gradient's scal
 torch_parity_bn in test_models.py). Dropout (AlexNet, NiN) runs in training with the masks
 scratchnet draws given to torch.
 """
-import ast
 import contextlib
 import copy
-import functools
-import types
 
 import numpy as np
 import pytest
@@ -47,51 +45,10 @@ def test_the_book_cells_are_from_the_named_commit():
     assert chaptercells.COMMIT == D2L_COMMIT
 
 
-class BookClassifier(torch.nn.Module):
-    """d2l.Classifier without the training glue: its layers live in ``self.net``."""
-
-    def save_hyperparameters(self, *args, **kwargs):
-        pass
-
-    def forward(self, X):
-        return self.net(X)
-
-
-def add_to_class(Class):  # d2l 1.0.3's
-    def wrapper(obj):
-        setattr(Class, obj.__name__, obj)
-    return wrapper
-
-
-def init_cnn(module):  # d2l 1.0.3's
-    if type(module) == torch.nn.Linear or type(module) == torch.nn.Conv2d:  # noqa: E721
-        torch.nn.init.xavier_uniform_(module.weight)
-
-
-def definitions(section):
-    """The section's PyTorch cells that only define things; the cells that run them
-    (shapes, summaries, training) are left out."""
-    for cell in chaptercells.pytorch_cells(section):
-        try:
-            body = ast.parse(cell).body
-        except SyntaxError:  # IPython magics
-            continue
-        if body and all(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in body):
-            yield cell
-
-
-@functools.lru_cache(maxsize=None)
 def book(section):
-    """The names the section's PyTorch cells define, run as one notebook would."""
-    d2l = types.SimpleNamespace(Classifier=BookClassifier, init_cnn=init_cnn,
-                                add_to_class=add_to_class)
-    if section == "cnn-design":
-        d2l.ResNeXtBlock = book("resnet")["ResNeXtBlock"]
-    ns = chaptercells.namespace()
-    ns.update(torch=torch, nn=torch.nn, F=torch.nn.functional, d2l=d2l)
-    for cell in definitions(section):
-        exec(compile(cell, f"<d2l-en {section}.md>", "exec"), ns)
-    return ns
+    """The names the section's PyTorch cells define, run as one notebook would
+    (scratchnet.interop.torch_book: the defining cells only, a torch-side d2l)."""
+    return interop.torch_book(section, chaptercells.pytorch_cells, chaptercells.namespace)
 
 
 def materialized(tmodel, shape, seed=0):
@@ -231,14 +188,12 @@ def test_state_dict_keys_and_shapes_are_the_books(name):
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("name", model_ids())
-def test_model_matches_the_books_pytorch_class(name, training, monkeypatch, capsys):
+def test_model_matches_the_books_pytorch_class(name, training, monkeypatch):
     model, tmodel = pair(name)
     x = x_of(MODELS[name][4])
     with shared_dropout_masks(tmodel, monkeypatch) as masks:
-        worst = parity(model, tmodel, x, training)
+        parity(model, tmodel, x, training)
     assert not masks
-    with capsys.disabled():
-        print(f"\n{name} ({'train' if training else 'eval'}): worst relative error {worst:.1e}")
 
 
 def test_weights_go_back_to_torch_unchanged():
