@@ -1,5 +1,5 @@
-"""Build the notebooks of notebooks/, one per section of the seed, and the section scripts
-of examples/ from them: one source per section, the lists below.
+"""Build the notebooks of notebooks/, one per section of the seed and of chapter 8, and the
+section scripts of examples/ from them: one source per section, the lists below.
 
     python notebooks/build.py                 # every notebook: build, execute, write; scripts
     python notebooks/build.py --only 7.2      # one notebook (and its scripts)
@@ -7,18 +7,21 @@ of examples/ from them: one source per section, the lists below.
 
 Each notebook is a list of items: markdown (a str), a seed cell (an int: that code cell
 of tests/seed/000_f6b39f2976603ebe.txt, its import lines ported by scratchnet.port and
-nothing else changed) or an extra code cell (``Code``: the book's ResNeXt cells, and the
-cells headed "Underneath", scratchnet's own additions after the book's cells).
+nothing else changed), a book cell (``Book``: a PyTorch cell of d2l-en's chapter 8 as
+tests/chaptercells.py reads it from tests/d2l_chapters/, ported the same way; for the
+sections the seed lacks) or an extra code cell (``Code``: the book's ResNeXt cells, the
+``tab`` setup cell, and the cells headed "Underneath", scratchnet's own additions after
+the book's cells).
 
 The notebooks are stored with their outputs, executed by nbclient top to bottom on a
 fresh ``python3`` kernel in a temporary folder. Every kernel starts with
 ``scratchnet.manual_seed(0)`` (as tests/conftest.py seeds every test), so a rebuild
-draws the same random numbers. The training cells of 8.2 and 8.6 run on a subset
-(``SUBSET`` below, set in the kernel's environment, never in the notebooks' code);
-their markdown says so. Fashion-MNIST is found as the tests find it
-(``$SCRATCHNET_DATA``, else ../shared/data). ``--no-execute`` rebuilds the cells and
-keeps the stored outputs when every code cell is unchanged (a markdown edit), and drops
-them otherwise.
+draws the same random numbers. The training cells of chapter 8 but 8.5 run on a subset
+(``Notebook.env``, made by ``subset()``, set in the kernel's environment, never in the
+notebooks' code); their markdown says so. The tests train on ``Notebook.test_images``.
+Fashion-MNIST is found as the tests find it (``$SCRATCHNET_DATA``, else ../shared/data).
+``--no-execute`` rebuilds the cells and keeps the stored outputs when every code cell is
+unchanged (a markdown edit), and drops them otherwise.
 
 The scripts (examples/sec*.py, examples/exercises.py) are the notebooks exported: the
 markdown as ``#`` comments, the code as it is, and a cell's final bare expression, whose
@@ -40,6 +43,8 @@ from nbclient import NotebookClient
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's scratchnet, installed or not
+sys.path.insert(1, str(ROOT / "tests"))  # chaptercells: the book's chapter 7-8 cells
+from chaptercells import pytorch_cells  # noqa: E402
 from scratchnet.io import atomic_write_text  # noqa: E402
 from scratchnet.port import cells_from_export, port  # noqa: E402
 
@@ -47,7 +52,17 @@ SEED = ROOT / "tests" / "seed" / "000_f6b39f2976603ebe.txt"
 NOTEBOOKS_DIR = ROOT / "notebooks"
 EXAMPLES_DIR = ROOT / "examples"
 KERNEL_START = "import scratchnet; scratchnet.manual_seed(0)"
-SUBSET = {"SCRATCHNET_D2L_SUBSET": "2048", "SCRATCHNET_D2L_MAX_EPOCHS": "3"}
+BATCH_SIZE = 128  # the book's, in every training cell
+
+
+def subset(images, epochs):
+    """The kernel's environment for a training run on the first ``images`` training and
+    test images for ``epochs`` epochs (d2l.FashionMNIST and d2l.Trainer read it)."""
+    return {"SCRATCHNET_D2L_SUBSET": str(images), "SCRATCHNET_D2L_MAX_EPOCHS": str(epochs)}
+
+
+SUBSET = subset(2048, 3)
+HEAVY = subset(1024, 2)  # AlexNet, NiN, GoogLeNet and DenseNet, the heaviest
 # Calls whose value is None: Jupyter shows nothing for them, so the script prints nothing.
 NO_VALUE = {"print", "fit", "layer_summary"}
 
@@ -63,24 +78,45 @@ class Code(str):
         return cell
 
 
+@dataclasses.dataclass(frozen=True)
+class Book:
+    """A PyTorch code cell of d2l-en as written: the ``index``-th of ``section`` ("alexnet",
+    tests/d2l_chapters/alexnet.md), its import lines ported; ``output`` as Code's."""
+    section: str
+    index: int
+    output: dict = None
+
+
+def book_cell(section, index):
+    """The source of that cell in a notebook: the book's, its import lines ported."""
+    return port(pytorch_cells(section)[index])
+
+
 # How a test's fresh run of a cell is compared with its stored output (tests/
 # test_notebooks.py). Exact unless the cell's metadata says otherwise:
 #   {"compare": "numbers", "atol": x, "why": ...}: the text outside the numbers exactly,
 #        each number within atol (an order of float additions, e.g. BLAS's, decides it);
 #   {"compare": "no", "why": ...}: not compared (a training run, or what it trained).
 # Pictures (image/png) are never compared: matplotlib's pixels change between versions.
-TRAINING_OUTPUT = {
-    "compare": "no",
-    "why": "a training run: its losses, accuracies and times depend on the images and "
-           "epochs it ran (the stored run's are in the markdown above; a test runs one "
-           "epoch on 256 images) and on the machine"}
+def training_output(images):
+    return {"compare": "no",
+            "why": "a training run: its losses, accuracies and times depend on the images "
+                   "and epochs it ran (the stored run's are in the markdown above; a test "
+                   f"runs one epoch on {images} images) and on the machine"}
+
+
 TRAINED_OUTPUT = {"compare": "no", "why": "it reads the model the training cell above trained"}
+# A difference of two float32 results that add in different orders (BLAS's, or the tape's
+# sum of a tensor's gradients against a hand-written backward's).
+ROUNDING = {"compare": "numbers", "atol": 1e-5,
+            "why": "the largest difference of two float32 computations of the same value, "
+                   "whose additions run in different orders (0.0 or about 1e-7)"}
 
 
-def output_policy(item, source):
+def output_policy(item, source, test_images):
     """The comparison ``item``'s output gets (None: character for character)."""
     if "trainer.fit(" in source:
-        return TRAINING_OUTPUT
+        return training_output(test_images)
     return getattr(item, "output", None)
 
 
@@ -91,6 +127,7 @@ class Notebook:
     items: list
     scripts: list  # (examples/<script>, Part)
     env: dict = dataclasses.field(default_factory=dict)  # the kernel's, for the stored run
+    test_images: int = 256  # the tests train on this many images, one epoch
 
 
 @dataclasses.dataclass
@@ -113,12 +150,60 @@ shows and what scratchnet runs underneath. Cells headed *Underneath* are scratch
 own additions, after the book's cells."""
 
 
-def subset_note(recipe):
+def book_intro(title, section, name):
+    return f"""\
+# {title}
+
+The code cells are the PyTorch cells of d2l section {section} as the book writes them
+(d2l-en's `{name}.md`, copied in `tests/d2l_chapters/`); only their import lines were
+changed (`scratchnet.port`: `import torch` became `import scratchnet as torch`, and so
+on). The text between them says what each cell shows and what scratchnet runs
+underneath. Cells headed *Underneath* are scratchnet's own additions, after the book's
+cells; so is the setup cell below."""
+
+
+TAB_NOTE = """\
+### Setup: `tab` (scratchnet's cell, not the book's)
+
+The book writes each cell for four frameworks at once and asks d2lbook's `tab` which
+branch to run: `if tab.selected('pytorch'):`. Here the cells stay as written, so this
+cell stands in for d2lbook: `tab.selected(...)` is true when `'pytorch'` is among its
+names, and only the PyTorch branches run."""
+TAB_CELL = Code("""\
+import types
+
+tab = types.SimpleNamespace(selected=lambda *tabs: 'pytorch' in tabs)""")
+
+
+def same_keys(model, shape):
+    """An Underneath cell: the book's trained ``model`` and scratchnet.models' twin (the
+    same name) have the same state_dict keys; ``shape`` initialises the twin's lazy layers."""
+    return Code(f"""\
+from scratchnet import models
+
+mine = models.{model}()
+mine(torch.zeros{shape})  # the lazy layers take their shapes
+list(model.state_dict()) == list(mine.state_dict())""")
+
+
+def twin_note(model, name):
+    return f"""\
+### Underneath: `scratchnet.models.{model}`
+
+`scratchnet.models.{model}` is the same network: the same layers under the same
+`state_dict` keys (so weights load from one into the other), every layer and block with
+a `backward` of its own, so it always trains by hand.
+`python examples/train_cnn.py --model {name}` trains it with the book's settings."""
+
+
+def subset_note(recipe, env=SUBSET):
+    n, epochs = env["SCRATCHNET_D2L_SUBSET"], int(env["SCRATCHNET_D2L_MAX_EPOCHS"])
+    steps = epochs * -(-int(n) // BATCH_SIZE)
     return f"""\
 **The stored output below is a CPU subset run, not the book's recipe.**
-`notebooks/build.py` ran this notebook with `SCRATCHNET_D2L_SUBSET=2048` (the first 2048
-training and the first 2048 test images) and `SCRATCHNET_D2L_MAX_EPOCHS=3` (3 epochs,
-48 SGD steps), because the full recipe ({recipe}) takes hours on the 2-core CPU it was
+`notebooks/build.py` ran this notebook with `SCRATCHNET_D2L_SUBSET={n}` (the first {n}
+training and the first {n} test images) and `SCRATCHNET_D2L_MAX_EPOCHS={epochs}` ({epochs} epochs,
+{steps} SGD steps), because the full recipe ({recipe}) takes hours on the 2-core CPU it was
 built on. The code is the book's: unset those variables and it runs the full recipe. On a
 GPU (`pip install -e ".[gpu]"`) `num_gpus=1` trains there; without one the trainer says
 so and uses the CPU."""
@@ -454,6 +539,54 @@ print(f'loss {float(l):.4f}, dL/dX {dX.shape}, '
              output=TRAINED_OUTPUT),
     ], [("sec7_6_lenet.py", Part())]),
 
+    Notebook("8.1", "8.1_alexnet", [
+        book_intro("8.1 Deep Convolutional Neural Networks (AlexNet)", "8.1", "alexnet"),
+        TAB_NOTE,
+        TAB_CELL,
+        "The imports, as in 7.2.",
+        Book("alexnet", 0),
+        """\
+## 8.1.2 AlexNet
+
+Five convolutions (the first 11x11 with stride 4), three 3x3 max-pools with stride 2, and
+two fully connected layers of 4096 units with dropout. Only the `tab.selected('pytorch')`
+branch runs. Every layer is one of scratchnet's, with its own `forward` and `backward`.""",
+        Book("alexnet", 1),
+        """\
+At 224x224 the first convolution gives 54x54 and each max-pool about halves the size,
+down to 256x5x5 = 6400 features for the first fully connected layer.""",
+        Book("alexnet", 2),
+        """\
+## 8.1.3 Training
+
+AlexNet on Fashion-MNIST resized to 224x224, lr 0.01. Every layer has its own backward,
+so the trainer backpropagates by hand (the first epoch line says so).
+
+""" + subset_note("10 epochs of 60000 images at 224x224", HEAVY) + """
+
+The stored run shows the start of training only: in 16 steps the d2l recipe (SGD, lr
+0.01, no momentum) stays on its starting plateau, a loss of ln 10 = 2.30 and chance
+accuracy, as VGG's did in 8.2. The full recipe takes 4690 steps.""",
+        Book("alexnet", 3),
+        """\
+### Underneath: where the parameters and the arithmetic are
+
+`sn.trace.trace` runs one forward and backward layer by layer and counts each layer's
+parameters and forward FLOPs (a multiply-add is 2). The two 4096-wide fully connected
+layers hold 43 of the 47 million parameters; the convolutions do almost all the
+arithmetic.""",
+        Code("""\
+import scratchnet as sn
+
+X = next(iter(data.val_dataloader()))[0][:1]  # one test image, 1x1x224x224
+for r in sn.trace.trace(model, X.array).rows:
+    if r['params']:
+        print(f"{r['name']:<7} {r['layer']:<7} {r['params']:>11,} parameters, "
+              f"{r['fwd_flops'] / 1e6:6.1f} MFLOPs forward")"""),
+        twin_note("AlexNet", "alexnet"),
+        same_keys("AlexNet", (1, 1, 224, 224)),
+    ], [("sec8_1_alexnet.py", Part())], env=HEAVY, test_images=16),
+
     Notebook("8.2", "8.2_vgg", [
         intro("8.2 Networks Using Blocks (VGG)", "8.2"),
         "The imports, as in 7.2.",
@@ -489,6 +622,241 @@ The stored run shows the start of training only: in 48 steps the d2l recipe (SGD
 accuracy. The full recipe takes 4690 steps.""",
         43,
     ], [("sec8_2_vgg.py", Part())], env=SUBSET),
+
+    Notebook("8.3", "8.3_nin", [
+        book_intro("8.3 Network in Network (NiN)", "8.3", "nin"),
+        TAB_NOTE,
+        TAB_CELL,
+        "The imports, as in 7.2.",
+        Book("nin", 0),
+        """\
+## 8.3.1 NiN Blocks
+
+One convolution of the given size, then two 1x1 convolutions, each followed by a ReLU.""",
+        Book("nin", 1),
+        """\
+### Underneath: a 1x1 convolution is a fully connected layer at every pixel
+
+A 1x1 convolution with weight (out, in, 1, 1) takes each pixel's `in` channels to `out`
+channels, the same way at every pixel: it is `nn.Linear(in, out)` applied to each pixel
+alone. Given the convolution's weights (`.data` reshaped: the same numbers), the linear
+layer on the channels-last image gives the same output.""",
+        Code("""\
+conv = nn.Conv2d(96, 96, kernel_size=1)
+fc = nn.Linear(96, 96)
+fc.weight.data = conv.weight.data.reshape(96, 96)
+fc.bias.data = conv.bias.data
+X = torch.randn(1, 96, 5, 5)
+Y_fc = fc(X.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # every pixel through fc
+float((conv(X) - Y_fc).abs().max())""", output=ROUNDING),
+        """\
+## 8.3.2 NiN Model
+
+Four NiN blocks, the last with one channel per class, and no fully connected layer at
+the end: `nn.AdaptiveAvgPool2d((1, 1))` averages each channel over the image (global
+average pooling), and those 10 averages are the logits.""",
+        Book("nin", 2),
+        "At 224x224 the last block's 10 channels are 5x5; the pooling leaves 10 numbers.",
+        Book("nin", 3),
+        """\
+### Underneath: the global average pooling head
+
+Its backward hands every pixel an equal share of its channel's gradient: on the 5x5
+map, 1/25 of dL/dy each. `AdaptiveAvgPool2d` on the arrays, with a gradient of ones:""",
+        Code("""\
+import numpy as np
+
+gap = nn.AdaptiveAvgPool2d((1, 1))
+y = gap(np.ones((1, 10, 5, 5), dtype=np.float32))
+gap.backward(np.ones_like(y))[0, 0]"""),
+        """\
+## 8.3.3 Training
+
+NiN on Fashion-MNIST resized to 224x224, lr 0.05. `apply_init` runs one batch through
+the lazy layers, then initialises them with `init_cnn`. Every layer has its own
+backward, so the trainer backpropagates by hand.
+
+""" + subset_note("10 epochs of 60000 images at 224x224", HEAVY) + """
+
+The stored run shows the start of training only: in 16 steps the d2l recipe (SGD, lr
+0.05, no momentum) stays on its starting plateau, a loss of ln 10 = 2.30 and chance
+accuracy, as VGG's did in 8.2. The full recipe takes 4690 steps.""",
+        Book("nin", 4),
+        """\
+### Underneath: NiN's parameters
+
+Without AlexNet's fully connected layers NiN has about 2 million parameters, against
+AlexNet's 47 million.""",
+        Code("print(f'{model.num_parameters():,} parameters')"),
+        twin_note("NiN", "nin"),
+        same_keys("NiN", (1, 1, 224, 224)),
+    ], [("sec8_3_nin.py", Part())], env=HEAVY, test_images=16),
+
+    Notebook("8.4", "8.4_googlenet", [
+        book_intro("8.4 Multi-Branch Networks (GoogLeNet)", "8.4", "googlenet"),
+        TAB_NOTE,
+        TAB_CELL,
+        """\
+`F` is `scratchnet.nn.functional`: torch.nn.functional's names (`F.relu`, ...) as ops on
+the tape.""",
+        Book("googlenet", 0),
+        """\
+## 8.4.1 Inception Blocks
+
+Four branches on the same input: a 1x1 convolution; a 1x1 then a 3x3; a 1x1 then a 5x5;
+a 3x3 max-pool then a 1x1. Each keeps the image size, and `torch.cat(..., dim=1)` stacks
+their outputs along the channels. `Inception` defines only `forward`, so it runs on the
+tape: each layer records one node whose backward is the layer's own, and `F.relu` and
+`torch.cat` record tape ops.""",
+        Book("googlenet", 1),
+        """\
+### Underneath: Inception's backward, by the tape and by hand
+
+On the tape, `torch.cat`'s backward (`CatBackward`) splits dL/dY into the four branches'
+slices (64, 128, 32 and 32 channels here), each branch runs back, and x, which all four
+branches read, sums four gradients (the last line). `scratchnet.models.Inception` is the
+same block with a `backward` written by hand that does exactly that. With the book's
+weights loaded (the same `state_dict` keys) it gives the same dL/dX.""",
+        Code("""\
+import scratchnet.autograd as ag
+from scratchnet import models
+
+book = Inception(64, (96, 128), (16, 32), 32)
+X = torch.randn(2, 192, 12, 12, requires_grad=True)
+W = torch.randn(2, 256, 12, 12)  # L = sum(W * Y), so dL/dY = W
+loss = (book(X) * W).sum()
+print('\\n'.join(ag.backward_order(loss)))
+loss.backward()
+mine = models.Inception(64, (96, 128), (16, 32), 32)
+mine.load_state_dict(book.state_dict())
+mine(X.array)
+dX = mine.backward(W.array)  # W split four ways, the branches' gradients summed at x
+print('largest |dL/dX by hand - dL/dX by the tape|:', float(abs(dX - X.grad.array).max()))""",
+             output=ROUNDING),
+        """\
+## 8.4.2 GoogLeNet Model
+
+Five stages, b1 to b5, added to the class one by one with `d2l.add_to_class`. b1: a 7x7
+convolution and a max-pool.""",
+        Book("googlenet", 2),
+        "b2: a 1x1 and a 3x3 convolution, and a max-pool.",
+        Book("googlenet", 3),
+        "b3: two Inception blocks, then a max-pool.",
+        Book("googlenet", 4),
+        "b4: five Inception blocks, then a max-pool.",
+        Book("googlenet", 5),
+        """\
+b5: two Inception blocks, then global average pooling (as NiN's head) and `Flatten`.""",
+        Book("googlenet", 6),
+        "`__init__`: the five stages and a linear layer for the 10 classes.",
+        Book("googlenet", 7),
+        """\
+At 96x96 (the book trains GoogLeNet on smaller images than ImageNet's 224x224) the size
+goes 24, 12, 6, 3 and then 1 after the pooling.""",
+        Book("googlenet", 8),
+        """\
+## 8.4.3 Training
+
+GoogLeNet on Fashion-MNIST resized to 96x96, lr 0.01. `Inception` defines only
+`forward`, so the trainer backpropagates through the tape (the first epoch line says
+so).
+
+""" + subset_note("10 epochs of 60000 images at 96x96", HEAVY) + """
+
+The stored run shows the start of training only: in 16 steps the d2l recipe (SGD, lr
+0.01, no momentum) stays on its starting plateau, a loss of ln 10 = 2.30 and chance
+accuracy, as VGG's did in 8.2. The full recipe takes 4690 steps.""",
+        Book("googlenet", 9),
+        twin_note("GoogleNet", "googlenet"),
+        same_keys("GoogleNet", (1, 1, 96, 96)),
+    ], [("sec8_4_googlenet.py", Part())], env=HEAVY, test_images=16),
+
+    Notebook("8.5", "8.5_batch_norm", [
+        book_intro("8.5 Batch Normalization", "8.5", "batch-norm"),
+        TAB_NOTE,
+        TAB_CELL,
+        "The imports, as in 7.2.",
+        Book("batch-norm", 0),
+        """\
+## 8.5.3 Implementation from Scratch
+
+`batch_norm` uses tensor ops alone. In training (`torch.is_grad_enabled()` is true
+outside `torch.no_grad()`) it normalises with the batch's mean and variance and updates
+the moving averages; in prediction it uses the moving averages. It returns
+`moving_mean.data`: as in PyTorch, a Tensor sharing the array but cut from the graph,
+so each step's moving average does not carry the graphs of all the steps before.""",
+        Book("batch-norm", 1),
+        """\
+`BatchNorm` keeps gamma and beta as parameters and the moving averages as plain
+tensors. It defines only `forward`, so it runs on the tape.""",
+        Book("batch-norm", 2),
+        """\
+### Underneath: the tape's gradient equals `nn.BatchNorm2d`'s backward
+
+On the tape the book's layer is a dozen recorded ops. X reaches Y three ways (directly,
+through the mean and through the variance), so the leaf sums three gradients (the last
+line). scratchnet's `nn.BatchNorm2d` has one `backward` derived by hand, with the three
+paths in one formula (`scratchnet.teach.batch_norm_train_backward` is its readable
+version; docs/autograd.md sets the two side by side). From the same X and dL/dY they
+give the same gradients.""",
+        Code("""\
+import scratchnet.autograd as ag
+
+torch.manual_seed(0)
+X = torch.randn(4, 3, 5, 5, requires_grad=True)
+W = torch.randn(4, 3, 5, 5)  # L = sum(W * Y), so dL/dY = W
+bn_book = BatchNorm(3, num_dims=4)
+loss = (bn_book(X) * W).sum()
+print('\\n'.join(ag.backward_order(loss)))
+loss.backward()
+bn = nn.BatchNorm2d(3)
+bn(X.array)
+dX = bn.backward(W.array)
+print('dL/dgamma, tape:  ', bn_book.gamma.grad.reshape(-1))
+print('dL/dgamma, manual:', bn.weight.grad)
+print('dL/dbeta,  tape:  ', bn_book.beta.grad.reshape(-1))
+print('dL/dbeta,  manual:', bn.bias.grad)
+print('largest |dL/dX, tape - dL/dX, manual|:', float(abs(X.grad.array - dX).max()))""",
+             output=ROUNDING),
+        """\
+### Underneath: `.data`
+
+The layer keeps what `batch_norm` returned, `moving_mean.data`: a Tensor that needs no
+gradient. And `.data` shares its parameter's array, as in PyTorch:
+a write into `gamma.data` is a write into gamma (docs/porting.md).""",
+        Code("""\
+print(type(bn_book.moving_mean).__name__, bn_book.moving_mean.requires_grad)
+d = bn_book.gamma.data
+d += 1
+bn_book.gamma.reshape(-1)"""),
+        """\
+## 8.5.4 LeNet with Batch Normalization
+
+LeNet with the book's `BatchNorm` after each convolution and each hidden linear layer.""",
+        Book("batch-norm", 3),
+        """\
+The stored output is the book's recipe in full: 10 epochs over all 60000 training
+images, batch 128, lr 0.1, on the CPU (`num_gpus=1` finds no GPU there and says so).
+`BatchNorm` has no backward of its own, so the trainer backpropagates through the tape
+(the first epoch line says so).""",
+        Book("batch-norm", 4),
+        """\
+With batch normalisation LeNet learns from the first epoch, where 7.6's LeNet (the same
+recipe without it) stayed near chance for two epochs. The first `BatchNorm` layer's
+learned gamma and beta, one per channel:""",
+        Book("batch-norm", 5, output=TRAINED_OUTPUT),
+        """\
+## 8.5.5 Concise Implementation
+
+`nn.LazyBatchNorm2d` and `nn.LazyBatchNorm1d` are scratchnet's layers, each with its
+own backward; with them every layer of `BNLeNet` has one.""",
+        Book("batch-norm", 6),
+        """\
+The same recipe in full. This time the trainer backpropagates by hand.""",
+        Book("batch-norm", 7),
+        twin_note("BNLeNet", "bnlenet"),
+        same_keys("BNLeNet", (2, 1, 28, 28)),
+    ], [("sec8_5_batch_norm.py", Part())]),
 
     Notebook("8.6", "8.6_resnet", [
         intro("8.6 Residual Networks (ResNet) and ResNeXt", "8.6"),
@@ -605,6 +973,149 @@ for groups in (1, 2, 32):
     ], [("sec8_6_resnet.py", Part(skip="8.6.5")),
         ("sec8_6_resnext.py", Part(only="8.6.5"))], env=SUBSET),
 
+    Notebook("8.7", "8.7_densenet", [
+        book_intro("8.7 Densely Connected Networks (DenseNet)", "8.7", "densenet"),
+        TAB_NOTE,
+        TAB_CELL,
+        "The imports, as in 7.2.",
+        Book("densenet", 0),
+        """\
+## 8.7.2 Dense Blocks
+
+`conv_block`: batch normalisation, ReLU, then a 3x3 convolution.""",
+        Book("densenet", 1),
+        """\
+`DenseBlock` stacks each block's output onto its input along the channels, so every
+block sees all the channels before it. It defines only `forward`, so it runs on the
+tape.""",
+        Book("densenet", 2),
+        "Two blocks of 10 channels on 3 input channels: 3 + 2 x 10 = 23 channels out.",
+        Book("densenet", 3),
+        """\
+### Underneath: DenseBlock's backward, by the tape and by hand
+
+Walking back, each `CatBackward` splits dL/d[X, Y] into the part for X and the part for
+the block's output Y; Y's part runs back through the block and is added to X's, since
+X made Y too (the "sums 2 gradients" lines). `scratchnet.models.DenseBlock` does the
+same in a `backward` written by hand; with the book's weights loaded (the same
+`state_dict` keys) it gives the same dL/dX.""",
+        Code("""\
+import scratchnet.autograd as ag
+from scratchnet import models
+
+book = DenseBlock(2, 10)
+X = torch.randn(4, 3, 8, 8, requires_grad=True)
+W = torch.randn(4, 23, 8, 8)  # L = sum(W * Y), so dL/dY = W
+loss = (book(X) * W).sum()
+print('\\n'.join(ag.backward_order(loss)))
+loss.backward()
+mine = models.DenseBlock(2, 10)
+mine.load_state_dict(book.state_dict())
+mine(X.array)
+dX = mine.backward(W.array)
+print('largest |dL/dX by hand - dL/dX by the tape|:', float(abs(dX - X.grad.array).max()))""",
+             output=ROUNDING),
+        """\
+## 8.7.3 Transition Layers
+
+Each dense block adds channels; a transition layer brings them down with a 1x1
+convolution and halves the height and width with a 2x2 average pool.""",
+        Book("densenet", 4),
+        "23 channels to 10, 8x8 to 4x4.",
+        Book("densenet", 5),
+        """\
+## 8.7.4 DenseNet Model
+
+The first stage as in ResNet: a 7x7 convolution, batch normalisation, ReLU, max-pool.""",
+        Book("densenet", 6),
+        """\
+Four dense blocks of four convolutions with 32 channels each (the growth rate), a
+transition layer between each two, then batch normalisation, ReLU, global average
+pooling and a linear layer.""",
+        Book("densenet", 7),
+        """\
+### Underneath: the channels through DenseNet
+
+The book prints no summary here. d2l's `layer_summary` at 96x96 shows each dense block
+adding 4 x 32 = 128 channels and each transition layer halving the channels and the
+size.""",
+        Code("DenseNet().layer_summary((1, 1, 96, 96))"),
+        """\
+## 8.7.5 Training
+
+DenseNet on Fashion-MNIST resized to 96x96, lr 0.01. `DenseBlock` defines only
+`forward`, so the trainer backpropagates through the tape (the first epoch line says
+so).
+
+""" + subset_note("10 epochs of 60000 images at 96x96", HEAVY) + """
+
+In its 16 steps the training loss falls while the validation accuracy stays at chance,
+as ResNet's did in its first two epochs (8.6). The full recipe takes 4690 steps.""",
+        Book("densenet", 8),
+        twin_note("DenseNet", "densenet"),
+        same_keys("DenseNet", (1, 1, 96, 96)),
+    ], [("sec8_7_densenet.py", Part())], env=HEAVY, test_images=16),
+
+    Notebook("8.8", "8.8_regnet", [
+        book_intro("8.8 Designing Convolution Network Architectures (RegNet)", "8.8",
+                   "cnn-design"),
+        TAB_NOTE,
+        TAB_CELL,
+        "The imports, as in 8.4.",
+        Book("cnn-design", 0),
+        """\
+## 8.8.1 The AnyNet Design Space
+
+AnyNet: a stem (a 3x3 convolution with stride 2, batch normalisation, ReLU), stages of
+ResNeXt blocks, and a head (global average pooling and a linear layer).""",
+        Book("cnn-design", 1),
+        """\
+A stage: `depth` ResNeXt blocks, the first of which halves the size and sets the
+channels. `d2l.ResNeXtBlock` is scratchnet's copy of 8.6.5's block, with the book's
+`state_dict` keys and a backward of its own.""",
+        Book("cnn-design", 2),
+        "`__init__`: the stem, the stages of `arch`, the head.",
+        Book("cnn-design", 3),
+        """\
+## 8.8.3 RegNet
+
+RegNetX-32: two stages of depths 4 and 6 and widths 32 and 80, group width 16,
+bottleneck ratio 1.""",
+        Book("cnn-design", 4),
+        "At 96x96: the stem halves the size to 48, each stage halves it again.",
+        Book("cnn-design", 5),
+        """\
+## 8.8.4 Training
+
+RegNetX-32 on Fashion-MNIST resized to 96x96, lr 0.05. Every layer and every ResNeXt
+block has its own backward, so the trainer backpropagates by hand.
+
+""" + subset_note("10 epochs of 60000 images at 96x96") + """
+
+In its 48 steps the training loss falls and the validation accuracy starts to rise above
+chance. The full recipe takes 4690 steps.""",
+        Book("cnn-design", 6),
+        """\
+### Underneath: the groups, and where the work is
+
+`ResNeXtBlock` gets `groups=16` and passes `groups=bot_channels//groups` to its 3x3
+convolution, so 16 is the width of a group: 32 channels make 2 groups, 80 make 5, and
+each weight is (out, 16, 3, 3). `sn.trace.trace` counts each layer's and block's
+parameters and forward FLOPs on one test image.""",
+        Code("""\
+import scratchnet as sn
+
+for name in ('stage1', 'stage2'):
+    conv2 = getattr(model.net, name)[0].conv2
+    print(f'{name}: {conv2.groups} groups, weight {tuple(conv2.weight.shape)}')
+X = next(iter(data.val_dataloader()))[0][:1]  # one test image, 1x1x96x96
+for r in sn.trace.trace(model, X.array).rows:
+    print(f"{r['name']:<13} {r['layer']:<17} {r['params']:>6,} parameters, "
+          f"{r['fwd_flops'] / 1e6:4.1f} MFLOPs forward")"""),
+        twin_note("RegNetX32", "regnetx32"),
+        same_keys("RegNetX32", (1, 1, 96, 96)),
+    ], [("sec8_8_regnet.py", Part())], env=SUBSET, test_images=32),
+
     Notebook("exercises", "exercises", [
         """\
 # Exercises 7.2.8, 7.3.4 and 7.4.5
@@ -659,9 +1170,14 @@ def notebook(spec, seed=None):
         elif isinstance(item, int):
             cell = nbformat.v4.new_code_cell(port(seed[item]),
                                              metadata={"scratchnet": {"seed_cell": item}})
+        elif isinstance(item, Book):
+            where = {"section": item.section, "cell": item.index}
+            cell = nbformat.v4.new_code_cell(book_cell(item.section, item.index),
+                                             metadata={"scratchnet": {"book_cell": where}})
         else:
             cell = nbformat.v4.new_markdown_cell(textwrap.dedent(item).strip())
-        policy = None if cell.cell_type == "markdown" else output_policy(item, cell.source)
+        policy = None if cell.cell_type == "markdown" else \
+            output_policy(item, cell.source, spec.test_images)
         if policy is not None:
             cell.metadata.setdefault("scratchnet", {})["output"] = dict(policy)
         cell.id = f"cell{len(cells):02d}"  # stable ids: a rebuild changes no id
@@ -674,6 +1190,12 @@ def notebook(spec, seed=None):
 def seed_cell(cell):
     """The seed cell number a notebook cell holds, or None."""
     return cell.get("metadata", {}).get("scratchnet", {}).get("seed_cell")
+
+
+def book_cell_of(cell):
+    """The (section, index) of the book cell a notebook cell holds, or None."""
+    where = cell.get("metadata", {}).get("scratchnet", {}).get("book_cell")
+    return None if where is None else (where["section"], where["cell"])
 
 
 def compared_output(cell):

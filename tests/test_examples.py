@@ -18,7 +18,9 @@ import time
 import numpy as np
 import pytest
 from seedcells import notebooks_build
-from test_seed import BOOK, TRAINING
+from test_seed import BOOK
+
+import chaptercells as cc
 
 import scratchnet as sn
 from scratchnet.data import DownloadError
@@ -42,9 +44,12 @@ def run(script, *args, check=True, timeout=120):
 
 # The section scripts are the notebooks exported by notebooks/build.py. Each runs as
 # ``python examples/<script>`` (runpy, as __main__), after scratchnet.manual_seed(0) as
-# every test is seeded, with its training cells on the first 256 images for one epoch,
-# and prints the book's values of its seed cells (BOOK, tests/test_seed.py).
+# every test is seeded, with its training cells on the notebook's ``test_images`` first
+# images for one epoch, and prints the book's values of its seed cells (BOOK,
+# tests/test_seed.py) and what its book cells print on PyTorch where that is exact
+# (tests/d2l_chapters/reference_outputs.json).
 BUILD = notebooks_build()
+REFERENCE = cc.reference()["sections"]
 SEEDED = ("import runpy, sys, scratchnet; scratchnet.manual_seed(0); "
           "runpy.run_path(sys.argv[1], run_name='__main__')")
 SKIP_VGG = pytest.mark.skip(
@@ -54,40 +59,52 @@ SKIP_VGG = pytest.mark.skip(
 
 
 def section_scripts():
-    """Every section script with the seed cells it runs, as a list (pytest 9 deprecates
-    generators in parametrize)."""
+    """Every section script with what it must print and how many images it trains on, as
+    a list (pytest 9 deprecates generators in parametrize)."""
     params = []
     for spec in BUILD.NOTEBOOKS:
         for script, part in spec.scripts:
             cells = BUILD.script_cells(BUILD.notebook(spec), part)
-            seeds = [BUILD.seed_cell(c) for c in cells if BUILD.seed_cell(c) is not None]
+            # The book's values: of the seed cells, and of the book cells that print
+            # exactly what they print on PyTorch.
+            values = {f"seed cell {BUILD.seed_cell(c)}": BOOK[BUILD.seed_cell(c)]
+                      for c in cells if BUILD.seed_cell(c) in BOOK}
+            for c in cells:
+                where = BUILD.book_cell_of(c)
+                if where and REFERENCE[where[0]][where[1]]["check"] == "exact":
+                    values[f"book cell {where}"] = REFERENCE[where[0]][where[1]]["output"]
+            if script == "sec8_6_resnext.py":
+                values["the ResNeXt check"] = "torch.Size([4, 32, 96, 96])"
+            fits = sum("trainer.fit(" in c.source for c in cells)
             marks = [SKIP_VGG] if script == "sec8_2_vgg.py" else []
             if script == "sec8_6_resnet.py":  # ResNet-18's summary and an epoch: ~15 s
                 marks.append(pytest.mark.slow)
-            params.append(pytest.param(script, seeds, id=script, marks=marks))
+            params.append(pytest.param(script, values, fits, spec.test_images, id=script,
+                                       marks=marks))
     return params
 
 
-@pytest.mark.parametrize("script, seeds", section_scripts())
-def test_section_script_prints_the_books_values(script, seeds, tmp_path, request):
-    if set(seeds) & set(TRAINING):
+@pytest.mark.parametrize("script, values, fits, images", section_scripts())
+def test_section_script_prints_the_books_values(script, values, fits, images, tmp_path,
+                                                request):
+    if fits:
         request.getfixturevalue("real_data")
-    env = dict(os.environ, SCRATCHNET_D2L_SUBSET="256", SCRATCHNET_D2L_MAX_EPOCHS="1",
+    env = dict(os.environ, SCRATCHNET_D2L_SUBSET=str(images), SCRATCHNET_D2L_MAX_EPOCHS="1",
                SCRATCHNET_D2L_FIGURES=str(tmp_path), PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-c", SEEDED, str(EXAMPLES / script)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{script} failed:\n{proc.stdout}\n{proc.stderr}"
-    assert any(n in BOOK for n in seeds) or script == "sec8_6_resnext.py", seeds
-    missing = [n for n in seeds if n in BOOK and BOOK[n] not in proc.stdout]
-    assert not missing, f"{script} did not print the book's values of seed cells " \
-        f"{missing}:\n{proc.stdout}"
-    if script == "sec8_6_resnext.py":
-        assert "torch.Size([4, 32, 96, 96])" in proc.stdout
-    if set(seeds) & set(TRAINING):
-        assert re.search(r"^epoch 1/1: train loss .*backprop", proc.stdout, re.M), proc.stdout
-        curves = re.search(r"^the curves: (.+)$", proc.stdout, re.M)  # d2l's plot, as a PNG
-        assert curves and pathlib.Path(curves[1]).parent == tmp_path
-        assert pathlib.Path(curves[1]).read_bytes().startswith(PNG_MAGIC)
+    assert values or fits, "the script checks nothing"
+    missing = [what for what, value in values.items() if value not in proc.stdout]
+    assert not missing, f"{script} did not print the book's values of {missing}:\n" \
+        f"{proc.stdout}"
+    # Each training cell: its epoch line, and d2l's plot saved as a PNG.
+    assert len(re.findall(r"^epoch 1/1: train loss .*backprop", proc.stdout, re.M)) == fits, \
+        proc.stdout
+    curves = re.findall(r"^the curves: (.+)$", proc.stdout, re.M)
+    assert len(curves) == fits, proc.stdout
+    for path in map(pathlib.Path, curves):
+        assert path.parent == tmp_path and path.read_bytes().startswith(PNG_MAGIC)
 
 
 def check_run_dir(out, epochs):
