@@ -82,3 +82,13 @@ def table(rows, headers):
     line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
     out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     return "\n".join(out + [line(r) for r in rows])
+
+
+def print_rows(rows, headers):
+    """Print each row as it comes (a long run shows its progress), then the Markdown table."""
+    got = []
+    for row in rows:
+        got.append(row)
+        print(" | ".join(row), flush=True)
+    print()
+    print(table(got, headers))

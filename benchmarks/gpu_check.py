@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python -m benchmarks.gpu_check --out gpu-report [--data-dir DIR]
 
-It prints the card, driver, CUDA and CuPy versions, then runs five parts in this
+It prints the card, driver, CUDA and CuPy versions, then runs six parts in this
 order, each within its own share of the time budget (SHARES):
 
   pytest       python -m pytest -m gpu -q, in a child process
@@ -10,8 +10,10 @@ order, each within its own share of the time budget (SHARES):
   layers       benchmarks.layers against PyTorch CUDA, fewer repeats
   lenet        benchmarks.lenet, one epoch of each recipe
   resnet       benchmarks.resnet, batch 32 and 128, a few steps
+  chapter8     benchmarks.chapter8: a training step of AlexNet, NiN, GoogLeNet, BNLeNet,
+               DenseNet and RegNetX-32 against the book's PyTorch classes
 
-The three benchmarks run in this process and need PyTorch with CUDA (without it
+The four benchmarks run in this process and need PyTorch with CUDA (without it
 they are skipped, and say so). A part that fails or runs over its time is
 recorded with its error and the check goes on. Everything lands in one Markdown
 report, DIR/gpu_check.md. Exit status: 0 when every part passed or was skipped,
@@ -52,7 +54,8 @@ RESERVE_S = 15  # kept free at the end for the report and the exit
 # compiles every kernel the first time it runs, and the tests run most of them. The
 # child processes go first, while this process holds no CUDA context yet (a GPU in
 # exclusive-process mode takes one process at a time).
-SHARES = {"pytest": 240, "train_lenet": 70, "layers": 40, "lenet": 45, "resnet": 55}
+SHARES = {"pytest": 235, "train_lenet": 65, "layers": 35, "lenet": 40, "resnet": 45,
+          "chapter8": 30}
 MIN_PART_S = 10  # a part with less time left than this is not started
 GRACE_S = 5  # a child over its time gets SIGINT (pytest then prints its summary), then this
 
@@ -60,12 +63,15 @@ GRACE_S = 5  # a child over its time gets SIGINT (pytest then prints its summary
 LAYERS = dict(repeat=3, warmup_s=0.1, rounds=3)
 LENET = dict(epochs=1, recipes=("d2l", "modern"))
 RESNET = dict(batches=(32, 128), steps=5)
+CHAPTER8 = dict(batch=32, warmup=2, steps=3, rounds=1)
 
 TITLES = {
     "pytest": "GPU tests: python -m pytest -m gpu -q",
     "layers": f"Layers, forward + backward (best of {LAYERS['repeat']})",
     "lenet": f"LeNet training, {LENET['epochs']} epoch of each recipe",
     "resnet": f"ResNet-18 (96x96) training step, {RESNET['steps']} steps",
+    "chapter8": f"Chapter 8's models, training step at batch {CHAPTER8['batch']}, median of "
+                f"{CHAPTER8['steps']} steps",
     "train_lenet": "examples/train_lenet.py --device gpu --epochs 2",
 }
 PASSING = ("passed", "skipped")
@@ -356,6 +362,9 @@ def benchmark_part(name, data):
             from . import lenet
             collect_rows(part, lenet.run("gpu", root=need(data), download=False, **LENET),
                          lenet.HEADERS)
+        elif name == "chapter8":
+            from . import chapter8
+            collect_rows(part, chapter8.run("gpu", **CHAPTER8), chapter8.HEADERS)
         else:
             from . import resnet
             collect_rows(part, resnet.run("gpu", in_process=True, **RESNET),
@@ -369,6 +378,7 @@ def make_specs(names, env, data):
               "layers": lambda: benchmark_part("layers", data),
               "lenet": lambda: benchmark_part("lenet", data),
               "resnet": lambda: benchmark_part("resnet", data),
+              "chapter8": lambda: benchmark_part("chapter8", data),
               "train_lenet": lambda: train_lenet_part(env, data)}
     return [(n, makers[n]()) for n in SHARES if n in names]
 

@@ -16,7 +16,7 @@ import torch
 import scratchnet as sn
 from scratchnet import nn
 
-from .common import machine, paired, table
+from .common import machine, paired, print_rows
 
 # (name, batch, C_in, H, C_out, kernel, stride, padding)
 CONVS = [
@@ -120,12 +120,7 @@ def main():
     args = p.parse_args()
     sn.use_device(args.device)  # fails here, before any output, without a GPU
     print(machine())
-    rows = []
-    for row in run(args.device, args.repeat):
-        rows.append(row)
-        print(" | ".join(row), flush=True)
-    print()
-    print(table(rows, HEADERS))
+    print_rows(run(args.device, args.repeat), HEADERS)
 
 
 if __name__ == "__main__":

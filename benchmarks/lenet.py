@@ -20,7 +20,7 @@ from scratchnet.interop import load_into_torch, torch_lenet
 from scratchnet.models import LeNet
 from scratchnet.train import first_layer
 
-from .common import machine, table
+from .common import machine, print_rows
 
 RECIPES = {"d2l": dict(lr=0.1), "modern": dict(lr=0.05, momentum=0.9, weight_decay=5e-4)}
 
@@ -92,12 +92,7 @@ def main():
     args = p.parse_args()
     sn.use_device(args.device)  # fails here, before any output, without a GPU
     print(machine())
-    rows = []
-    for row in run(args.device, args.epochs, args.recipes):
-        rows.append(row)
-        print(" | ".join(row), flush=True)
-    print()
-    print(table(rows, HEADERS))
+    print_rows(run(args.device, args.epochs, args.recipes), HEADERS)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from .common import machine, table
+from .common import machine, print_rows
 
 
 def _empty_pool(framework):
@@ -145,12 +145,7 @@ def main():
         print(json.dumps(run_one(args.child[0], int(args.child[1]), args.device, args.steps)))
         return
     print(machine())
-    rows = []
-    for row in run(args.device, args.batches, args.steps):
-        rows.append(row)
-        print(" | ".join(row), flush=True)
-    print()
-    print(table(rows, headers(args.device)))
+    print_rows(run(args.device, args.batches, args.steps), headers(args.device))
 
 
 if __name__ == "__main__":

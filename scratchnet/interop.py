@@ -2,8 +2,14 @@
 
 torch stays optional: it is imported only when one of these is called.
 Parameter names are PyTorch's, so a scratchnet model and the same d2l model in
-PyTorch have the same state_dict keys and shapes.
+PyTorch have the same state_dict keys and shapes. ``torch_book`` runs the book's own
+PyTorch cells (chapter 8's classes, as d2l-en writes them) against a small torch-side
+stand-in for the d2l library.
 """
+import ast
+import functools
+import types
+
 import numpy as np
 
 from . import backend
@@ -200,3 +206,71 @@ def torch_resnet(arch, num_classes=10, in_shape=(2, 1, 96, 96)):
 
 def torch_resnet18(num_classes=10, in_shape=(2, 1, 96, 96)):
     return torch_resnet(((2, 64), (2, 128), (2, 256), (2, 512)), num_classes, in_shape)
+
+
+# ---- the book's own PyTorch classes -----------------------------------------------------
+
+# The d2l library's names that a section's cells use and an earlier section defines
+# (d2l 1.0.3 holds them): cnn-design.md's AnyNet builds resnet.md's ResNeXtBlock.
+BOOK_NEEDS = {"cnn-design": {"ResNeXtBlock": "resnet"}}
+
+
+def book_definitions(cells):
+    """The cells that only define (functions and classes, ``@d2l.add_to_class`` methods
+    among them); the cells that run something (shapes, summaries, training) and IPython
+    magics are left out."""
+    for cell in cells:
+        try:
+            body = ast.parse(cell).body
+        except SyntaxError:  # IPython magics
+            continue
+        if body and all(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in body):
+            yield cell
+
+
+def _book_d2l():
+    """The minimum of d2l 1.0.3 (torch) the chapters' model classes use: Classifier as a
+    torch.nn.Module whose layers live in ``self.net`` (no training glue), init_cnn and
+    add_to_class."""
+    torch = _torch()
+
+    class Classifier(torch.nn.Module):
+        """d2l.Classifier without the training glue: its layers live in ``self.net``."""
+
+        def save_hyperparameters(self, *args, **kwargs):
+            pass
+
+        def forward(self, X):
+            return self.net(X)
+
+    def init_cnn(module):  # d2l 1.0.3's
+        if type(module) == torch.nn.Linear or type(module) == torch.nn.Conv2d:  # noqa: E721
+            torch.nn.init.xavier_uniform_(module.weight)
+
+    def add_to_class(Class):  # d2l 1.0.3's
+        def wrapper(obj):
+            setattr(Class, obj.__name__, obj)
+        return wrapper
+
+    return types.SimpleNamespace(Classifier=Classifier, init_cnn=init_cnn,
+                                 add_to_class=add_to_class)
+
+
+@functools.lru_cache(maxsize=None)
+def torch_book(section, cells_of, namespace=dict):
+    """The names the PyTorch cells of d2l-en's ``section`` ("googlenet") define, run as
+    one notebook would, with real torch: ``book_definitions(cells_of(section))`` executed
+    in ``namespace()`` (a fresh dict; tests/chaptercells.py's ``namespace`` supplies the
+    ``tab`` its cells ask), holding torch, nn, F and a d2l that is ``_book_d2l()`` plus
+    what BOOK_NEEDS takes from earlier sections. ``cells_of``: tests/chaptercells.py's
+    ``pytorch_cells``, which reads the book's markdown. One namespace per section and
+    arguments (cached): ``torch_book("nin", ...)["NiN"]()`` is the book's NiN."""
+    torch = _torch()
+    d2l = _book_d2l()
+    for name, other in BOOK_NEEDS.get(section, {}).items():
+        setattr(d2l, name, torch_book(other, cells_of, namespace)[name])
+    ns = namespace()
+    ns.update(torch=torch, nn=torch.nn, F=torch.nn.functional, d2l=d2l)
+    for cell in book_definitions(cells_of(section)):
+        exec(compile(cell, f"<d2l-en {section}.md>", "exec"), ns)
+    return ns

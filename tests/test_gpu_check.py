@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 
 import scratchnet as sn
@@ -176,6 +177,50 @@ def test_a_benchmark_stopped_half_way_keeps_its_rows():
                        lambda part: gc.collect_rows(part, rows(), ["layer", "ms"]))
     assert part.status == "timed out"
     assert "conv2" in part.body and "never" not in part.body and part.summary == "2 rows"
+
+
+@pytest.mark.skipif(sn.gpu_available(), reason="this machine has a usable GPU")
+@pytest.mark.parametrize("name", ["layers", "lenet", "resnet", "chapter8"])
+def test_a_benchmark_part_without_pytorch_cuda_is_skipped_saying_why(name):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("PyTorch sees a CUDA device")
+    part = gc.run_part(Part(name, gc.TITLES[name], limit_s=30), gc.benchmark_part(name, None))
+    assert part.status == "skipped" and "sees no CUDA device" in part.error
+
+
+# ---- the chapter-8 benchmark (gpu_check's last part), on the CPU ------------------------
+
+def test_chapter8_feeds_each_model_the_books_image_size():
+    from benchmarks import chapter8
+    assert list(chapter8.MODELS) == ["AlexNet", "NiN", "GoogleNet", "BNLeNet", "DenseNet",
+                                     "RegNetX32"]
+    for name, (_, cls, size) in chapter8.MODELS.items():
+        assert getattr(sn.models, name).book_input == (size, size), name
+        assert type(chapter8.book_model(name)).__name__ == cls  # the book's own class
+
+
+@pytest.mark.parametrize("name", ["BNLeNet", "RegNetX32"])  # RegNetX32: resnet.md's block
+def test_chapter8_times_one_step_of_the_same_model_on_both_sides(name):
+    """Both start from the same weights and take the same step on the same batch: after
+    it they hold the same weights and running statistics, up to float32 rounding (5% of
+    what the step moved each tensor; a weight loaded wrong or a step not taken is off by
+    all of it). Then the benchmark's row."""
+    from benchmarks import chapter8
+    pair = chapter8.make_steps(name, batch=4)
+    before = {k: v.clone() for k, v in pair.tmodel.state_dict().items()}
+    pair.ours()
+    pair.theirs()
+    after = pair.tmodel.state_dict()
+    for k, v in pair.model.state_dict().items():
+        moved = float((after[k] - before[k]).abs().max())
+        assert moved > 0 or k.endswith("bias"), f"{k}: the step did not move it"
+        assert np.abs(sn.to_numpy(v) - after[k].numpy()).max() <= 0.05 * moved + 1e-7, k
+    rows = list(chapter8.run("cpu", models=[name], batch=2, warmup=0, steps=1, rounds=1))
+    assert len(rows) == 1 and len(rows[0]) == len(chapter8.HEADERS)
+    size = chapter8.MODELS[name][2]
+    assert rows[0][:3] == [name, f"(2, 1, {size}, {size})", "cpu"]
+    assert all(float(v) > 0 for v in rows[0][3:])  # ms, ms, ratio
 
 
 # ---- child processes --------------------------------------------------------------------

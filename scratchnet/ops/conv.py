@@ -31,6 +31,9 @@ so each product becomes one batched product over the groups,
 (G, O/G, C/G*kh*kw) @ (G, C/G*kh*kw, cols), with no loop over the groups.
 ``pads`` is always the resolved (top, bottom, left, right); :func:`conv_pads`
 turns PyTorch's ``padding`` argument (int, (h, w), "valid", "same") into it.
+
+Pointwise (1x1, stride 1, no padding, one group) on the CPU: the columns would be x
+itself, so there are none (:func:`pointwise`): y = W2 @ x per image, x kept as ``cols``.
 """
 import numpy as np
 
@@ -85,10 +88,13 @@ def conv2d(x, W, bias, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), saved=
     page faults, see ``workspace``); None means new memory. ``keep=False``
     (evaluation, where nothing reads them) keeps no columns: each chunk's columns
     go to scratch memory (on the GPU, to memory freed on return); ``cols`` is None.
-    ``groups`` > 1: see :func:`_conv2d_grouped`.
+    ``groups`` > 1: see :func:`_conv2d_grouped`. A :func:`pointwise` convolution builds
+    no columns: its ``cols`` is x itself (None with ``keep=False``), ``saved`` unused.
     """
     if groups != 1:
         return _conv2d_grouped(x, W, bias, stride, pads, dilation, saved, keep, groups)
+    if pointwise(x.shape, W.shape, stride, pads, groups, get_array_module(x)):
+        return _conv2d_pointwise(x, W, bias), (x if keep else None)
     xp = get_array_module(x)
     o, c, kh, kw = W.shape
     n = x.shape[0]
@@ -139,9 +145,12 @@ def _im2col_chunk(x, kh, kw, stride, pads, dilation, oh, ow, col, last):
 
 def conv2d_columns(x, W_shape, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1),
                    groups=1):
-    """The ``cols`` :func:`conv2d` returns, built again from x (new memory): the
-    backward of a layer that kept none in its forward."""
+    """The ``cols`` :func:`conv2d` returns, built again from x (new memory; x itself for
+    a :func:`pointwise` convolution): the backward of a layer that kept none in its
+    forward."""
     xp = get_array_module(x)
+    if pointwise(x.shape, W_shape, stride, pads, groups, xp):
+        return x
     o, c, kh, kw = W_shape
     n = x.shape[0]
     oh, ow = conv_output_hw(x.shape, (kh, kw), stride, pads, dilation)
@@ -193,7 +202,8 @@ def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
 
     ``cols`` is what :func:`conv2d` returned. ``consume=True`` lets dL/dcol be
     written over it once dL/dW has used it (a layer does this: its cache is
-    spent after backward); otherwise it is left as it was.
+    spent after backward); otherwise it is left as it was. A :func:`pointwise`
+    convolution's ``cols`` is x, never written.
 
     Per chunk of images: gy in the chunk's layout, then dL/dW and dL/db
     (:func:`_weight_grads`), then dL/dx, through the flipped kernel where
@@ -205,6 +215,8 @@ def conv2d_backward(gy, cols, W, x_shape, stride=(1, 1), pads=(0, 0, 0, 0),
     if groups != 1:
         return _conv2d_grouped_backward(gy, cols, W, x_shape, stride, pads, dilation,
                                         need_gx, need_gb, consume, groups)
+    if pointwise(x_shape, W.shape, stride, pads, groups, get_array_module(gy)):
+        return _conv2d_pointwise_backward(gy, cols, W, need_gx, need_gb)
     xp = get_array_module(gy)
     o, c, kh, kw = W.shape
     n = x_shape[0]
@@ -245,9 +257,14 @@ def _gy_matrix(gy, last):
     return gy2.reshape(o, -1)
 
 
+def _small_weight(o, k):
+    """Whether dL/dW (o, k) is taken transposed, as col @ gy^T (see _weight_grads)."""
+    return o * k <= 1 << 17
+
+
 def _weight_grads(col2, gy2, need_gb):
     """A chunk's share of dL/dW, gy2 @ col2^T as (O, C*kh*kw), and of dL/db (or None)."""
-    if gy2.shape[0] * col2.shape[0] <= 1 << 17:  # a small weight
+    if _small_weight(gy2.shape[0], col2.shape[0]):
         # col2 @ gy2^T, i.e. gW^T: faster in OpenBLAS than gy2 @ col2^T for few output
         # channels and a long sum (gW is returned as that transpose, a view).
         gW = col2.dot(gy2.T).T
@@ -310,6 +327,65 @@ def _input_grad_flipped(gy, Wf2, kernel, gy_pads, dilation, out):
     out[...] = images_first(gx2, True)
 
 
+def pointwise(x_shape, W_shape, stride, pads, groups, xp=np):
+    """Whether a convolution takes the pointwise route on the CPU: a 1x1 kernel, stride 1,
+    no padding, one group (dilation does not matter), over images of at least 64 pixels.
+    Its columns would be x itself, (C, m*H*W) after a transposing copy (two copies with
+    the padded image), so there are none: y = W2 @ x (C, H*W) image by image, straight
+    into the (N, O, H, W) output, and x is what the forward keeps for backward. Products
+    over fewer pixels (GoogLeNet's 3x3 and 6x6 last stages) are too small to run one per
+    image: those keep the columns."""
+    return (xp is np and tuple(W_shape[2:]) == (1, 1) and tuple(stride) == (1, 1)
+            and not any(pads) and groups == 1 and x_shape[2] * x_shape[3] >= 64)
+
+
+def _conv2d_pointwise(x, W, bias):
+    """y (N, O, H, W) of a :func:`pointwise` convolution: per chunk of images, one
+    product W2 (O, C) @ x (C, H*W) per image, then the bias."""
+    n, c, h, w = x.shape
+    o = W.shape[0]
+    W2 = W.reshape(o, c)
+    x3 = x.reshape(n, c, h * w)
+    y = np.empty((n, o, h, w), dtype=x.dtype)
+    y3 = y.reshape(n, o, h * w)
+
+    def chunk(a, b):
+        for i in range(a, b):
+            W2.dot(x3[i], out=y3[i])
+        if bias is not None:
+            y3[a:b] += bias.reshape(o, 1)
+
+    parallel_for(n, x[:1].nbytes + y[:1].nbytes, chunk, np)
+    return y
+
+
+def _conv2d_pointwise_backward(gy, x, W, need_gx, need_gb):
+    """(gx, gW, gb) of a :func:`pointwise` convolution from its input x: per image,
+    gx = W2^T @ gy and a share gy @ x^T of gW (added image by image within a chunk, the
+    chunks' shares in chunk order)."""
+    n, c, h, w = x.shape
+    o = W.shape[0]
+    W2t = W.reshape(o, c).T
+    x3 = x.reshape(n, c, h * w)
+    gy3 = gy.reshape(n, o, h * w)
+    gx = np.empty(x.shape, dtype=gy.dtype) if need_gx else None
+    gx3 = None if gx is None else gx.reshape(n, c, h * w)
+
+    def chunk(a, b):
+        gW = gy3[a].dot(x3[a].T)
+        for i in range(a, b):
+            if i > a:
+                gW += gy3[i].dot(x3[i].T)
+            if gx3 is not None:
+                W2t.dot(gy3[i], out=gx3[i])
+        return gW, (gy3[a:b].sum(axis=(0, 2)) if need_gb else None)
+
+    parts = parallel_for(n, x[:1].nbytes + gy[:1].nbytes, chunk, np)
+    gW = add_in_order([p[0] for p in parts]).reshape(W.shape)
+    gb = add_in_order([p[1] for p in parts]) if need_gb else None
+    return gx, gW, gb
+
+
 def _conv2d_grouped(x, W, bias, stride, pads, dilation, saved, keep, groups):
     """:func:`conv2d` with W (O, C/G, kh, kw), G = ``groups``: the columns of all C
     channels as for G = 1, then per chunk one batched product over the groups,
@@ -359,7 +435,10 @@ def _conv2d_grouped_backward(gy, cols, W, x_shape, stride, pads, dilation, need_
         col3 = col.reshape(groups, cg * kh * kw, -1)
         gy2 = _gy_matrix(gy[a:b], last)
         gy3 = gy2.reshape(groups, o // groups, -1)
-        gW = xp.matmul(gy3, col3.transpose(0, 2, 1))  # (G, O/G, C/G*kh*kw)
+        if _small_weight(o // groups, cg * kh * kw):  # transposed, as _weight_grads
+            gW = xp.matmul(col3, gy3.transpose(0, 2, 1)).transpose(0, 2, 1)
+        else:
+            gW = xp.matmul(gy3, col3.transpose(0, 2, 1))  # (G, O/G, C/G*kh*kw)
         gb = gy2.sum(axis=1) if need_gb else None
         if need_gx:
             gcol = xp.matmul(Wgt, gy3).reshape(col.shape)  # (G, C/G*kh*kw, cols)
