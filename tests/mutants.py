@@ -18,9 +18,11 @@ graph, an extra operation per parameter in the optimizer step, a host sync in d2
 manual step, init_cnn skipping convolutions, an edited stored notebook output, the
 porter dropping a comment) and the ones the suite caught then, so that they stay caught.
 """
+import concurrent.futures
 import dataclasses
 import os
 import pathlib
+import queue
 import shutil
 import subprocess
 import sys
@@ -181,15 +183,29 @@ def check(names=None, log=print):
     if unknown:
         raise SystemExit(f"no such mutant: {', '.join(sorted(unknown))}")
     verdicts = {}
+    # One copy of the tree per worker (a mutant edits its copy while its tests run), as
+    # many workers as cores: the mutants' test runs are independent.
+    workers = max(1, min(os.cpu_count() or 1, len(chosen)))
     with tempfile.TemporaryDirectory(prefix="scratchnet-mutants-") as tmp:
-        copy = pathlib.Path(tmp)
-        copy_tree(copy)
-        for m in chosen:
-            verdict, seconds, tail = run_mutant(m, copy)
-            verdicts[m.name] = verdict
-            log(f"{verdict:8s} {m.name} ({seconds:.0f} s: {' '.join(m.tests)})")
-            if verdict != "caught":
-                log("         " + "\n         ".join(tail))
+        copies = queue.SimpleQueue()
+        for i in range(workers):
+            copy = pathlib.Path(tmp) / str(i)
+            copy_tree(copy)
+            copies.put(copy)
+
+        def run(m):
+            copy = copies.get()
+            try:
+                return run_mutant(m, copy)
+            finally:
+                copies.put(copy)
+
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            for m, (verdict, seconds, tail) in zip(chosen, pool.map(run, chosen)):
+                verdicts[m.name] = verdict
+                log(f"{verdict:8s} {m.name} ({seconds:.0f} s: {' '.join(m.tests)})")
+                if verdict != "caught":
+                    log("         " + "\n         ".join(tail))
     return verdicts
 
 
