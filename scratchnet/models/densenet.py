@@ -4,6 +4,7 @@ stacked onto its input along the channels, and transition layers (BatchNorm, ReL
 from .. import nn, ops
 from .classifier import Classifier
 from .googlenet import concat_channels
+from .resnet import ResNet
 
 
 def conv_block(num_channels):
@@ -74,9 +75,5 @@ class DenseNet(Classifier):
             nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
             nn.LazyLinear(num_classes)))
 
-    @staticmethod
-    def b1():
-        return nn.Sequential(
-            nn.LazyConv2d(64, kernel_size=7, stride=2, padding=3),
-            nn.LazyBatchNorm2d(), nn.ReLU(),
-            nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+    # The same stem as ResNet's (d2l 8.7.4: 7x7 convolution, BatchNorm, ReLU, max pool).
+    b1 = staticmethod(ResNet.b1)
