@@ -12,10 +12,11 @@ def concat_channels(name, parts):
     splits dL/dY with ops.concat_backward), or, on the autograd tape, Tensors joined by
     the tape's cat, which records the split. Parts whose batch or image sizes differ are
     refused, naming the block ``name`` and both shapes."""
-    ops.check_concat([p.shape for p in parts], axis=1, name=name)
     if any(isinstance(p, Tensor) for p in parts):
+        # checked here too, so that the error names the block and not the tape's cat
+        ops.check_concat([p.shape for p in parts], axis=1, name=name)
         return cat(parts, dim=1)
-    return ops.concat(parts, axis=1, name=name)
+    return ops.concat(parts, axis=1, name=name)  # (which checks the shapes, naming it)
 
 
 class Inception(nn.Module):
