@@ -10,6 +10,8 @@ import threading
 
 import numpy as np
 
+from . import dtypes
+
 _CUPY_HINT = 'install it with: pip install -e ".[gpu]"  (or the cupy wheel matching your CUDA)'
 
 
@@ -20,7 +22,7 @@ class DeviceError(RuntimeError):
 class _State(threading.local):
     def __init__(self):
         self.device = "cpu"
-        self.dtype = np.dtype(np.float32)
+        self.dtype = dtypes.float32
         self.grad_enabled = True
         self.rng = np.random.default_rng()
         # The device generator: (seed, number of draws so far); see random_uniform.
@@ -147,13 +149,16 @@ def to_device(a, device=None):
 
 
 def get_default_dtype():
+    """The dtype of new float tensors and parameters, ``torch.float32`` unless set (a
+    :class:`scratchnet.dtype`, which NumPy and CuPy take as their own dtype)."""
     return _state.dtype
 
 
 def set_default_dtype(dtype):
-    """Set the dtype of new parameters: float32 (default) or float64."""
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
+    """Set the dtype of new parameters: float32 (default) or float64 (``torch.float64``,
+    ``np.float64`` or "float64")."""
+    dtype = dtypes.as_dtype(dtype)
+    if dtype not in (dtypes.float32, dtypes.float64):
         raise ValueError(f"set_default_dtype: expected float32 or float64, got {dtype}")
     _state.dtype = dtype
 

@@ -38,6 +38,19 @@ WORST = {np.float64: 4e-15, np.float32: 8e-6}
 EPS32 = float(np.finfo(np.float32).eps)
 
 
+def host(a):
+    """A tensor, Parameter or array of either library as a numpy array."""
+    if isinstance(a, torch.Tensor):
+        return a.detach().numpy()
+    return sn.to_numpy(a.data if isinstance(a, (sn.Tensor, sn.nn.Parameter)) else a)
+
+
+def close(got, want, rtol=1e-12):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * max(1., np.abs(want).max()))
+
+
 def rel_err(a, b, floor=1e-30):
     """max|a - b| / max(max|b|, floor): relative, and absolute (tol * floor) for a
     reference smaller than ``floor``. torch_parity takes the floor from magnitudes()."""

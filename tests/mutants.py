@@ -81,8 +81,8 @@ MUTANTS = [
            "grads[key] = gin",
            ["tests/test_autograd.py"]),
     Mutant("sub-backward-sign", "scratchnet/autograd/_ops.py",
-           "lambda a, b: a - b,\n                                          lambda a, b, y, g: (g, -g))",
-           "lambda a, b: a - b,\n                                          lambda a, b, y, g: (g, g))",
+           "lambda a, b, y, g: (g, -g), \"RsubBackward1\")",
+           "lambda a, b, y, g: (g, g), \"RsubBackward1\")",
            ["tests/test_autograd.py", "-k", "ops_match_torch"]),
     Mutant("div-backward-sign", "scratchnet/autograd/_ops.py",
            "(g / b, -g * y / b)", "(g / b, g * y / b)",
@@ -103,9 +103,9 @@ MUTANTS = [
            "                    optimizer.step()\n                self.global_step += 1",
            ["tests/test_train.py"]),
     Mutant("d2l-trainer-skips-last-step", "scratchnet/d2l.py",
-           "            self.optim.step()\n            self.train_batch_idx += 1",
-           "            if (self.train_batch_idx + 1) % self.num_train_batches:\n"
            "                self.optim.step()\n            self.train_batch_idx += 1",
+           "                if (self.train_batch_idx + 1) % self.num_train_batches:\n"
+           "                    self.optim.step()\n            self.train_batch_idx += 1",
            ["tests/test_d2l.py", "-k", "every_minibatch"]),
     Mutant("max-pool-tie-to-the-last-maximum", "scratchnet/ops/pool.py",
            "        not_yet = views[0] != ya\n"

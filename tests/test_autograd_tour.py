@@ -104,7 +104,7 @@ def test_expand_rows_add_up_to_their_block_and_leave_the_model_as_found(device):
     x = dev(sn.backend.rng().standard_normal((2, 1, 8, 8)).astype(np.float32))
     model(x)  # materialise
     for p in model.parameters():
-        p.grad[...] = 0.5
+        p.grad = dev(np.full(p.shape, 0.5, np.float32))
     state = {k: sn.to_numpy(v).copy() for k, v in model.state_dict().items()}
     report = trace(model, x, expand=True, repeat=2)
     # Left as found: no wrapped method, no cache; gradients and statistics put back.

@@ -125,10 +125,12 @@ def test_gradients_accumulate_across_steps_on_the_books_parameters(float64):
     PyTorch does: the book's Parameters take part in the tape like any leaf."""
     ours, theirs = scratchnet_book()["BatchNorm"](2, 2), torch_book()["BatchNorm"](2, 2)
     rs = np.random.default_rng(5)
-    held = ours.gamma.grad
-    for _ in range(2):
+    assert ours.gamma.grad is None and theirs.gamma.grad is None  # until a backward
+    for step in range(2):
         x = rs.standard_normal((5, 2))
         (ours(sn.tensor(x)) ** 3).sum().backward()
         (theirs(torch.from_numpy(x)) ** 3).sum().backward()
+        if step == 0:
+            held = ours.gamma.grad
     close(ours.gamma.grad, theirs.gamma.grad, "accumulated dL/dgamma")
     close(held, theirs.gamma.grad, "a .grad Tensor taken before shares the array")

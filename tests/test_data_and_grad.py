@@ -148,5 +148,6 @@ def test_moved_values_stay_where_they_are(fakegpu):
     arrays as they are (``Tensor(a)`` would copy to the active device)."""
     with sn.use_device("cpu"):
         layer = nn.Linear(3, 2)
-    assert layer.weight.data.device == "cpu" and layer.weight.grad.device == "cpu"
+        layer.weight.grad = np.zeros((2, 3), np.float32)  # None until a backward, as PyTorch
+    assert layer.weight.data.device == layer.weight.grad.device == sn.device("cpu")
     assert layer.weight.data.array is layer.weight.array

@@ -239,6 +239,8 @@ def test_the_flat_update_gives_the_bits_of_the_one_tensor_rule(cls, kw):
     grads = [[rs.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(5)]
     packed = [Parameter(v.copy()) for v in values]
     alone = [Parameter(v.copy()) for v in values]
+    for p in packed + alone:  # a gradient to write into (None until a backward, as PyTorch)
+        p.grad = np.zeros_like(p.array)
     opt = cls(packed, **kw)
     opts = [cls([p], **kw) for p in alone]
     for step in range(5):
@@ -269,6 +271,8 @@ def test_loading_optimizer_state_into_packed_parameters(fakegpu):
     runs = []
     for reload in (False, True):
         ps = [Parameter(xp.asarray(v)) for v in values]
+        for p in ps:  # a gradient to write into (None until a backward, as PyTorch)
+            p.grad = xp.zeros_like(p.array)
         opt = sn.optim.SGD(ps, lr=0.1, momentum=0.9)
         for step in range(4):
             if reload and step == 2:

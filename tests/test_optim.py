@@ -256,7 +256,7 @@ def test_skips_parameters_without_grad_or_data(device):
     assert not any(key.startswith("state.1.") for key in opt.state_dict())
     # A lazy parameter materialized after the optimizer was built joins the next step.
     lazy.materialize(dev(np.zeros(4)))
-    lazy.grad[...] = 1.0
+    lazy.grad = dev(np.ones(4))
     opt.step()
     np.testing.assert_allclose(sn.to_numpy(lazy.data), -0.5)
     assert "state.2.momentum_buffer" in opt.state_dict()
@@ -267,8 +267,7 @@ def test_param_groups_and_zero_grad(device):
     opt = optim.SGD([{"params": [a]}, {"params": b, "lr": 1.0}], lr=0.1, momentum=0.5)
     assert [g["lr"] for g in opt.param_groups] == [0.1, 1.0]
     assert opt.param_groups[1]["momentum"] == 0.5
-    a.grad[...] = 1.0
-    b.grad[...] = 1.0
+    a.grad, b.grad = dev(np.ones(2)), dev(np.ones(2))  # (None until a backward, as PyTorch)
     opt.step()
     np.testing.assert_allclose(sn.to_numpy(a.data), 0.9)
     np.testing.assert_allclose(sn.to_numpy(b.data), 0.0)
@@ -322,7 +321,7 @@ def test_state_dict_round_trip_continues_identically(cls, kwargs, through_file, 
 def test_state_dict_keys(device):
     p, q = on_device([np.ones(2), np.ones(3)])
     opt = optim.Adam([{"params": [p]}, {"params": [q], "lr": 0.1}], amsgrad=True)
-    p.grad[...] = 1.0
+    p.grad = dev(np.ones(2))
     q.grad = None
     opt.step()
     sd = opt.state_dict()
@@ -340,7 +339,7 @@ def test_load_state_dict_rejects_mismatch(device):
         optim.SGD(on_device([np.ones(2), np.ones(2)]), lr=0.1).load_state_dict(sd)
     (p,) = on_device([np.ones(2)])
     opt = optim.SGD([p], lr=0.1, momentum=0.9)
-    p.grad[...] = 1.0
+    p.grad = dev(np.ones(2))
     opt.step()
     with pytest.raises(ValueError, match="shape"):
         optim.SGD(on_device([np.ones(5)]), lr=0.1).load_state_dict(opt.state_dict())

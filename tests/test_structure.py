@@ -99,9 +99,10 @@ def floor_of(name):
 
 
 def test_the_tape_is_a_floor_below_nn():
-    """The tape (scratchnet.autograd) imports only the floors below it: backend, ops and
-    the figure and file helpers. nn imports the tape, as torch.nn imports torch."""
-    below = {"backend", "ops", "figures", "io", "autograd"}
+    """The tape (scratchnet.autograd) imports only the floors below it: backend, device,
+    dtypes, ops and the figure and file helpers. nn imports the tape, as torch.nn imports
+    torch."""
+    below = {"backend", "device", "dtypes", "ops", "figures", "io", "autograd"}
     for name in MODULES:
         if floor_of(name) == "autograd":
             above = {m for m in module_edges(name) if floor_of(m) not in below}

@@ -1,4 +1,6 @@
 """printing: a Tensor's repr and format() against torch's own, character for character."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -111,3 +113,42 @@ def test_format_spec_needs_a_0d_tensor(shape):
         format(torch.tensor(a), ".3f")
     with pytest.raises(TypeError, match="unsupported format string"):
         tensor_format(ag.Tensor(a), ".3f")
+
+
+LAYERS = [  # (what builds the layer on either library, the input's shape)
+    (lambda nn: nn.Linear(4, 5), (2, 4)), (lambda nn: nn.Linear(4, 5, bias=False), (2, 4)),
+    (lambda nn: nn.Linear(4, 5), (4,)), (lambda nn: nn.Linear(4, 5, bias=False), (4,)),
+    (lambda nn: nn.Linear(4, 5), (2, 3, 4)),
+    (lambda nn: nn.Linear(4, 5, bias=False), (2, 3, 4)),
+    (lambda nn: nn.ReLU(), (2, 3)), (lambda nn: nn.Sigmoid(), (2, 3)),
+    (lambda nn: nn.Tanh(), (2, 3)), (lambda nn: nn.Conv2d(3, 4, 3), (2, 3, 6, 6)),
+    (lambda nn: nn.Conv1d(3, 4, 3), (2, 3, 6)),
+    (lambda nn: nn.MaxPool2d(2), (2, 3, 6, 6)), (lambda nn: nn.AvgPool2d(2), (2, 3, 6, 6)),
+    (lambda nn: nn.AdaptiveAvgPool2d((1, 1)), (2, 3, 6, 6)),
+    (lambda nn: nn.AdaptiveAvgPool2d((2, 2)), (2, 3, 6, 6)),
+    (lambda nn: nn.Flatten(), (2, 3, 4)), (lambda nn: nn.BatchNorm2d(3), (2, 3, 4, 4)),
+    (lambda nn: nn.BatchNorm1d(4), (3, 4)), (lambda nn: nn.Dropout(0.5), (2, 3)),
+    (lambda nn: nn.MSELoss(), (2, 3)),
+]
+
+
+@pytest.mark.parametrize("make, shape", LAYERS)
+def test_a_layers_node_prints_pytorchs_grad_fn(make, shape):
+    """A layer with its own backward records one node on the tape; ``grad_fn=<...>``
+    prints the name PyTorch's autograd gives the last node of the same layer."""
+    ours_layer, theirs_layer = make(sn.nn), make(torch.nn)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    args = (x,) * 2 if isinstance(ours_layer, sn.nn.MSELoss) else (x,)
+    ours = ours_layer(*(sn.tensor(a, requires_grad=True) for a in args))
+    theirs = theirs_layer(*(torch.tensor(a, requires_grad=True) for a in args))
+    assert re.search(r"grad_fn=<(\w+)>", repr(ours)).group(1) == type(theirs.grad_fn).__name__
+
+
+def test_cross_entropy_prints_pytorchs_grad_fn():
+    logits = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    ours = sn.nn.functional.cross_entropy(sn.tensor(logits, requires_grad=True),
+                                          sn.tensor([0, 2]))
+    theirs = torch.nn.functional.cross_entropy(torch.tensor(logits, requires_grad=True),
+                                               torch.tensor([0, 2]))
+    assert repr(ours).endswith("grad_fn=<NllLossBackward0>)")
+    assert type(theirs.grad_fn).__name__ == "NllLossBackward0"

@@ -32,8 +32,10 @@ from . import _ops  # noqa: F401  (adds the operators to Tensor)
 from .graph import backward_order, plot_graph, to_dot
 from .modules import call_module, has_backward
 from .parameter import FlatParams, Parameter, parameter_tensor, zero_grads
-from .tensor import Node, Size, Tensor, record, run_backward, to_tensor, topological_order
+from .tensor import (Node, Size, Tensor, record, run_backward, shares, to_tensor,
+                     topological_order)
 
 __all__ = ["Tensor", "Size", "Node", "Parameter", "no_grad", "backward_order", "to_dot",
            "plot_graph", "record", "run_backward", "to_tensor", "topological_order",
-           "call_module", "has_backward", "parameter_tensor", "FlatParams", "zero_grads"]
+           "call_module", "has_backward", "parameter_tensor", "FlatParams", "zero_grads",
+           "shares"]

@@ -42,6 +42,15 @@ def call_module(module, *args, **kwargs):
         _local.depth -= 1
 
 
+def torch_grad_fn(module, x):
+    """The name PyTorch gives the last node of what ``module(x)`` computes (Linear:
+    ``AddmmBackward0``), for printing ``grad_fn=<...>`` as PyTorch does: a layer's
+    ``grad_fn_name``, a string or a function of the layer and its input; None when the
+    layer has none (the node then prints under scratchnet's name)."""
+    name = getattr(module, "grad_fn_name", None)
+    return name(x) if callable(name) else name
+
+
 def _layer_node(module, args, kwargs):
     tensors = [a for a in args if isinstance(a, Tensor)]
     like = tensors[0]
@@ -82,5 +91,6 @@ def _layer_node(module, args, kwargs):
     out = record(module.name, y, inputs, backward_fn)
     if out.grad_fn is not None:
         out.grad_fn.module = module
+        out.grad_fn.torch_name = torch_grad_fn(module, raw[0])
         object.__setattr__(module, "_tape_node", weakref.ref(out.grad_fn))
     return (out,) + extra if extra else out

@@ -7,11 +7,12 @@ import weakref
 
 import numpy as np
 
-from .. import backend
-from .tensor import _array_of, shares
+from .. import backend, dtypes
+from ..device import array_device, named
+from .tensor import Size, TorchNamed, _array_of, shares
 
 
-class Parameter:
+class Parameter(metaclass=TorchNamed):
     """``array`` holds the value, ``grad_array`` the accumulated dL/d(value): the arrays
     that layers and optimizers read and write.
 
@@ -19,9 +20,15 @@ class Parameter:
     from the graph, so the book's ``net.weight.data.normal_(0, 0.01)`` or
     ``w.grad.zero_()`` writes the parameter itself (docs/porting.md).
 
-    ``array`` (and ``data``) is None for a lazy layer's parameter until its first
-    forward pass fixes the shape (d2l's ``LazyConv2d``).
+    ``array`` is None for a lazy layer's parameter until its first forward pass fixes
+    the shape (d2l's ``LazyConv2d``): PyTorch's UninitializedParameter, whose ``data`` is
+    an empty tensor (writes into it are lost) and whose shape and values are errors.
+
+    ``grad_array`` (and ``grad``) is None until a backward writes the first gradient,
+    as PyTorch's ``.grad``: ``net[2].weight.grad == None`` holds before any backward.
     """
+
+    torch_name = "torch.nn.parameter.Parameter"  # how type(p) prints (TorchNamed)
 
     def __init__(self, data=None, requires_grad=True):
         if hasattr(data, "grad_fn"):  # nn.Parameter(torch.rand(2, 2)): share its array
@@ -30,19 +37,26 @@ class Parameter:
             raise ValueError("Parameter: scratchnet's parameters always require grad "
                              "(freeze one by leaving it out of the optimizer)")
         self.array = data
-        self.grad_array = None if data is None else backend.get_array_module(data).zeros_like(data)
+        # None until a backward writes a gradient (manual backprop's accumulate or the
+        # tape's), as PyTorch's ``.grad``; optimizers skip a parameter that has none.
+        self.grad_array = None
 
     def as_tensor(self):
         """This parameter as a leaf of the autograd tape: ops on it record, and
         ``backward()`` adds into this parameter's ``grad``. Operators and tensor methods
         on a Parameter (``w * x``, ``w.sum()``) go through it, as in PyTorch."""
+        if self.array is None:
+            raise ValueError(_uninitialized("as_tensor"))
         return parameter_tensor(self)
 
     @property
     def data(self):
-        """The value as a Tensor sharing ``array`` (None while a lazy layer waits for its
-        first input)."""
-        return None if self.array is None else shares(self.array)
+        """The value as a Tensor sharing ``array``; while a lazy layer waits for its first
+        input, a new empty tensor, as PyTorch's (``w.data.normal_()`` then changes nothing:
+        the first forward initializes the parameter)."""
+        if self.array is None:
+            return shares(backend.device_module().empty((0,), backend.get_default_dtype()))
+        return shares(self.array)
 
     @data.setter
     def data(self, value):
@@ -59,15 +73,19 @@ class Parameter:
 
     @property
     def shape(self):
-        return None if self.array is None else self.array.shape
+        if self.array is None:
+            raise RuntimeError("Can't access the shape of an uninitialized parameter (a lazy "
+                               "layer's, before its first forward). Call `forward` to "
+                               "initialize the parameters before accessing their attributes.")
+        return Size(self.array.shape)
 
     @property
     def dtype(self):
-        return None if self.array is None else self.array.dtype
+        return None if self.array is None else dtypes.of(self.array.dtype)
 
     def materialize(self, data):
         self.array = data
-        self.grad_array = backend.get_array_module(data).zeros_like(data)
+        self.grad_array = None
 
     def accumulate(self, g):
         """Add ``g`` into ``grad`` (a parameter used twice gets both contributions)."""
@@ -81,7 +99,9 @@ class Parameter:
             self.grad_array[...] = 0
 
     def numel(self):
-        return 0 if self.array is None else int(np.prod(self.array.shape))
+        if self.array is None:
+            raise ValueError(_uninitialized("numel"))
+        return int(np.prod(self.array.shape))
 
     def __repr__(self):
         if self.array is None:
@@ -89,12 +109,23 @@ class Parameter:
         return "Parameter containing:\n" + repr(self.as_tensor())
 
     requires_grad = True
+    lazy_device = None  # "cpu" or "gpu": where Module.to sent a lazy parameter
     ndim = property(lambda self: self.array.ndim)
-    device = property(lambda self: backend.device_of(self.array))
+    # PyTorch's torch.device; a lazy parameter's is where it will materialise.
+    device = property(lambda self: array_device(self.array) if self.array is not None else
+                      named(self.lazy_device or backend.get_device()))
+
+
+def _uninitialized(name):
+    return (f"Attempted to use an uninitialized parameter in {name}: a lazy layer's "
+            f"parameters get their shape at its first forward (or from load_state_dict). "
+            f"Call `forward` with a dummy batch to initialize the parameters before using them")
 
 
 def _on_tape(name):
     def op(self, *args, **kwargs):
+        if self.array is None:
+            raise ValueError(_uninitialized(name))
         return getattr(self.as_tensor(), name)(*args, **kwargs)
     op.__name__ = name
     return op
@@ -106,7 +137,9 @@ for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__
               "__rpow__", "__neg__", "__getitem__", "__iter__", "__format__",
               "reshape", "view", "t", "transpose", "permute", "unsqueeze", "squeeze",
               "flatten", "sum", "mean", "max", "min", "abs", "exp", "log", "relu",
-              "sigmoid", "tanh", "item", "tolist", "numpy", "detach", "clone", "size", "dim"):
+              "sigmoid", "tanh", "item", "tolist", "numpy", "detach", "clone", "size", "dim",
+              "ndimension", "norm", "cumsum", "dot", "mv", "mm", "matmul", "maximum",
+              "minimum", "all", "any"):
     setattr(Parameter, _name, _on_tape(_name))
 Parameter.T = property(lambda self: self.as_tensor().T)
 

@@ -8,8 +8,8 @@ student's output matches the book's:
   finite magnitudes span more than 1000x, exceed 1e8 or fall below 1e-4;
 - past 1000 elements only 3 items at each end of every axis are shown, around ``...``;
 - suffixes follow the numbers: ``device=``, ``dtype=``, then ``grad_fn=<MulBackward0>``
-  (torch numbers its backward nodes; ours are named without the 0) or
-  ``requires_grad=True``.
+  (torch numbers its backward nodes; ours are named without the 0, see
+  :func:`grad_fn_name`) or ``requires_grad=True``.
 
 The dtype suffix reads ``dtype=torch.float64`` exactly as PyTorch prints it: scratchnet
 is imported as ``import scratchnet as torch``, so the text is what a student types.
@@ -95,9 +95,8 @@ def _numbers(a):
 def _suffixes(t, a):
     """What torch writes after the numbers, in its order."""
     out = []
-    if t.device != backend.get_device():  # as torch names a device only off the default
-        where = f"cuda:{t.array.device.id}" if t.device == "gpu" else "cpu"
-        out.append(f"device='{where}'")
+    if backend.device_of(t.array) != backend.get_device():  # torch names one off the default
+        out.append(f"device='{t.device}'")
     default = backend.get_default_dtype()
     if a.size == 0:  # nothing shows the shape or the dtype, so say them
         if a.ndim != 1:
@@ -107,10 +106,17 @@ def _suffixes(t, a):
     elif a.dtype not in (default, np.int64, np.bool_):
         out.append(f"dtype=torch.{a.dtype.name}")
     if t.grad_fn is not None:
-        out.append(f"grad_fn=<{t.grad_fn.name}0>")
+        out.append(f"grad_fn=<{t.grad_fn.torch_name or grad_fn_name(t.grad_fn.name)}>")
     elif t.requires_grad:
         out.append("requires_grad=True")
     return out
+
+
+def grad_fn_name(name):
+    """PyTorch's class name of a backward node: ours are named without torch's number
+    ("MulBackward" prints as MulBackward0), except the second or third form of an op,
+    which carries its own ("SumBackward1", the sum over a dim)."""
+    return name if name[-1].isdigit() else name + "0"
 
 
 def tensor_repr(t):

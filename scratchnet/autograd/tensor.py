@@ -12,7 +12,8 @@ import weakref
 
 import numpy as np
 
-from .. import backend
+from .. import backend, dtypes
+from ..device import array_device, mixed
 from .printing import tensor_format, tensor_repr
 
 
@@ -39,6 +40,9 @@ class Node:
         self.out_shape = tuple(out.shape)
         self.out = weakref.ref(out)
         self.freed = False
+        # PyTorch's name for the node, where a layer's one node stands for PyTorch's
+        # own ("Linear0" prints as grad_fn=<AddmmBackward0>): autograd/modules.py.
+        self.torch_name = None
 
     def free(self):
         """Drop what the op saved for backward: its graph can be walked only once."""
@@ -49,8 +53,21 @@ class Node:
         return f"<{self.name}>"
 
 
-class Tensor:
+class TorchNamed(type):
+    """The metaclass of classes that print under PyTorch's name: ``type(x)`` shows
+    ``<class 'torch.Tensor'>``, as a tensor's dtype prints as ``torch.float32`` (a
+    student compares a cell's output with the book's). ``__module__`` and ``__name__``
+    stay scratchnet's, so tracebacks and pickling say where the class really lives."""
+
+    def __repr__(cls):
+        name = cls.__dict__.get("torch_name")
+        return type.__repr__(cls) if name is None else f"<class '{name}'>"
+
+
+class Tensor(metaclass=TorchNamed):
     """An array of the active device, with a gradient and the op that made it."""
+
+    torch_name = "torch.Tensor"
 
     __array_priority__ = 1000  # numpy scalars and arrays defer to our operators
 
@@ -58,8 +75,10 @@ class Tensor:
         if isinstance(data, Tensor) or hasattr(data, "as_tensor"):  # a Parameter: its array
             data = data.array
         if backend.is_cupy_array(data) or isinstance(data, np.ndarray):
-            if backend.device_of(data) != backend.get_device():
-                data = backend.to_device(data, backend.get_device())
+            # Host values go to the active device; an array on the GPU stays there,
+            # whichever device is active (PyTorch's torch.tensor keeps a CUDA tensor's).
+            if backend.device_of(data) == "cpu" and backend.get_device() == "gpu":
+                data = backend.to_device(data, "gpu")
         else:
             xp = backend.device_module()
             if isinstance(data, np.generic):  # a numpy op's 0-d result keeps its dtype
@@ -124,9 +143,11 @@ class Tensor:
             self._grad = value
 
     shape = property(lambda self: Size(self.array.shape))
-    dtype = property(lambda self: self.array.dtype)
+    # torch.float32 ...: PyTorch's dtype of the array's NumPy dtype (one dict lookup)
+    dtype = property(lambda self: dtypes.of(self.array.dtype))
     ndim = property(lambda self: self.array.ndim)
-    device = property(lambda self: backend.device_of(self.array))
+    # device(type='cpu') or device(type='cuda', index=0); .to, .cuda, .cpu are in _ops.py.
+    device = property(lambda self: array_device(self.array))
     is_leaf = property(lambda self: self.grad_fn is None)
 
     def numel(self):
@@ -185,7 +206,10 @@ class Tensor:
 def shares(array):
     """A Tensor holding ``array`` itself, wherever it lives (``Tensor(a)`` would move it to
     the active device): a leaf that requires no grad. ``.data``, ``.grad`` and ``detach()``
-    hand these out."""
+    hand these out, and every op's result is one (an op's output stays on its inputs'
+    device, as in PyTorch). A NumPy scalar becomes a 0-d array."""
+    if isinstance(array, np.generic):
+        array = np.asarray(array)
     t = Tensor.__new__(Tensor)
     t.array, t.requires_grad, t.grad_fn, t.name = array, False, None, None
     t._grad, t._param, t._retain = None, None, False
@@ -208,26 +232,41 @@ def to_tensor(v, like):
     if not isinstance(v, Tensor) and hasattr(v, "as_tensor"):
         v = v.as_tensor()
     if isinstance(v, Tensor):
-        if v.device != like.device:
-            raise ValueError(f"autograd: an op mixes a tensor on {like.device} with one on "
-                             f"{v.device}; move one with Tensor(x.array) under "
-                             "sn.use_device(...)")
+        if v.device != like.device:  # PyTorch's error; move one with .to(...)
+            raise RuntimeError(mixed(like.device, v.device))
         return v
     xp = backend.get_array_module(like.array)
-    if isinstance(v, (int, float, np.generic)) and not isinstance(v, bool):
-        return Tensor(xp.asarray(v, dtype=like.dtype))
-    if isinstance(v, bool):
-        return Tensor(xp.asarray(v))
-    if backend.device_of(v) != like.device:
-        raise ValueError(f"autograd: an op mixes a tensor on {like.device} with a "
-                         f"{type(v).__module__.split('.')[0]} array on {backend.device_of(v)}")
-    return Tensor(v)
+    if isinstance(v, (bool, int, float, complex, np.generic)):
+        return shares(xp.asarray(v, dtype=number_dtype(v, like.array.dtype)))
+    if not hasattr(v, "dtype"):  # nested lists: made as Tensor makes them, on like's device
+        v = backend.to_device(Tensor(v).array, backend.device_of(like.array))
+    if array_device(v) != like.device:
+        raise RuntimeError(mixed(like.device, array_device(v)) + f" (a "
+                           f"{type(v).__module__.split('.')[0]} array)")
+    return shares(v)
+
+
+KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}  # bool < integer < float < complex
+
+
+def number_dtype(v, dtype):
+    """The dtype a Python (or NumPy) number takes in an op with a tensor of ``dtype``:
+    PyTorch's rule for a "wrapped number". It is the tensor's own dtype unless the number
+    is of a higher kind; then it is that kind's default (``torch.arange(4) * 2.5`` is
+    float32, not int64 and not float64)."""
+    kind = ("b" if isinstance(v, (bool, np.bool_)) else "i" if isinstance(v, int) else
+            "f" if isinstance(v, float) else "c" if isinstance(v, complex) else v.dtype.kind)
+    if KIND_RANK[kind] <= KIND_RANK[dtype.kind]:
+        return dtype
+    default = np.dtype(backend.get_default_dtype())
+    return {"i": np.dtype(np.int64), "u": np.dtype(np.int64), "f": default,
+            "c": np.result_type(default, np.complex64)}[kind]
 
 
 def record(name, out_data, inputs, backward_fn):
     """The Tensor holding ``out_data``; with a Node on it when grad mode is on and any
     input requires grad. ``backward_fn(gy)`` returns one gradient per input."""
-    out = Tensor(out_data)
+    out = shares(out_data) if hasattr(out_data, "dtype") else Tensor(out_data)
     if backend.is_grad_enabled() and any(t.requires_grad for t in inputs):
         out.requires_grad = True
         out.grad_fn = Node(name, inputs, backward_fn, out)
@@ -273,9 +312,10 @@ def run_backward(t, gradient=None, retain_graph=False):
         if tuple(g.shape) != t.shape:
             raise RuntimeError(f"backward: expected a gradient of shape {tuple(t.shape)} (the "
                                f"tensor's), got {tuple(g.shape)}")
-        if backend.device_of(g) != t.device:
+        if array_device(g) != t.device:
             raise RuntimeError(f"backward: the tensor is on {t.device} but the gradient on "
-                               f"{backend.device_of(g)}")
+                               f"{array_device(g)}")
+        g = g.astype(t.dtype, copy=False)  # PyTorch casts the gradient to the tensor's dtype
     if t.grad_fn is None:  # a leaf: its own gradient
         _accumulate(t, g)
         return

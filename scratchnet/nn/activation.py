@@ -30,13 +30,16 @@ class _Activation(Module):
 class ReLU(_Activation):
     _f, _df = ops.relu, ops.relu_backward
     _flops = (1, 1)
+    grad_fn_name = "ReluBackward0"  # PyTorch's node, as printed in grad_fn=<...>
 
 
 class Sigmoid(_Activation):
     _f, _df = ops.sigmoid, ops.sigmoid_backward
     _flops = (4, 3)
+    grad_fn_name = "SigmoidBackward0"
 
 
 class Tanh(_Activation):
     _f, _df = ops.tanh, ops.tanh_backward
     _flops = (1, 3)
+    grad_fn_name = "TanhBackward0"

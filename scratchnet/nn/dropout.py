@@ -6,6 +6,8 @@ from .module import Module
 
 
 class Dropout(Module):
+    grad_fn_name = "MulBackward0"  # PyTorch's node in training, as printed in grad_fn=<...>
+
     def __init__(self, p=0.5):
         super().__init__()
         if not 0.0 <= p <= 1.0:

@@ -63,6 +63,8 @@ class CrossEntropyLoss(_Loss):
     whenever it reads the loss, and ``float(loss)`` callers may too.
     """
 
+    grad_fn_name = "NllLossBackward0"  # PyTorch's node, as printed in grad_fn=<...>
+
     def __init__(self, reduction="mean", *, weight=None, ignore_index=-100,
                  label_smoothing=0.0):
         super().__init__(reduction)
@@ -203,6 +205,8 @@ def _gpu_drop_ignored(xp, labels, ignore_index):
 
 class MSELoss(_Loss):
     """Mean squared error between an input and a target of the same shape."""
+
+    grad_fn_name = "MseLossBackward0"  # PyTorch's node, as printed in grad_fn=<...>
 
     def forward(self, y, target):
         self.check_input(y, tuple(range(0, 33)), "of any shape")

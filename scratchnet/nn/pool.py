@@ -85,6 +85,8 @@ class MaxPool2d(_Pool2d):
     h*W + w in its (H, W) input plane, int64, as PyTorch's; backward is unchanged.
     """
 
+    grad_fn_name = "MaxPool2DWithIndicesBackward0"  # PyTorch's node, in grad_fn=<...>
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False):
         super().__init__(kernel_size, stride, padding, dilation, ceil_mode)
@@ -120,6 +122,8 @@ class AvgPool2d(_Pool2d):
     """Window mean over kh*kw values, padded zeros included (count_include_pad=True);
     PyTorch's ``ceil_mode``, ``count_include_pad=False`` and ``divisor_override`` change
     what each window's sum is divided by (``ops.pool.avg_divisor``)."""
+
+    grad_fn_name = "AvgPool2DBackward0"  # PyTorch's node, as printed in grad_fn=<...>
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True, divisor_override=None):
@@ -165,6 +169,10 @@ class AvgPool2d(_Pool2d):
 class AdaptiveAvgPool2d(Module):
     """Average over PyTorch's adaptive bins to a fixed (oh, ow) output; None for oh or ow
     keeps the input's size on that axis."""
+
+    def grad_fn_name(self, x):
+        """PyTorch's node, as printed in grad_fn=<...>: a 1x1 output is a mean."""
+        return "MeanBackward1" if self.output_size == (1, 1) else "AdaptiveAvgPool2DBackward0"
 
     def __init__(self, output_size):
         super().__init__()
