@@ -2,7 +2,10 @@
 
 A checkpoint is a flat dict str -> array (state_dict keys like "0.weight"); Python
 scalars are stored as 0-d arrays. Loading hands back numpy arrays; moving them to the
-GPU is the job of ``load_state_dict``.
+GPU is the job of ``load_state_dict``. The Trainer's checkpoints are these;
+``scratchnet.save`` / ``scratchnet.load`` (torch.save / torch.load, serialization.py)
+write any structure of Tensors through them. This file sits below the tape (figures and
+the data sets write through ``atomic_write``), so it knows arrays only.
 """
 import contextlib
 import errno
@@ -211,13 +214,20 @@ def load(path):
             raise ValueError(f"scratchnet.load: {path!r} is not a valid .npz checkpoint: "
                              f"{e}") from e
     # np.load hands back a member that is not a .npy array (a torch.save pickle) as bytes.
-    for key, value in out.items():
-        if not isinstance(value, np.ndarray):
-            raise ValueError(_not_an_array(path, key, value))
+    bad = [key for key, value in out.items() if not isinstance(value, np.ndarray)]
+    if bad:
+        key = next((k for k in bad if k.endswith("data.pkl")), bad[0])
+        raise ValueError(_not_an_array(path, key, out[key]))
     return out
 
 
 def _not_an_array(path, key, raw):
+    if key.endswith("data.pkl"):  # PyTorch's zip format: data.pkl, then data/0, data/1 ...
+        return (f"scratchnet.load: entry {key!r} of {path!r} is a pickle (is this a torch.save "
+                f"file?): {path!r} was written by PyTorch's torch.save, which pickles, and "
+                f"scratchnet never unpickles (a pickle can run any code). In PyTorch, save "
+                f"the tensors as NumPy arrays instead, np.savez(file, **{{k: v.numpy() for "
+                f"k, v in state_dict.items()}}), and load that file")
     if key.endswith(".pkl") or raw.startswith(_PICKLE_MAGIC):
         return (f"scratchnet.load: entry {key!r} of {path!r} is a pickle (is this a torch.save "
                 f"file?); pickled objects are refused (checkpoints are .npz files of plain "

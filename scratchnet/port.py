@@ -7,8 +7,10 @@ are commented out, and nothing else changes.
 What changes, in a notebook's code cells or in a script (docs/porting.md says what runs
 underneath):
 
-- Imports of torch, torch.nn, torch.nn.functional, torch.optim and d2l's PyTorch edition,
-  however they are spelled, become scratchnet's. Indentation and a trailing comment stay:
+- Imports of torch, torch.nn, torch.nn.functional, torch.optim, torch.utils.data,
+  torch.distributions, torchvision (its datasets and transforms) and d2l's PyTorch
+  edition, however they are spelled, become scratchnet's. Indentation and a trailing
+  comment stay:
 
       import torch                      ->  import scratchnet as torch
       from torch import nn              ->  from scratchnet import nn
@@ -16,11 +18,16 @@ underneath):
       import torch.nn.functional as F   ->  from scratchnet.nn import functional as F
       from torch.nn import functional   ->  from scratchnet.nn import functional
       from torch import optim           ->  from scratchnet import optim
+      from torch.utils import data      ->  from scratchnet.utils import data
+      from torch.distributions.multinomial import Multinomial
+                        ->  from scratchnet.distributions.multinomial import Multinomial
+      import torchvision                ->  from scratchnet import torchvision
+      from torchvision import transforms  ->  from scratchnet.torchvision import transforms
       from d2l import torch as d2l      ->  from scratchnet import d2l
 
-- An import of torch, torchvision or d2l that scratchnet has nothing for (torchvision,
-  torch.utils.data, d2l's MXNet edition, a name scratchnet lacks), or that shares its line
-  with other code, stays as written, with a warning that says what to do instead.
+- An import of torch, torchvision or d2l that scratchnet has nothing for (torch.fft,
+  torchvision.models, d2l's MXNet edition, a name scratchnet lacks), or that shares its
+  line with other code, stays as written, with a warning that says what to do instead.
 - pip and conda lines (``!pip install d2l==1.0.3``, ``%pip ...``, ``pip install ...``,
   ``!python -m pip ...``, ``!conda install ...``) are commented out, under a note saying
   what they installed: run, they would install PyTorch and downgrade NumPy under
@@ -52,6 +59,10 @@ IMPORTS = {
     "from torch.nn import functional as F": "from scratchnet.nn import functional as F",
     "import torch.nn.functional as F": "from scratchnet.nn import functional as F",
     "from d2l import torch as d2l": "from scratchnet import d2l",
+    "from torch.distributions.multinomial import Multinomial":
+        "from scratchnet.distributions.multinomial import Multinomial",
+    "import torchvision": "from scratchnet import torchvision",
+    "from torchvision import transforms": "from scratchnet.torchvision import transforms",
 }
 
 # The modules of PyTorch and d2l that scratchnet has, and where they live in scratchnet.
@@ -60,6 +71,13 @@ MODULES = {
     "torch.nn": "scratchnet.nn",
     "torch.nn.functional": "scratchnet.nn.functional",
     "torch.optim": "scratchnet.optim",
+    "torch.utils": "scratchnet.utils",
+    "torch.utils.data": "scratchnet.utils.data",
+    "torch.distributions": "scratchnet.distributions",
+    "torch.distributions.multinomial": "scratchnet.distributions.multinomial",
+    "torchvision": "scratchnet.torchvision",
+    "torchvision.datasets": "scratchnet.torchvision.datasets",
+    "torchvision.transforms": "scratchnet.torchvision.transforms",
     "d2l.torch": "scratchnet.d2l",
 }
 
@@ -68,14 +86,13 @@ PACKAGES = ("torch", "torchvision", "d2l")
 
 # What to do instead of an import scratchnet has nothing for, by what it imports.
 ADVICE = {
-    "torchvision": "scratchnet has no torchvision: load Fashion-MNIST with "
-                   "d2l.FashionMNIST(batch_size, resize) (from scratchnet import d2l) or "
-                   "scratchnet.data.FashionMNIST, and delete this line",
-    "torch.utils.data": "scratchnet has no torch.utils.data (no TensorDataset; its "
-                        "scratchnet.data.DataLoader batches image datasets such as "
-                        "scratchnet.data.FashionMNIST): use d2l.FashionMNIST(batch_size) "
-                        "for Fashion-MNIST, or slice your tensors into minibatches "
-                        "(X[i:i + batch_size])",
+    "torchvision": "scratchnet's torchvision has only datasets.FashionMNIST, "
+                   "datasets.MNIST and transforms.Compose, Resize, ToTensor: rewrite the "
+                   "code that uses this with those, or load Fashion-MNIST with "
+                   "d2l.FashionMNIST(batch_size, resize) (from scratchnet import d2l)",
+    "torch.utils.data": "scratchnet's torch.utils.data has only Dataset, TensorDataset, "
+                        "DataLoader and default_collate: rewrite the code that uses this "
+                        "with those",
     "d2l": "scratchnet ports d2l's PyTorch edition only: start from the book's PyTorch "
            "code, whose `from d2l import torch as d2l` becomes `from scratchnet import d2l`",
 }
@@ -309,13 +326,14 @@ def _convert_plain_import(node):
     """``import torch``, ``import torch.nn as nn``, ``import torch.nn.functional``, ..."""
     parts = []
     for alias in node.names:
-        if alias.name.split(".")[0] not in PACKAGES:  # `import numpy` next to torch's
+        top = alias.name.split(".")[0]
+        if top not in PACKAGES:  # `import numpy` next to torch's
             parts.append(f"import {alias.name}" + (f" as {alias.asname}" if alias.asname
                                                    else ""))
         elif alias.asname is not None and alias.name in MODULES:
             parts.append(_import_as(MODULES[alias.name], alias.asname))
         elif alias.asname is None and _reachable(alias.name):
-            parts.append("import scratchnet as torch")  # binds `torch`, as it did
+            parts.append(_import_as(MODULES[top], top))  # binds `torch`, as it did
         else:
             return None, advice_for(alias.name)
     return "; ".join(parts), None
@@ -332,11 +350,12 @@ def _import_as(module, name):
 
 def _reachable(name):
     """Whether ``import scratchnet as torch`` gives ``name`` (a dotted torch name, such as
-    torch.nn.functional) as an attribute."""
+    torch.nn.functional) as an attribute (or ``from scratchnet import torchvision`` a
+    torchvision name)."""
     first, *rest = name.split(".")
-    if first != "torch":
+    if first not in ("torch", "torchvision"):
         return False
-    obj = importlib.import_module("scratchnet")
+    obj = importlib.import_module(MODULES[first])
     for attr in rest:
         if attr.startswith("_") or not hasattr(obj, attr):
             return False
@@ -371,7 +390,11 @@ def _has(module, name):
     """Whether scratchnet's ``module`` has ``name`` (``*``: everything in its __all__)."""
     if name == "*":
         return True
-    return not name.startswith("_") and hasattr(importlib.import_module(module), name)
+    try:
+        found = importlib.import_module(module)
+    except ImportError:  # a module listed in MODULES that this install lacks
+        return False
+    return not name.startswith("_") and hasattr(found, name)
 
 
 def advice_for(name):

@@ -344,7 +344,7 @@ class Trainer:
                              f"it has no {', '.join(missing)} (a file from sn.save?)")
         _check_same_model(path, state, model)
         # All or nothing: a checkpoint that does not fit leaves everything as it was.
-        model_before = {k: v.copy() for k, v in model.state_dict().items()}
+        model_before = {k: v.clone() for k, v in model.state_dict().items()}
         optim_before = optimizer.state_dict()
         sched_before = None if scheduler is None else scheduler.state_dict()
         try:
@@ -414,7 +414,7 @@ def weight_layers(model):
     in registration order (forward order for a Sequential tree); BatchNorm's per-channel
     scale is left out."""
     return [(path, m) for path, m in model.named_modules()
-            if getattr(m._parameters.get("weight"), "data", None) is not None
+            if getattr(m._parameters.get("weight"), "array", None) is not None
             and m._parameters["weight"].array.ndim >= 2]
 
 

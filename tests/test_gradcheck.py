@@ -168,7 +168,7 @@ def test_users_module_is_left_as_it_was(device):
         assert sn.backend.device_rng_state() == device_rng
     lazy = nn.LazyLinear(2)
     assert list(fd_check(lazy, x).rows) == ["input", "weight", "bias"]
-    assert lazy.weight.data is None
+    assert lazy.weight.array is None
 
 
 def test_explicit_gy_and_no_input_row(device):

@@ -122,7 +122,9 @@ def test_weight_grad_norms_skip_batchnorm_and_lazy_layers():
     nn.init.apply_init(model, [np.zeros((2, 1, 28, 28), dtype=np.float32)])
     assert [p for p, _ in weight_layers(model)] == ["net.0", "net.4", "net.9", "net.12",
                                                     "net.15"]
-    assert set(weight_grad_norms(model).values()) == {0.0}
+    assert weight_grad_norms(model) == {}  # no gradient before a backward, as in PyTorch
+    model.zero_grad()  # ... nor after zero_grad (PyTorch's set_to_none)
+    assert weight_grad_norms(model) == {}
 
 
 def test_gradient_flow_example(tmp_path):

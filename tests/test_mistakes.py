@@ -62,7 +62,7 @@ def test_a_torch_tensor_by_keyword_and_to_a_forward_only_model():
             return self.fc(features).relu()
 
     model = Net()
-    state = {k: v.copy() for k, v in model.state_dict().items()}
+    state = {k: v.clone() for k, v in model.state_dict().items()}
     for call in (lambda t: model(t), lambda t: model(features=t)):
         with pytest.raises(TypeError, match="^Net: " + TORCH.format(what="features")):
             call(torch.ones(3, 4))

@@ -168,6 +168,24 @@ CONVERTED = [
     ("import numpy as np, torch", "import numpy as np; import scratchnet as torch"),
     ("from d2l import torch as d2l", "from scratchnet import d2l"),
     ("import d2l.torch as d2l", "from scratchnet import d2l"),
+    ("from torch.utils import data", "from scratchnet.utils import data"),
+    ("import torch.utils.data as data", "from scratchnet.utils import data"),
+    ("import torch.utils.data", "import scratchnet as torch"),
+    ("from torch.utils.data import TensorDataset, DataLoader",
+     "from scratchnet.utils.data import TensorDataset, DataLoader"),
+    ("from torch.distributions.multinomial import Multinomial",
+     "from scratchnet.distributions.multinomial import Multinomial"),
+    ("from torch.distributions import multinomial",
+     "from scratchnet.distributions import multinomial"),
+    ("import torchvision", "from scratchnet import torchvision"),
+    ("import torchvision.transforms", "from scratchnet import torchvision"),
+    ("import torchvision as tv", "from scratchnet import torchvision as tv"),
+    ("from torchvision import transforms", "from scratchnet.torchvision import transforms"),
+    ("import torchvision.transforms as T", "from scratchnet.torchvision import transforms as T"),
+    ("from torchvision import datasets, transforms",
+     "from scratchnet.torchvision import datasets, transforms"),
+    ("from torchvision.transforms import Resize, ToTensor",
+     "from scratchnet.torchvision.transforms import Resize, ToTensor"),
 ]
 
 
@@ -180,8 +198,11 @@ def test_each_import_spelling_is_converted(line, want):
 
 @pytest.mark.parametrize("line, want", [c for c in CONVERTED if "d2l" not in c[0]])
 def test_a_converted_import_binds_what_pytorchs_binds(line, want):
-    """The same names, bound to scratchnet's counterparts of PyTorch's modules."""
+    """The same names, bound to scratchnet's counterparts of PyTorch's modules
+    (torchvision's where torchvision is installed)."""
     pytest.importorskip("torch")
+    if "torchvision" in line:
+        pytest.importorskip("torchvision")
     theirs, ours = {}, {}
     exec(line, theirs)
     exec(want, ours)
@@ -194,22 +215,26 @@ def test_a_converted_import_binds_what_pytorchs_binds(line, want):
         assert ours["torch"].nn.functional.relu is scratchnet.nn.functional.relu
 
 
-TORCHVISION = ("scratchnet has no torchvision: load Fashion-MNIST with "
-               "d2l.FashionMNIST(batch_size, resize) (from scratchnet import d2l) or "
-               "scratchnet.data.FashionMNIST, and delete this line")
-NO_DATA = "scratchnet has no torch.utils.data (no TensorDataset;"
+TORCHVISION = ("scratchnet's torchvision has only datasets.FashionMNIST, datasets.MNIST and "
+               "transforms.Compose, Resize, ToTensor: rewrite the code that uses this with "
+               "those, or load Fashion-MNIST with d2l.FashionMNIST(batch_size, resize) (from "
+               "scratchnet import d2l)")
+NO_DATA = ("scratchnet's torch.utils.data has only Dataset, TensorDataset, DataLoader and "
+           "default_collate")
 MXNET = "scratchnet ports d2l's PyTorch edition only"
 
 WARNED = [
-    ("import torchvision", TORCHVISION),
-    ("from torchvision import transforms", TORCHVISION),
-    ("import torchvision.transforms as T", TORCHVISION),
-    ("from torch.utils import data", NO_DATA),
-    ("from torch.utils.data import TensorDataset, DataLoader", NO_DATA),
+    ("import torchvision.models", TORCHVISION),
+    ("import torchvision.models as models", TORCHVISION),
+    ("from torchvision.models import resnet18", TORCHVISION),
+    ("from torchvision import transforms, models", TORCHVISION),
+    ("from torchvision.transforms import Normalize", TORCHVISION),
+    ("from torch.utils.data import Sampler", NO_DATA),
+    ("from torch.utils.data.sampler import BatchSampler", NO_DATA),
     ("from d2l import mxnet as d2l", MXNET),
     ("import d2l", MXNET),
-    ("from torch import cuda", "scratchnet has no torch.cuda: delete this line"),
-    ("import torch.cuda", "scratchnet has no torch.cuda: delete this line"),
+    ("from torch import fft", "scratchnet has no torch.fft: delete this line"),
+    ("import torch.fft", "scratchnet has no torch.fft: delete this line"),
     ("from torch.nn import Conv3d", "scratchnet has no torch.nn.Conv3d: delete this line"),
     ("import torch; import numpy as np", "it shares its line with other code or spans "
      "several lines: write it on a line of its own as `import scratchnet as torch`"),
@@ -227,20 +252,31 @@ def test_each_import_scratchnet_lacks_is_warned_and_left(line, advice):
     assert str(warning).startswith(f"line 2: {line}: ")
 
 
-def test_torch_utils_data_is_warned_about_because_scratchnet_data_lacks_tensordataset():
-    """Were scratchnet.data to get TensorDataset, the porter should convert the import."""
-    assert not hasattr(scratchnet.data, "TensorDataset")
-    assert "images" in scratchnet.data.DataLoader.__init__.__code__.co_names
+def test_the_chapters_import_lines_are_all_converted():
+    """Every import line of the PyTorch code of d2l's chapters 2-8 (IMPORTS) becomes
+    scratchnet's, and each ported line imports."""
+    for line, want in IMPORTS.items():
+        ported, report = port_with_report(line)
+        assert ported == want and report.warnings == [], line
+        exec(ported, {})
+
+
+def test_torch_utils_data_batches_with_scratchnet_datas_index_batches():
+    """One DataLoader design: torch.utils.data's decides its batches as scratchnet.data's."""
+    assert issubclass(scratchnet.utils.data.DataLoader, scratchnet.data.loader.IndexBatches)
+    assert issubclass(scratchnet.data.DataLoader, scratchnet.data.loader.IndexBatches)
 
 
 def test_the_exact_warning_names_line_and_cell():
     nb = {"cells": [{"cell_type": "markdown", "source": "# 7.1"},
-                    {"cell_type": "code", "source": "import torch\nimport torchvision\n"}]}
+                    {"cell_type": "code",
+                     "source": "import torch\nimport torchvision.models\n"}]}
     ported, report = port_notebook_with_report(nb)
     assert [str(w) for w in report.warnings] == [
-        "cell 2, line 2: import torchvision: " + TORCHVISION]
+        "cell 2, line 2: import torchvision.models: " + TORCHVISION]
     assert report.imports == [Note(1, "import torch", "import scratchnet as torch", cell=2)]
-    assert ported["cells"][1]["source"] == "import scratchnet as torch\nimport torchvision"
+    assert ported["cells"][1]["source"] == ("import scratchnet as torch\n"
+                                            "import torchvision.models")
 
 
 def test_a_multi_line_import_is_warned_with_its_scratchnet_spelling():
@@ -265,10 +301,10 @@ def test_a_trailing_comment_and_the_indentation_stay():
 
 
 def test_a_cell_that_is_not_python_is_ported_line_by_line():
-    code = "%%time\nimport torch\nx = !ls\nfrom torchvision import datasets"
+    code = "%%time\nimport torch\nx = !ls\nfrom torchvision import models\nimport torchvision"
     ported, report = port_with_report(code)
     assert ported == "%%time\nimport scratchnet as torch\nx = !ls\nfrom torchvision import " \
-                     "datasets"
+                     "models\nfrom scratchnet import torchvision"
     assert [(w.line, w.what) for w in report.warnings] == [(4, TORCHVISION)]
 
 
@@ -276,16 +312,16 @@ def test_a_cell_that_is_not_python_is_ported_line_by_line():
 
 def test_the_command_prints_a_summary_to_stderr(tmp_path):
     script = tmp_path / "s.py"
-    script.write_text("import torch\nfrom torch import nn\nfrom torch import cuda\n")
+    script.write_text("import torch\nfrom torch import nn\nfrom torch import fft\n")
     run = subprocess.run([sys.executable, "-m", "scratchnet.port", str(script)],
                          capture_output=True, text=True, check=True)
     assert run.stdout == "import scratchnet as torch\nfrom scratchnet import nn\n" \
-                         "from torch import cuda\n"
+                         "from torch import fft\n"
     assert run.stderr.splitlines() == [
         "scratchnet.port: 2 import lines changed to scratchnet's",
         "scratchnet.port: 0 pip/conda lines commented out",
         "scratchnet.port: 1 warning (these lines stay as written):",
-        "  line 3: from torch import cuda: scratchnet has no torch.cuda: delete this line "
+        "  line 3: from torch import fft: scratchnet has no torch.fft: delete this line "
         "and rewrite the code that uses it (docs/porting.md says what scratchnet covers)"]
 
 

@@ -341,7 +341,7 @@ def test_lazy_batch_norm_refuses_inconsistent_channel_counts():
     state["running_var"] = np.ones(4, np.float32)
     with pytest.raises(ValueError, match=re.escape("running_var: expected (3,), got (4,)")):
         bn.load_state_dict(state)
-    assert bn.weight.data is None and bn.running_mean is None
+    assert bn.weight.array is None and bn.running_mean is None
 
 
 def test_train_lenet_resume_from_a_bad_checkpoint_says_so_in_one_line(tmp_path, real_data):

@@ -388,6 +388,6 @@ def test_cpu_checkpoint_resumes_on_the_gpu(tmp_path, device):
     Trainer(max_epochs=2, out=tmp_path, progress=False, log=None).fit(
         gmodel, gtrain, None, gopt, resume=True)
     for k, v in gmodel.state_dict().items():
-        assert isinstance(v, cupy.ndarray), k
+        assert isinstance(v.array, cupy.ndarray), k
     assert all(isinstance(s["momentum_buffer"], cupy.ndarray) for s in gopt.state.values())
     assert not all_float32(gmodel, gopt)

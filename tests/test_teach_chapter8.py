@@ -95,7 +95,7 @@ def test_transition_matches_the_books_transition_block(device):
     block(x)  # shapes the lazy layers
     rs = np.random.default_rng(5)
     state = {k: dev(rs.uniform(0.5, 1.5, v.shape)) if k.endswith(("0.weight", "0.bias"))
-             else v for k, v in block.state_dict().items()}
+             else v.array for k, v in block.state_dict().items()}
     block.load_state_dict(state)
     params = [state[k] for k in ("0.weight", "0.bias", "2.weight", "2.bias")]
     y, cache = teach.transition_forward(x, *params)

@@ -39,7 +39,7 @@ def test_conv_outputs_are_every_convolutions_maps(lenet):
 
 def test_plot_feature_maps_leaves_the_mode_and_statistics_alone(tmp_path, lenet):
     lenet.train()
-    before = {k: v.copy() for k, v in lenet.state_dict().items()}
+    before = {k: v.clone() for k, v in lenet.state_dict().items()}
     sn.viz.plot_feature_maps(lenet, np.ones((28, 28), np.float32), tmp_path / "f.png")
     assert lenet.training
     for k, v in lenet.state_dict().items():

@@ -38,7 +38,50 @@ def resize_bilinear(x, size):
     return rows[:, :, :, x0] * (1 - fx) + rows[:, :, :, x1] * fx
 
 
-class DataLoader:
+class IndexBatches:
+    """Which rows go together: the row indices of each minibatch, epoch after epoch.
+
+    In order, or (``shuffle``) in a permutation drawn without replacement from ``seed``
+    and the epoch number, so every epoch differs and a rerun repeats them all (what
+    PyTorch's BatchSampler over a sequential or random sampler decides). The DataLoader
+    below and torch.utils.data's (scratchnet/utils/data.py) batch on it; a subclass says
+    how many rows there are (``num_samples``) and how a batch of them is made.
+    """
+
+    def __init__(self, batch_size, shuffle=False, drop_last=False, seed=0):
+        name = type(self).__name__
+        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool):
+            raise TypeError(f"{name}: batch_size must be a positive int, got {batch_size!r}")
+        if batch_size < 1:
+            raise ValueError(f"{name}: batch_size must be a positive int, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.epoch = 0
+
+    def num_samples(self):
+        raise NotImplementedError(f"{type(self).__name__} does not define num_samples")
+
+    def __len__(self):
+        n = self.num_samples()
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def order(self, epoch):
+        n = self.num_samples()
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng((self.seed, epoch)).permutation(n)
+
+    def index_batches(self):
+        """The host index array of each minibatch of the next epoch (each call is one)."""
+        idx = self.order(self.epoch)
+        self.epoch += 1
+        for b in range(len(self)):
+            yield idx[b * self.batch_size:(b + 1) * self.batch_size]
+
+
+class DataLoader(IndexBatches):
     """Iterate over (X, y) minibatches, on the active device (or ``device``), of:
 
     - an image data set with ``images`` (N, H, W) uint8 and ``labels`` (N,) (FashionMNIST):
@@ -49,16 +92,12 @@ class DataLoader:
       given (PyTorch's TensorDataset), cast to ``dtype`` only when one is given.
 
     Shuffling draws a permutation (without replacement) from ``seed`` and the
-    epoch number, so every epoch differs and a rerun repeats them all.
+    epoch number, so every epoch differs and a rerun repeats them all (IndexBatches).
     """
 
     def __init__(self, dataset, batch_size=128, shuffle=False, drop_last=False, resize=None,
                  seed=0, dtype=None, subset=None, device=None):
-        if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool):
-            raise TypeError(f"DataLoader: batch_size must be a positive int, got "
-                            f"{batch_size!r}")
-        if batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size}")
+        super().__init__(batch_size, shuffle, drop_last, seed)
         # Images of a data set are scaled to [0, 1]; arrays are batched as they are.
         self.scaled = hasattr(dataset, "images") and hasattr(dataset, "labels")
         if self.scaled:
@@ -72,33 +111,18 @@ class DataLoader:
                              f"{self.images.dtype}")
         if subset is not None:
             self.images, self.labels = self.images[:subset], self.labels[:subset]
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.drop_last = drop_last
         self.resize = None if resize is None else tuple(resize)
-        self.seed = seed
         if dtype is None:
             self.dtype = np.dtype(np.float32) if self.scaled else None
         else:
             self.dtype = np.dtype(dtype)
         self.device = device
-        self.epoch = 0
 
-    def __len__(self):
-        n = len(self.labels)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
-
-    def order(self, epoch):
-        n = len(self.labels)
-        if not self.shuffle:
-            return np.arange(n)
-        return np.random.default_rng((self.seed, epoch)).permutation(n)
+    def num_samples(self):
+        return len(self.labels)
 
     def __iter__(self):
-        idx = self.order(self.epoch)
-        self.epoch += 1
-        for b in range(len(self)):
-            sel = idx[b * self.batch_size:(b + 1) * self.batch_size]
+        for sel in self.index_batches():
             # Sorted indices read memory in order; the batch's order does not matter.
             sel = np.sort(sel)
             X, y = _rows(self.images, sel, self.device), _rows(self.labels, sel, self.device)

@@ -12,6 +12,7 @@ from .. import backend, ops
 from ..ops.conv import conv2d_columns
 from ..ops.im2col import conv_output_hw, pair
 from . import init
+from .lazy import LazyModuleMixin
 from .module import Module
 from .parameter import Parameter
 
@@ -19,6 +20,8 @@ from .parameter import Parameter
 class Conv2d(Module):
     """Cross-correlation of x (N, C, H, W) or (C, H, W) with weight
     (out, in/groups, kh, kw), plus bias (out,)."""
+
+    grad_fn_name = "ConvolutionBackward0"  # PyTorch's node, as printed in grad_fn=<...>
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, bias=True, groups=1):
@@ -204,7 +207,10 @@ class Conv2d(Module):
         return gx
 
     def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+        return self._extra_repr(self.in_channels)
+
+    def _extra_repr(self, in_channels):
+        s = (f"{in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
              f"stride={self.stride}")
         if self.padding not in ((0, 0), "valid"):
             s += f", padding={self.padding}"
@@ -215,8 +221,9 @@ class Conv2d(Module):
         return s + ("" if self.bias is not None else ", bias=False")
 
 
-class LazyConv2d(Conv2d):
-    """Conv2d whose in_channels is read from the first input (d2l's favourite)."""
+class LazyConv2d(LazyModuleMixin, Conv2d):
+    """Conv2d whose in_channels is read from the first input (d2l's favourite;
+    nn/lazy.py)."""
 
     def __init__(self, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
                  groups=1):
@@ -224,12 +231,6 @@ class LazyConv2d(Conv2d):
                          groups)
 
     cls_to_become = Conv2d
-
-    def _materialize(self, *args):
-        super()._materialize(*args)
-        # PyTorch's rule: once its shapes are known a LazyConv2d is a Conv2d
-        # (type(m) == nn.Conv2d holds, as d2l's init_cnn tests).
-        self.__class__ = self.cls_to_become
 
 
 class Conv1d(Conv2d):

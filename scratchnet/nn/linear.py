@@ -3,6 +3,7 @@ import math
 
 from .. import backend, ops
 from . import init
+from .lazy import LazyModuleMixin
 from .module import WHOLE_INPUT, Module
 from .parameter import Parameter
 
@@ -10,6 +11,15 @@ from .parameter import Parameter
 class Linear(Module):
     """y = x @ weight.T + bias with x (*, in), weight (out, in), bias (out,), y (*, out):
     any leading axes (none for a 1-D x), as PyTorch's."""
+
+    def grad_fn_name(self, x):
+        """PyTorch's last node of ``F.linear(x, W, b)``, as printed in grad_fn=<...>: on a
+        batch of vectors one addmm (mm without a bias); other shapes end in a view."""
+        if x.ndim == 2:
+            return "AddmmBackward0" if self.bias is not None else "MmBackward0"
+        if self.bias is not None:
+            return "ViewBackward0"
+        return "SqueezeBackward4" if x.ndim == 1 else "UnsafeViewBackward0"
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
@@ -81,27 +91,26 @@ class Linear(Module):
         return f, f * (2 if self.needs_input_grad else 1)
 
     def extra_repr(self):
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+        return self._extra_repr(self.in_features)
+
+    def _extra_repr(self, in_features):
+        return (f"in_features={in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
 
 
-class LazyLinear(Linear):
-    """Linear whose in_features is read from the first input's last axis."""
+class LazyLinear(LazyModuleMixin, Linear):
+    """Linear whose in_features is read from the first input's last axis (nn/lazy.py)."""
 
     def __init__(self, out_features, bias=True):
         super().__init__(None, out_features, bias)
 
     cls_to_become = Linear
 
-    def _materialize(self, *args):
-        super()._materialize(*args)
-        # PyTorch's rule: once its shapes are known a LazyLinear is a Linear
-        # (type(m) == nn.Linear holds, as d2l's init_cnn tests).
-        self.__class__ = self.cls_to_become
-
 
 class Flatten(Module):
     """(N, d1, d2, ...) -> (N, d1*d2*...), as PyTorch's default start_dim=1."""
+
+    grad_fn_name = "ViewBackward0"  # PyTorch's node, as printed in grad_fn=<...>
 
     def forward(self, x):
         self.check_input(x, tuple(range(1, 33)), "(N, ...)")

@@ -14,6 +14,8 @@ from .. import backend
 from ..backend import is_torch_tensor, refuse_torch
 from ..autograd import Tensor, call_module, has_backward
 from ..autograd.parameter import Parameter, zero_grads
+from ..autograd.tensor import shares
+from ..device import as_device, placement, to_arguments
 
 # Module.receptive_geometry() of a layer whose outputs see more than a fixed window.
 WHOLE_INPUT = "whole input"
@@ -111,6 +113,11 @@ class Module:
             raise TypeError(f"{self.name}: expected a floating-point input, got {x.dtype}")
         for pname, p in self._parameters.items():
             if p.array is None:
+                if p.lazy_device not in (None, backend.device_of(x)):
+                    raise ValueError(
+                        f"{self.name}: input is on {backend.device_of(x)} but the layer was "
+                        f"moved to {p.lazy_device} before its first input (its {pname} will "
+                        f"be made there); move the input with .to(...) or the model")
                 continue
             if backend.device_of(p.array) != backend.device_of(x):
                 raise ValueError(
@@ -247,7 +254,10 @@ class Module:
         return self
 
     def state_dict(self):
-        """Parameters and buffers by dotted name (PyTorch's keys), as arrays."""
+        """Parameters and buffers by dotted name (PyTorch's keys), as an OrderedDict of
+        Tensors that share their arrays and are cut from the graph (PyTorch's detached
+        tensors): a write into one writes the model. A lazy layer's parameters are left
+        out until their first forward gives them a shape."""
         out = OrderedDict()
         for mod_prefix, m in self.named_modules():
             # Per module, parameters then buffers: the order of PyTorch's state_dict.
@@ -255,7 +265,7 @@ class Module:
                 for k, v in table.items():
                     v = v.array if isinstance(v, Parameter) else v
                     if v is not None:
-                        out[f"{mod_prefix}.{k}" if mod_prefix else k] = v
+                        out[f"{mod_prefix}.{k}" if mod_prefix else k] = shares(v)
         return out
 
     def _lazy_shapes(self, state):
@@ -272,8 +282,11 @@ class Module:
 
         Every key is checked before anything is copied, so a mismatch changes nothing.
         A lazy layer checks what it already knows: a LazyConv2d(6, 5) takes a weight of
-        shape (6, any, 5, 5) only.
+        shape (6, any, 5, 5) only; it stays lazy in name (PyTorch prints it as
+        ``LazyConv2d(0, 6, ...)``) until its next forward makes it a Conv2d.
+        The values may be Tensors (``state_dict()``, ``torch.load``), NumPy or CuPy arrays.
         """
+        state = _arrays_of(state, f"{self.name}.load_state_dict")
         slots = self._state_slots()
         problems = (_key_problems(slots, state, strict) + _shape_problems(slots, state)
                     + _dtype_problems(slots, state))
@@ -282,11 +295,6 @@ class Module:
         for k, v in state.items():
             if k in slots:
                 _copy_into(*slots[k], v)
-        for m in self.modules():  # a lazy layer given its shapes is its plain class now
-            become = type(m).__dict__.get("cls_to_become")
-            if become and all(p.array is not None for p in m._parameters.values() if p) \
-                    and all(b is not None for b in m._buffers.values()):
-                m.__class__ = become
         return self
 
     def _state_slots(self):
@@ -305,23 +313,47 @@ class Module:
                     slots[f"{mod_prefix}.{name}" if mod_prefix else name] = (m, name)
         return slots
 
-    def to(self, device=None, dtype=None):
-        """Move parameters and buffers to ``device`` and/or cast floats to ``dtype``.
+    def to(self, *args, device=None, dtype=None, non_blocking=False):
+        """PyTorch's ``net.to(device)``, ``net.to(dtype)``, ``net.to(device, dtype)`` and
+        ``net.to(tensor)``: move parameters and buffers to the device (in place) and cast
+        the floating ones to ``dtype``; returns the module. ``device`` is a torch.device,
+        "cpu", "cuda", "cuda:0" (scratchnet's "gpu" too).
 
         Gradients move with their parameters; an optimizer moves its state at its
-        next step.
+        next step. A lazy layer's parameters have no array yet: they remember the device,
+        and the layer materialises there at its first input (which must be there too).
         """
+        target, dtype = to_arguments(f"{self.name}.to", args, device, dtype)
+        device = None if target is None else placement(target, f"{self.name}.to")
+        if dtype is not None and dtype.kind not in "fc":
+            raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but "
+                            f"got desired dtype=torch.{dtype.name}")
         for m in self.modules():
             for p in m._parameters.values():
                 if p.array is not None:
                     p.array = _convert(p.array, device, dtype)
                     if p.grad_array is not None:
                         p.grad_array = _convert(p.grad_array, device, dtype)
+                elif device is not None:
+                    p.lazy_device = device
             for k, b in m._buffers.items():
                 if b is not None:
                     floating = np.issubdtype(b.dtype, np.floating)
                     m._buffers[k] = _convert(b, device, dtype if floating else None)
         return self
+
+    def cuda(self, device=None):
+        """PyTorch's ``net.cuda()``: ``net.to(device)``, by default the GPU (cuda:0)."""
+        target = as_device("cuda" if device is None else device, f"{self.name}.cuda")
+        if target.type != "cuda":
+            raise RuntimeError(f"Invalid device, must be cuda device ({self.name}.cuda got "
+                               f"{target})")
+        placement(target, f"{self.name}.cuda")  # (so that an error names Module.cuda)
+        return self.to(target)
+
+    def cpu(self):
+        """PyTorch's ``net.cpu()``: ``net.to("cpu")``."""
+        return self.to("cpu")
 
     def double(self):
         return self.to(dtype=np.float64)
@@ -330,7 +362,9 @@ class Module:
         return self.to(dtype=np.float32)
 
     def num_parameters(self):
-        return sum(p.numel() for p in self.parameters())
+        """The number of learnable values (a lazy layer's count none until its first
+        forward)."""
+        return sum(int(p.array.size) for p in self.parameters() if p.array is not None)
 
     def __repr__(self):
         lines = [f"{self.name}({self.extra_repr()}"]
@@ -341,6 +375,19 @@ class Module:
             sub = repr(m).replace("\n", "\n  ")
             lines.append(f"  ({k}): {sub}")
         return "\n".join(lines) + "\n)"
+
+
+def _arrays_of(state, who):
+    """The entries of ``state`` with each Tensor (or Parameter) replaced by its array;
+    arrays and numbers pass as they are. A torch.Tensor is refused by name."""
+    if not (hasattr(state, "items") and hasattr(state, "keys")):
+        raise TypeError(f"{who}: expected a dict of Tensors or arrays (a state_dict), got "
+                        f"{type(state).__name__}")
+    out = {}
+    for k, v in state.items():
+        refuse_torch(who, f"{k!r}", v)
+        out[k] = v.array if isinstance(v, (Tensor, Parameter)) else v
+    return out
 
 
 def _key_problems(slots, state, strict):

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import backend, ops
 from ..ops.activation import fused
+from .lazy import LazyModuleMixin
 from .module import Module
 from .parameter import Parameter
 
@@ -17,6 +18,7 @@ from .parameter import Parameter
 class _BatchNorm(Module):
     _ndims = ()
     _layout = ""
+    grad_fn_name = "NativeBatchNormBackward0"  # PyTorch's node, as printed in grad_fn=<...>
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True):
@@ -142,7 +144,10 @@ class _BatchNorm(Module):
         return 2 * n, 4 * n
 
     def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+        return self._extra_repr(self.num_features)
+
+    def _extra_repr(self, num_features):
+        return f"{num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
 
 def _update_running(xp, running_mean, running_var, mean, var, keep, f, f_unbiased):
@@ -165,16 +170,12 @@ class BatchNorm2d(_BatchNorm):
     _layout = "(N, C, H, W)"
 
 
-class _LazyBatchNorm:
+class _LazyBatchNorm(LazyModuleMixin):
     """A batch norm whose num_features is read from the first input; once its shapes are
-    known it becomes its plain class (``cls_to_become``), PyTorch's rule."""
+    known it becomes its plain class (``cls_to_become``), PyTorch's rule (nn/lazy.py)."""
 
     def __init__(self, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         super().__init__(None, eps, momentum, affine, track_running_stats)
-
-    def _materialize(self, *args):
-        super()._materialize(*args)
-        self.__class__ = self.cls_to_become
 
 
 class LazyBatchNorm1d(_LazyBatchNorm, BatchNorm1d):

@@ -108,10 +108,11 @@ def test_dtype_is_kept_through_forward_and_backward(kind, dtype, device):
 
 def test_lazy_linear_materialises_with_the_input_dtype(device):
     layer = nn.LazyLinear(3)
-    assert layer.weight.data is None and layer.name == "LazyLinear"
+    assert layer.weight.array is None and layer.name == "LazyLinear"
     layer(dev(np.ones((2, 5))))
-    for p in (layer.weight.data, layer.weight.grad, layer.bias.data, layer.bias.grad):
+    for p in (layer.weight.data, layer.bias.data):
         assert sn.get_array_module(p) is sn.backend.device_module()
+    assert layer.weight.grad is None and layer.bias.grad is None  # until a backward
     assert layer.weight.shape == (3, 5) and layer.bias.shape == (3,)
     assert layer.weight.dtype == np.float64 and layer.bias.dtype == np.float64
     assert layer.in_features == 5 and layer.name == "Linear"
@@ -122,7 +123,7 @@ def test_lazy_linear_rejected_first_input_leaves_it_lazy(device):
     with pytest.raises(ValueError, match=re.escape(
             "LazyLinear: expected a 1-D or higher input (*, in_features), got 0-D")):
         layer(dev(np.ones((), dtype=np.float32)))
-    assert layer.weight.data is None
+    assert layer.weight.array is None
     assert layer(dev(np.ones((2, 7), dtype=np.float32))).shape == (2, 3)
 
 

@@ -161,7 +161,7 @@ def test_dtype_is_kept(kind, dtype, training, device):
 
 def test_lazy_materialises_with_the_input_dtype(device):
     layer = nn.LazyBatchNorm2d()
-    assert layer.weight.data is None and layer.running_mean is None
+    assert layer.weight.array is None and layer.running_mean is None
     assert layer.name == "LazyBatchNorm2d"
     layer(dev(np.random.default_rng(0).standard_normal((2, 5, 3, 3))))
     assert layer.num_features == 5 and layer.name == "BatchNorm2d"
@@ -175,7 +175,7 @@ def test_lazy_materialises_with_the_input_dtype(device):
 def test_lazy_1d_becomes_batch_norm_1d_from_its_first_input(device, shape):
     """d2l 8.5's BNLeNet: LazyBatchNorm1d after a LazyLinear, on (N, C) or (N, C, L)."""
     layer = nn.LazyBatchNorm1d()
-    assert layer.weight.data is None and layer.name == "LazyBatchNorm1d"
+    assert layer.weight.array is None and layer.name == "LazyBatchNorm1d"
     x = dev(np.random.default_rng(0).standard_normal(shape))
     y = layer(x)
     assert layer.num_features == 5 and type(layer) is nn.BatchNorm1d
