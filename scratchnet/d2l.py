@@ -1,26 +1,36 @@
-"""d2l 1.0's classes and helpers for chapters 7-8, on scratchnet: the book's cells run with
+"""d2l 1.0's classes and helpers for chapters 2-8, on scratchnet: the book's cells run with
 
     import scratchnet as torch
     from scratchnet import nn
     from scratchnet.nn import functional as F
     from scratchnet import d2l
 
-Same names, signatures and behaviour as ``d2l/torch.py`` (HyperParameters, ProgressBoard,
-Module, Classifier, DataModule, FashionMNIST, Trainer, add_to_class, init_cnn, corr2d,
-7.6's LeNet, 8.6's Residual and ResNeXtBlock (scratchnet's models and blocks, with their
-own backward and d2l's state_dict keys) and the tensor aliases). Each class says what differs. The Trainer backpropagates by hand
-(``model.net.backward``) when the model is made of scratchnet's layers, and through the
-autograd tape (``loss.backward()``) otherwise; ``trainer.backprop`` says which ran.
+Same names, signatures and behaviour as ``d2l/torch.py``, in the book's order: 2.4's
+plotting helpers (use_svg_display, set_figsize, set_axes, plot, and ``d2l.plt``,
+matplotlib's pyplot, imported when first read); 3.2's HyperParameters, ProgressBoard,
+Module, DataModule and Trainer; 3.3's SyntheticRegressionData; 3.4's
+LinearRegressionScratch and SGD; 3.5's LinearRegression; 4.2's FashionMNIST and
+show_images; 4.3's Classifier; 4.5's SoftmaxRegression; 5.7's download and extract; 6.7's
+cpu, gpu, num_gpus, try_gpu and try_all_gpus; 7.2's corr2d, 7.6's init_cnn and LeNet,
+8.6's Residual and ResNeXtBlock (scratchnet's models and blocks, with their own backward
+and d2l's state_dict keys), and the tensor aliases. Each class says what differs. The
+Trainer backpropagates by hand (``model.net.backward``) when the model is made of
+scratchnet's layers, and through the autograd tape (``loss.backward()``) otherwise;
+``trainer.backprop`` says which.
 """
 import collections
 import contextlib
+import hashlib
 import inspect
 import os
+import tarfile
 import time
+import zipfile
 
 import numpy as np
 
-from . import backend, models, nn, optim
+from . import backend, cuda, models, nn, optim
+from .device import device
 from .models import Residual, ResNeXtBlock  # noqa: F401  (d2l 8.6's #@save blocks)
 from .autograd import Tensor
 from .nn import functional as F
@@ -32,6 +42,7 @@ from .tensors import (abs, arange, cat, eye, exp, float32, float64, int32, int64
                       linspace, log, matmul, normal, ones, ones_like, rand, randn, sigmoid,
                       stack, tanh, tensor, zeros, zeros_like)
 from .train import output_kind, progress_bar, skipping_input_grad
+from .utils import data as utils_data
 from .viz import LiveFigure, jupyter_shell
 
 
@@ -47,6 +58,68 @@ def _floats(values):
     read = iter(backend.to_numpy(backend.get_array_module(gpu[0]).stack(gpu)).tolist()
                 if gpu else ())
     return [next(read) if backend.is_cupy_array(v) else float(v) for v in values]
+
+
+DATA_HUB = dict()
+DATA_URL = 'http://d2l-data.s3-accelerate.amazonaws.com/'
+nn_Module = nn.Module
+
+
+def use_svg_display():
+    """Use the svg format to display a plot in Jupyter (outside Jupyter: nothing to do)."""
+    if jupyter_shell() is not None:
+        from matplotlib_inline import backend_inline
+        backend_inline.set_matplotlib_formats('svg')
+
+
+def set_figsize(figsize=(3.5, 2.5)):
+    """Set the figure size for matplotlib."""
+    use_svg_display()
+    __getattr__('plt').rcParams['figure.figsize'] = figsize
+
+
+def set_axes(axes, xlabel, ylabel, xlim, ylim, xscale, yscale, legend):
+    """Set the axes for matplotlib."""
+    axes.set_xlabel(xlabel), axes.set_ylabel(ylabel)
+    axes.set_xscale(xscale), axes.set_yscale(yscale)
+    axes.set_xlim(xlim), axes.set_ylim(ylim)
+    if legend:
+        axes.legend(legend)
+    axes.grid()
+
+
+def _plottable(v):
+    """A Tensor as matplotlib reads it: a NumPy array, cut from the tape (d2l's cells
+    plot ``x.detach()``; a CuPy array comes to the host)."""
+    return backend.to_numpy(v.detach().array) if isinstance(v, Tensor) else v
+
+
+def plot(X, Y=None, xlabel=None, ylabel=None, legend=[], xlim=None,
+         ylim=None, xscale='linear', yscale='linear',
+         fmts=('-', 'm--', 'g-.', 'r:'), figsize=(3.5, 2.5), axes=None):
+    """Plot data points (d2l's function: one or more curves on one set of axes)."""
+
+    def has_one_axis(X):  # True if X (tensor or list) has 1 axis
+        return (hasattr(X, "ndim") and X.ndim == 1 or isinstance(X, list)
+                and not hasattr(X[0], "__len__"))
+
+    if has_one_axis(X):
+        X = [X]
+    if Y is None:
+        X, Y = [[]] * len(X), X
+    elif has_one_axis(Y):
+        Y = [Y]
+    if len(X) != len(Y):
+        X = X * len(Y)
+
+    set_figsize(figsize)
+    if axes is None:
+        axes = __getattr__('plt').gca()
+    axes.cla()
+    for x, y, fmt in zip(X, Y, fmts):
+        x, y = _plottable(x), _plottable(y)
+        axes.plot(x, y, fmt) if len(x) else axes.plot(y, fmt)
+    set_axes(axes, xlabel, ylabel, xlim, ylim, xscale, yscale, legend)
 
 
 def add_to_class(Class):
@@ -254,6 +327,93 @@ class DataModule(HyperParameters):
     def val_dataloader(self):
         return self.get_dataloader(train=False)
 
+    def get_tensorloader(self, tensors, train, indices=slice(0, None)):
+        """Batches of the rows ``indices`` of ``tensors`` (shuffled for training), as
+        ``torch.utils.data.DataLoader`` over a ``TensorDataset`` gives them."""
+        tensors = tuple(a[indices] for a in tensors)
+        dataset = utils_data.TensorDataset(*tensors)
+        return utils_data.DataLoader(dataset, self.batch_size, shuffle=train)
+
+
+class SyntheticRegressionData(DataModule):
+    """Synthetic data for linear regression: y = Xw + b + noise, X ~ N(0, 1)."""
+
+    def __init__(self, w, b, noise=0.01, num_train=1000, num_val=1000,
+                 batch_size=32):
+        super().__init__()
+        self.save_hyperparameters()
+        n = num_train + num_val
+        self.X = randn(n, len(w))
+        noise = randn(n, 1) * noise
+        self.y = matmul(self.X, reshape(w, (-1, 1))) + b + noise
+
+    def get_dataloader(self, train):
+        i = slice(0, self.num_train) if train else slice(self.num_train, None)
+        return self.get_tensorloader((self.X, self.y), train, i)
+
+
+class LinearRegressionScratch(Module):
+    """The linear regression model implemented from scratch: ``w`` and ``b`` are leaf
+    Tensors on the tape, their gradients filled by ``loss.backward()``."""
+
+    def __init__(self, num_inputs, lr, sigma=0.01):
+        super().__init__()
+        self.save_hyperparameters()
+        self.w = normal(0, sigma, (num_inputs, 1), requires_grad=True)
+        self.b = zeros(1, requires_grad=True)
+
+    def forward(self, X):
+        return matmul(X, self.w) + self.b
+
+    def loss(self, y_hat, y):
+        l = (y_hat - y) ** 2 / 2  # noqa: E741
+        return reduce_mean(l)
+
+    def configure_optimizers(self):
+        return SGD([self.w, self.b], self.lr)
+
+
+class SGD(HyperParameters):
+    """Minibatch stochastic gradient descent, as 3.4 writes it: ``param -= lr * grad``
+    in place (the Trainer's step runs under ``no_grad``)."""
+
+    def __init__(self, params, lr):
+        self.save_hyperparameters()
+
+    def step(self):
+        for param in self.params:
+            param -= self.lr * param.grad
+
+    def zero_grad(self):
+        for param in self.params:
+            if param.grad is not None:
+                param.grad.zero_()
+
+
+class LinearRegression(Module):
+    """The linear regression model implemented with high-level APIs: a LazyLinear(1),
+    mean squared error and ``optim.SGD``."""
+
+    def __init__(self, lr):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.LazyLinear(1)
+        self.net.weight.data.normal_(0, 0.01)
+        self.net.bias.data.fill_(0)
+
+    def forward(self, X):
+        return self.net(X)
+
+    def loss(self, y_hat, y):
+        fn = nn.MSELoss()
+        return fn(y_hat, y)
+
+    def configure_optimizers(self):
+        return optim.SGD(self.parameters(), self.lr)
+
+    def get_w_b(self):
+        return (self.net.weight.data, self.net.bias.data)
+
 
 class _TensorLoader:
     """A DataLoader whose batches come as (X, y) Tensors, as torch's do (no copy)."""
@@ -300,6 +460,38 @@ class FashionMNIST(DataModule):
         return _TensorLoader(DataLoader(data, self.batch_size, shuffle=train,
                                         resize=self.resize,
                                         dtype=backend.get_default_dtype()))
+
+    def visualize(self, batch, nrows=1, ncols=8, labels=[]):
+        X, y = batch
+        if not labels:
+            labels = self.text_labels(y)
+        show_images(X.squeeze(1), nrows, ncols, titles=labels)
+
+
+def show_images(imgs, num_rows, num_cols, titles=None, scale=1.5):
+    """Plot a list of images (the axes returned, as d2l's)."""
+    figsize = (num_cols * scale, num_rows * scale)
+    _, axes = __getattr__('plt').subplots(num_rows, num_cols, figsize=figsize)
+    axes = np.asarray(axes).flatten()
+    for i, (ax, img) in enumerate(zip(axes, imgs)):
+        ax.imshow(_plottable(img))
+        ax.axes.get_xaxis().set_visible(False)
+        ax.axes.get_yaxis().set_visible(False)
+        if titles:
+            ax.set_title(titles[i])
+    return axes
+
+
+class SoftmaxRegression(Classifier):
+    """The softmax regression model: Flatten, then LazyLinear(num_outputs)."""
+
+    def __init__(self, num_outputs, lr):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Sequential(nn.Flatten(), nn.LazyLinear(num_outputs))
+
+    def forward(self, X):
+        return self.net(X)
 
 
 def _route(model):
@@ -348,13 +540,11 @@ class Trainer(HyperParameters):
                   "SCRATCHNET_D2L_MAX_EPOCHS")
             max_epochs = _cap
         self.save_hyperparameters()
-        self.gpus = []
-        if num_gpus > 0:
-            if backend.gpu_available():
-                self.gpus = ['gpu']
-            else:
-                print(f"d2l.Trainer: num_gpus={num_gpus} but no GPU is visible to CuPy; "
-                      "training on the CPU")
+        # d2l 6.7's: the GPUs asked for that exist (scratchnet has at most one).
+        self.gpus = [gpu(i) for i in range(min(num_gpus, cuda.device_count()))]
+        if num_gpus > 0 and not self.gpus:
+            print(f"d2l.Trainer: num_gpus={num_gpus} but no GPU is visible to CuPy; "
+                  "training on the CPU")
         self.backprop = None
         self.history = []
 
@@ -375,8 +565,7 @@ class Trainer(HyperParameters):
         self.backprop, self._why = _route(model)
 
     def fit(self, model, data):
-        device = backend.use_device(self.gpus[0] if self.gpus else backend.get_device())
-        with device:
+        with backend.use_device(self.gpus[0] if self.gpus else backend.get_device()):
             self.prepare_data(data)
             self.prepare_model(model)
             self.optim = model.configure_optimizers()
@@ -413,10 +602,12 @@ class Trainer(HyperParameters):
             else:
                 loss = self.model.training_step(batch)
                 self.optim.zero_grad()
-                loss.backward()
-            if self.gradient_clip_val > 0:
-                self.clip_gradients(self.gradient_clip_val, self.model)
-            self.optim.step()
+            with backend.no_grad():  # d2l's: an optimizer of the book's writes in place
+                if self.backprop != 'manual':
+                    loss.backward()
+                if self.gradient_clip_val > 0:
+                    self.clip_gradients(self.gradient_clip_val, self.model)
+                self.optim.step()
             self.train_batch_idx += 1
         bar.close()
         if self.val_dataloader is not None:
@@ -447,7 +638,10 @@ class Trainer(HyperParameters):
         self.model.plot('acc', self.model.accuracy(Y_hat, y), train=False)
 
     def record(self, label, value):
-        """Add a plotted value to this epoch's sums (on the device: no read)."""
+        """Add a plotted value to this epoch's sums (on the device: no read). A
+        ``fit_epoch`` of the book's own (3.4 writes one) keeps no sums: nothing to add."""
+        if not hasattr(self, '_sums'):
+            return
         total, n = self._sums.get(label, (0, 0))
         self._sums[label] = (total + _raw(value), n + 1)
 
@@ -465,8 +659,11 @@ class Trainer(HyperParameters):
         self.model.board.render()
 
     def prepare_batch(self, batch):
-        # Tensor() puts the arrays on the active device (the GPU inside fit with gpus).
-        return [Tensor(a) for a in batch]
+        # Tensor() puts arrays from the host on the active device (the GPU inside fit
+        # with gpus); a Tensor is moved there as d2l's ``d2l.to(a, self.gpus[0])`` does.
+        if self.gpus:
+            return [a.to(self.gpus[0]) if isinstance(a, Tensor) else Tensor(a) for a in batch]
+        return [a if isinstance(a, Tensor) else Tensor(a) for a in batch]
 
     def clip_gradients(self, grad_clip_val, model):
         """Scale all gradients by min(1, grad_clip_val / their global norm), on the device
@@ -499,19 +696,30 @@ def corr2d(X, K):
 
 
 def cpu():
-    return 'cpu'
+    """Get the CPU device."""
+    return device('cpu')
 
 
 def gpu(i=0):
-    return 'gpu'
+    """Get a GPU device."""
+    return device(f'cuda:{i}')
 
 
 def num_gpus():
-    return 1 if backend.gpu_available() else 0
+    """Get the number of available GPUs (scratchnet uses at most one: 0 or 1)."""
+    return cuda.device_count()
 
 
 def try_gpu(i=0):
-    return gpu(i) if num_gpus() > i else cpu()
+    """Return gpu(i) if exists, otherwise return cpu()."""
+    if num_gpus() >= i + 1:
+        return gpu(i)
+    return cpu()
+
+
+def try_all_gpus():
+    """Return all available GPUs, or [cpu(),] if no GPU exists."""
+    return [gpu(i) for i in range(num_gpus())]
 
 
 concat = cat  # d2l's names for the tensor functions (scratchnet/tensors.py)
@@ -522,6 +730,8 @@ to = lambda x, *args, **kwargs: x.to(*args, **kwargs)  # noqa: E731
 reduce_sum = lambda x, *args, **kwargs: x.sum(*args, **kwargs)  # noqa: E731
 argmax = lambda x, *args, **kwargs: x.argmax(*args, **kwargs)  # noqa: E731
 astype = lambda x, *args, **kwargs: x.type(*args, **kwargs)  # noqa: E731
+
+
 class LeNet(Classifier):
     """d2l 7.6's ``#@save`` LeNet: ``scratchnet.models.LeNet``'s layers (the same keys),
     as a d2l.Classifier whose optimizer takes ``lr``."""
@@ -536,9 +746,63 @@ transpose = lambda x, *args, **kwargs: x.t(*args, **kwargs)  # noqa: E731
 reduce_mean = lambda x, *args, **kwargs: x.mean(*args, **kwargs)  # noqa: E731
 
 
+def download(url, folder='../data', sha1_hash=None):
+    """Download a file to folder and return the local filepath (a copy already there
+    whose SHA-1 is ``sha1_hash`` is used as it is). Differs from d2l: the file is written
+    whole or not at all, and a download whose SHA-1 differs from ``sha1_hash`` is an
+    error (d2l keeps it)."""
+    if not url.startswith('http'):
+        url, sha1_hash = DATA_HUB[url]
+    os.makedirs(folder, exist_ok=True)
+    fname = os.path.join(folder, url.split('/')[-1])
+    if os.path.exists(fname) and sha1_hash and _sha1(fname) == sha1_hash:
+        return fname
+    print(f'Downloading {fname} from {url}...')
+    import requests
+    r = requests.get(url, stream=True, verify=True, timeout=60)
+    r.raise_for_status()
+    content = r.content
+    got = hashlib.sha1(content).hexdigest()
+    if sha1_hash and got != sha1_hash:
+        raise OSError(f"d2l.download: {url} has SHA-1 {got}, expected {sha1_hash}; "
+                      f"nothing written to {fname}")
+    atomic_write(fname, lambda f: f.write(content))
+    return fname
+
+
+def _sha1(fname):
+    sha1 = hashlib.sha1()
+    with open(fname, 'rb') as f:
+        for block in iter(lambda: f.read(1048576), b''):
+            sha1.update(block)
+    return sha1.hexdigest()
+
+
+def extract(filename, folder=None):
+    """Extract a zip/tar file into folder (default: the file's own folder)."""
+    base_dir = os.path.dirname(filename)
+    _, ext = os.path.splitext(filename)
+    assert ext in ('.zip', '.tar', '.gz'), 'Only support zip/tar files.'
+    if ext == '.zip':
+        fp = zipfile.ZipFile(filename, 'r')
+    else:
+        fp = tarfile.open(filename, 'r')
+    if folder is None:
+        folder = base_dir
+    with fp:
+        if isinstance(fp, tarfile.TarFile):
+            fp.extractall(folder, filter='data')  # no paths outside folder, no devices
+        else:
+            fp.extractall(folder)
+
+
 def __getattr__(name):
-    """A d2l name scratchnet lacks is named in the error."""
+    """``d2l.plt`` is matplotlib's pyplot, imported when first read (scratchnet imports
+    matplotlib only when it draws). A d2l name scratchnet lacks is named in the error."""
+    if name == 'plt':
+        from matplotlib import pyplot
+        return pyplot
     if name.startswith('__'):
         raise AttributeError(name)
-    raise AttributeError(f"d2l.{name} is not part of scratchnet.d2l (it covers chapters 7-8 "
+    raise AttributeError(f"d2l.{name} is not part of scratchnet.d2l (it covers chapters 2-8 "
                          f"of d2l 1.0)")

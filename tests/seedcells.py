@@ -23,7 +23,14 @@ def code_cells(text=None):
 
 def run_cell(code, namespace):
     """Run ``code`` as Jupyter does: statements, then the value of a final expression
-    shown by its repr. Returns what the cell printed."""
+    shown by its repr. Returns what the cell printed.
+
+    The one IPython magic the book's cells use, ``%matplotlib inline`` (figures shown
+    below the cell, never as text), becomes ``pass``: figures here go to matplotlib's
+    Agg backend and print nothing either way. Any other magic stays, and is a
+    SyntaxError."""
+    code = "\n".join("pass  # " + line if line.strip() == "%matplotlib inline" else line
+                     for line in code.split("\n"))
     tree = ast.parse(code)
     last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
     out = io.StringIO()

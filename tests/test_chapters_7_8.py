@@ -25,12 +25,11 @@ without any (why-conv has no code cells).
 """
 import contextlib
 import copy
-import hashlib
-import re
 import traceback
 
 import pytest
-from seedcells import port, run_cell
+from chapterrun import check_printed, run_recorded, section_runs
+from seedcells import port
 
 import chaptercells as cc
 import scratchnet as sn
@@ -93,7 +92,7 @@ XFAIL = {}
 
 
 def _cells():
-    for section in cc.SECTIONS:
+    for section in cc.SECTIONS_7_8:
         for i in range(len(cc.CHECKS[section])):
             marks = [] if section in QUICK else [pytest.mark.slow]
             if (section, i) in XFAIL:
@@ -102,22 +101,20 @@ def _cells():
 
 
 def test_the_book_files_are_the_books():
-    for section, digest in BOOK_FILES.items():
-        data = (cc.HERE / f"{section}.md").read_bytes()
-        assert hashlib.sha256(data).hexdigest() == digest, section
+    assert {s: cc.digest(s) for s in BOOK_FILES} == BOOK_FILES
 
 
 def test_the_sections_have_the_cells_the_issue_counts():
-    assert list(COUNTS) == cc.SECTIONS
-    assert {s: len(cc.pytorch_cells(s)) for s in cc.SECTIONS} == COUNTS
+    assert list(COUNTS) == cc.SECTIONS_7_8
+    assert {s: len(cc.pytorch_cells(s)) for s in cc.SECTIONS_7_8} == COUNTS
     assert sum(COUNTS.values()) == 98
     # Every cell has a check, the reference has every cell, and they agree.
-    assert {s: len(c) for s, c in cc.CHECKS.items()} == COUNTS
-    assert {s: [c["check"] for c in cells] for s, cells in REFERENCE["sections"].items()} \
-        == cc.CHECKS
-    assert {(s, i) for s in cc.SECTIONS for i, check in enumerate(cc.CHECKS[s])
+    assert {s: len(cc.CHECKS[s]) for s in cc.SECTIONS_7_8} == COUNTS
+    assert {s: [c["check"] for c in REFERENCE["sections"][s]] for s in cc.SECTIONS_7_8} \
+        == {s: cc.CHECKS[s] for s in cc.SECTIONS_7_8}
+    assert {(s, i) for s in cc.SECTIONS_7_8 for i, check in enumerate(cc.CHECKS[s])
             if check == "training"} == set(TRAINING)
-    for section in cc.SECTIONS:  # the cells the checks call training are d2l's fits
+    for section in cc.SECTIONS_7_8:  # the cells the checks call training are d2l's fits
         for i, cell in enumerate(cc.pytorch_cells(section)):
             assert ("trainer.fit" in cell) == ((section, i) in TRAINING), (section, i)
 
@@ -128,7 +125,7 @@ def test_the_cells_are_the_pytorch_tab():
     assert cc.cell_tabs("%load_ext d2lbook.tab\n") == ["mxnet"]
     assert cc.cell_tabs("# %%tab jax\nx = 1\n") == ["jax"]
     assert cc.cell_tabs("%%tab mxnet, pytorch\nx = 1\n") == ["mxnet", "pytorch"]
-    for section in cc.SECTIONS:
+    for section in cc.SECTIONS_7_8:
         for cell in cc.pytorch_cells(section):
             assert "%%tab" not in cell and "%load_ext" not in cell
     assert cc.pytorch_cells("conv-layer")[0] == \
@@ -214,14 +211,9 @@ def _run_section(section, tmp_path):
             if (section, i) in TRAINING:
                 code = cc.shortened(code)
                 mp.setenv("SCRATCHNET_D2L_SUBSET", str(TRAINING[section, i][0]))
-            result = {"out": None, "error": None, "fit": None}
-            n = len(probe.fits)
-            try:
-                result["out"] = run_cell(code, ns)
-            except Exception:
-                result["error"] = traceback.format_exc(limit=-4)
-            if len(probe.fits) > n:
-                fit = dict(probe.fits[-1])
+            result = run_recorded(code, ns, probe)
+            if result["fit"] is not None:
+                fit = dict(result["fit"])
                 board = fit.pop("model").board.data.get("train_loss", [])
                 result["fit"] = dict(fit, train_loss=[p.y for p in board])
             mp.delenv("SCRATCHNET_D2L_SUBSET", raising=False)
@@ -229,21 +221,7 @@ def _run_section(section, tmp_path):
     return results
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Each section's run, made when a test first asks for it."""
-    done = {}
-
-    def get(section):
-        if section not in done:
-            done[section] = _run_section(section, tmp_path_factory.mktemp(section))
-        return done[section]
-    return get
-
-
-def _values(text):
-    """The decimal numbers a cell printed (not the 0 of grad_fn=<ViewBackward0>)."""
-    return [float(x) for x in re.findall(r"-?\d+\.\d*(?:e[+-]?\d+)?", text)]
+runs = section_runs(_run_section)  # the fixture: each section's run, made when first asked
 
 
 def _conv_layer_8(out):
@@ -258,14 +236,14 @@ def _conv_layer_8(out):
 def _conv_layer_9(out):
     """The learned kernel is near [1, -1] (the book: tensor([[ 1.0010, -0.9739]]))."""
     assert out.startswith("tensor([[")
-    k = _values(out)
+    k = cc.values(out)
     assert len(k) == 2 and abs(k[0] - 1) < 0.1 and abs(k[1] + 1) < 0.1, k
 
 
 def _batch_norm_5(out):
     """8.5.2's first BatchNorm layer after training: six gammas near 1, six betas near 0
     (one short epoch moves them little)."""
-    values = _values(out)
+    values = cc.values(out)
     assert len(values) == 12, out
     gamma, beta = values[:6], values[6:]
     assert all(abs(g - 1) < 0.2 for g in gamma) and all(abs(b) < 0.2 for b in beta), out
@@ -301,15 +279,8 @@ def test_the_cell_prints_what_pytorch_prints(section, i, runs, request):
     assert result["error"] is None, (
         f"{section} cell {i} raised (earlier cells that raised: {earlier}):\n"
         f"{result['error']}")
-    out = result["out"]
-    if check == "silent":
-        assert out == "", out
-    elif check == "exact":
-        assert out == want, f"scratchnet printed\n{out}\nPyTorch prints\n{want}"
-    elif check == "property":
-        assert cc.masked(out) == cc.masked(want), \
-            f"scratchnet printed\n{out}\nPyTorch prints (numbers aside)\n{want}"
-        PROPERTIES[section, i](out)
-    else:
+    if check == "property":
+        assert (section, i) in PROPERTIES  # each random output here has its property
+    if not check_printed(section, i, check, result["out"], want, PROPERTIES):
         assert want is None
         _training_checks(section, i, result)

@@ -284,7 +284,7 @@ def test_trainer_runs_on_the_device(subset, device, capsys):
     trainer = d2l.Trainer(max_epochs=1, num_gpus=1, gradient_clip_val=1.0)
     trainer.fit(model, data)
     assert trainer.backprop == "manual"
-    assert trainer.gpus == (["gpu"] if device == "gpu" else [])
+    assert trainer.gpus == ([sn.device("cuda", 0)] if device == "gpu" else [])
     assert all(backend.device_of(p.data) == device for p in model.parameters())
     assert np.isfinite(list(trainer.history[0].values())).all()
 
@@ -374,9 +374,9 @@ def test_aliases_and_missing_names():
     assert d2l.float32 == np.float32 and d2l.int64 == np.int64
     assert float(d2l.reduce_sum(d2l.arange(4, dtype=d2l.float32))) == 6
     assert d2l.size(d2l.rand(2, 3)) == 6
-    with pytest.raises(AttributeError, match=r"d2l\.show_images is not part of "
-                                             r"scratchnet\.d2l \(it covers chapters 7-8"):
-        d2l.show_images
+    with pytest.raises(AttributeError, match=r"d2l\.RNNScratch is not part of "
+                                             r"scratchnet\.d2l \(it covers chapters 2-8"):
+        d2l.RNNScratch
 
 
 def test_max_epochs_env_caps_and_says_so(monkeypatch, capsys):
@@ -432,7 +432,7 @@ def test_every_save_definition_of_chapters_7_8_is_in_scratchnet_d2l():
     name, an ``@d2l.add_to_class(d2l.Classifier)`` method on d2l.Classifier."""
     import re
 
-    from chaptercells import SECTIONS, pytorch_cells
+    from chaptercells import SECTIONS_7_8 as SECTIONS, pytorch_cells
     found = []
     for section in SECTIONS:
         for cell in pytorch_cells(section):
@@ -459,3 +459,78 @@ def test_d2l_lenet_is_the_books_save_class_on_scratchnets_layers():
     assert {k: v.shape for k, v in model.state_dict().items()} == \
         {k: v.shape for k, v in ours.state_dict().items()}
     assert model.configure_optimizers().param_groups[0]["lr"] == 0.05
+
+
+def test_download_uses_a_copy_whose_sha1_matches_without_the_network(tmp_path, capsys):
+    """d2l.download (5.7) returns the file already in the folder when its SHA-1 is the
+    one asked for, and says nothing; nothing here reaches the network."""
+    import hashlib
+    data = b"Id,SalePrice\n1,208500\n"
+    (tmp_path / "kaggle_house_pred_train.csv").write_bytes(data)
+    url = d2l.DATA_URL + "kaggle_house_pred_train.csv"
+    got = d2l.download(url, str(tmp_path), sha1_hash=hashlib.sha1(data).hexdigest())
+    assert got == os.path.join(str(tmp_path), "kaggle_house_pred_train.csv")
+    assert capsys.readouterr().out == ""
+
+
+def test_extract_unpacks_zip_and_tar_beside_the_file(tmp_path):
+    import tarfile
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as z:
+        z.writestr("a/x.txt", "zip")
+    src = tmp_path / "y.txt"
+    src.write_text("tar")
+    with tarfile.open(tmp_path / "b.tar", "w") as t:
+        t.add(src, arcname="b/y.txt")
+    d2l.extract(str(tmp_path / "a.zip"))
+    d2l.extract(str(tmp_path / "b.tar"), str(tmp_path / "out"))
+    assert (tmp_path / "a" / "x.txt").read_text() == "zip"
+    assert (tmp_path / "out" / "b" / "y.txt").read_text() == "tar"
+
+
+def test_plot_draws_tensors_on_the_tape_and_lists():
+    """2.4's d2l.plot: one line per curve, Tensors (on the tape too) read as arrays."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    axes = Figure().add_subplot()
+    x = d2l.arange(-2.0, 2.0, 0.5, requires_grad=True)
+    d2l.plot(x.detach(), [d2l.tanh(x), 2 * x], 'x', 'f(x)', legend=['tanh', '2x'], axes=axes)
+    lines = axes.get_lines()
+    assert len(lines) == 2 and axes.get_xlabel() == 'x' and axes.get_ylabel() == 'f(x)'
+    np.testing.assert_allclose(lines[0].get_ydata(), np.tanh(np.arange(-2.0, 2.0, 0.5)),
+                               rtol=1e-6)
+    d2l.plot([1.0, 2.0, 4.0], axes=axes)  # Y alone: against its index
+    assert len(axes.get_lines()) == 1
+
+
+def test_synthetic_regression_data_is_the_books():
+    """3.3: y = Xw + b + noise, 1000 training and 1000 validation rows, minibatches of
+    32 as lists [X, y] of Tensors, the training ones shuffled."""
+    sn.manual_seed(0)
+    data = d2l.SyntheticRegressionData(w=d2l.tensor([2, -3.4]), b=4.2)
+    assert data.X.shape == (2000, 2) and data.y.shape == (2000, 1)
+    resid = data.y.array - (data.X.array @ np.array([[2.0], [-3.4]], np.float32) + 4.2)
+    assert np.abs(resid).max() < 0.06 and 0.005 < resid.std() < 0.015  # noise 0.01
+    X, y = next(iter(data.train_dataloader()))
+    assert isinstance(X, sn.Tensor) and X.shape == (32, 2) and y.shape == (32, 1)
+    assert len(data.train_dataloader()) == len(data.val_dataloader()) == 32
+
+
+def test_devices_are_torch_devices():
+    """6.7's helpers return torch.device objects, as d2l's do."""
+    assert repr(d2l.cpu()) == "device(type='cpu')"
+    assert repr(d2l.gpu()) == "device(type='cuda', index=0)"
+    assert repr(d2l.gpu(1)) == "device(type='cuda', index=1)"
+    n = d2l.num_gpus()
+    assert n == (1 if sn.gpu_available() else 0)
+    assert d2l.try_gpu() == (d2l.gpu() if n else d2l.cpu()) and d2l.try_gpu(10) == d2l.cpu()
+    assert d2l.try_all_gpus() == [d2l.gpu(i) for i in range(n)]
+
+
+def test_show_images_gives_one_axes_per_image():
+    import matplotlib
+    matplotlib.use("Agg")
+    axes = d2l.show_images(d2l.rand(3, 4, 4), 1, 3, titles=["a", "b", "c"])
+    assert len(axes) == 3 and [ax.get_title() for ax in axes] == ["a", "b", "c"]
+    d2l.plt.close("all")
