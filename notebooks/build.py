@@ -105,6 +105,12 @@ def training_output(images):
                    f"runs one epoch on {images} images) and on the machine"}
 
 
+# The same float64 value computed twice, with additions in different orders (BLAS's, the
+# tape's sum of a leaf's gradients, PyTorch's kernels): 0.0 or a few 1e-16.
+F64_ROUNDING = {"compare": "numbers", "atol": 1e-12,
+                "why": "float64 differences of the same gradient computed by hand, on the "
+                       "tape and on PyTorch, whose additions run in different orders (0.0 "
+                       "or a few 1e-16)"}
 TRAINED_OUTPUT = {"compare": "no", "why": "it reads the model the training cell above trained"}
 # A difference of two float32 results that add in different orders (BLAS's, or the tape's
 # sum of a tensor's gradients against a hand-written backward's).
@@ -210,6 +216,268 @@ so and uses the CPU."""
 
 
 NOTEBOOKS = [
+    Notebook("2.5", "2.5_automatic_differentiation", [
+        book_intro("2.5 Automatic Differentiation", "2.5", "autograd"),
+        "The import line, as the book writes it: `torch` is scratchnet here.",
+        Book("autograd", 0),
+        r"""## 2.5.1 A Simple Function
+
+The book differentiates $y = 2\mathbf{x}^\top\mathbf{x}$ with respect to the column
+vector $\mathbf{x}$. `torch.arange(4.0)` makes a Tensor: a NumPy array (`x.array`) with
+the tape's bookkeeping around it.""",
+        Book("autograd", 1),
+        """\
+`requires_grad_(True)` makes `x` a leaf of the tape: every op on it from now on
+records a node. Its gradient is None until a backward writes one, as in PyTorch.""",
+        Book("autograd", 2),
+        """\
+`torch.dot` records one node, `DotBackward0`, and `2 * ...` records `MulBackward0`. The
+printed `grad_fn` is the last node: the one `backward()` starts from.""",
+        Book("autograd", 3),
+        r"""### Underneath: the graph `backward()` will walk
+
+`backward_order` lists the nodes in the order `backward()` runs them, and `plot_graph`
+draws them (ops as boxes, leaves as rounded boxes). `x` enters `dot` twice, so the leaf
+sums two gradients: $2\mathbf{x}$ from each side, each times the 2 of `MulBackward0`
+above, is $4\mathbf{x}$.""",
+        Code("""\
+import scratchnet.autograd as ag
+from IPython.display import Image
+
+print('\\n'.join(ag.backward_order(y)))
+Image(filename=ag.plot_graph(y, 'autograd_dot.png', use_dot=False))"""),
+        Book("autograd", 4),
+        r"The gradient of $2\mathbf{x}^\top\mathbf{x}$ is $4\mathbf{x}$:",
+        Book("autograd", 5),
+        """\
+A leaf's gradient accumulates over backward calls, as in PyTorch: the book zeroes it
+with `x.grad.zero_()` (in place: `x.grad` is a Tensor sharing the gradient's array)
+before the next one. The gradient of `x.sum()` is a vector of ones.""",
+        Book("autograd", 6),
+        r"""## 2.5.2 Backward for Non-Scalar Variables
+
+`y = x * x` is a vector. `y.backward(gradient=v)` computes the vector-Jacobian product
+$\mathbf{v}^\top \partial \mathbf{y} / \partial \mathbf{x}$; with $\mathbf{v}$ all
+ones, that is the gradient of `y.sum()`.""",
+        Book("autograd", 7),
+        r"""### Underneath: `gradient=` is the gradient coming from above
+
+The Jacobian of `x * x` is $\mathrm{diag}(2\mathbf{x})$, and each `v` takes a
+combination of its rows: the first unit vector gives the first row. `retain_graph=True`
+keeps what the nodes saved for a second backward (without it the first backward frees
+it).""",
+        Code("""\
+x.grad.zero_()
+y = x * x
+y.backward(gradient=torch.tensor([1.0, 0.0, 0.0, 0.0]), retain_graph=True)
+print(x.grad)  # 2 * x[0] in place 0, zeros elsewhere
+x.grad.zero_()
+y.backward(gradient=torch.tensor([0.0, 1.0, 1.0, 0.0]))
+x.grad"""),
+        """\
+## 2.5.3 Detaching Computation
+
+`y.detach()` is a Tensor sharing `y`'s array with no node behind it: for the tape `u`
+is a constant, so the gradient of `z = u * x` with respect to `x` is `u`.""",
+        Book("autograd", 8),
+        """\
+### Underneath: where the graph stops
+
+In the graph of `z`, `u` is a leaf that needs no gradient: no edge leads from it back
+to `x * x`.""",
+        Code("""\
+z = u * x
+print('\\n'.join(ag.backward_order(z.sum())))
+Image(filename=ag.plot_graph(z.sum(), 'autograd_detach.png', use_dot=False))"""),
+        "`y` itself was not detached: its own graph still leads to `x`.",
+        Book("autograd", 9),
+        """\
+## 2.5.4 Gradients and Python Control Flow
+
+`f` doubles `b` until its norm reaches 1000, then maybe multiplies it by 100. The tape
+records only the ops that ran, so whatever path Python took, `d` is `a` times a
+constant, and the gradient is that constant, `d / a`.""",
+        Book("autograd", 10),
+        Book("autograd", 11),
+        Book("autograd", 12),
+        """\
+### Underneath: the tape recorded one path
+
+One `MulBackward0` per doubling that the `while` loop ran, and no node for the tests
+that decided it: `b.norm() < 1000` and `b.sum() > 0` are comparisons, which need no
+gradient.""",
+        Code("""\
+order = ag.backward_order(f(a))
+print(len(order), 'nodes:', sorted({line.split()[1] for line in order}))
+print('the constant d / a =', float(d / a))"""),
+        """\
+### Underneath: the same gradients on PyTorch
+
+The gradients of this section again, in float64, on scratchnet's tape and on PyTorch
+(`pytorch` below is the real one, when it is installed).""",
+        Code("""\
+import numpy as np
+
+try:
+    import torch as pytorch
+except ImportError:
+    pytorch = None
+    print('PyTorch is not installed (pip install torch): nothing to compare with')
+
+
+def gradients(lib):
+    x = lib.arange(4.0, dtype=lib.float64, requires_grad=True)
+    grads = []
+    for make in (lambda x: 2 * lib.dot(x, x), lambda x: x.sum(),
+                 lambda x: (x * x).sum(), lambda x: ((x * x).detach() * x).sum()):
+        x.grad = None
+        make(x).backward()
+        grads.append(np.array(x.grad.tolist()))
+    return grads
+
+
+if pytorch is not None:
+    for ours, theirs in zip(gradients(torch), gradients(pytorch)):
+        print(ours, 'largest difference from PyTorch:', np.abs(ours - theirs).max())""",
+             output=F64_ROUNDING),
+    ], [("sec2_5_autograd.py", Part())]),
+
+    Notebook("5.3", "5.3_backprop", [
+        r"""# 5.3 Forward Propagation, Backward Propagation, and Computational Graphs
+
+Section 5.3 of d2l has no code: it derives backpropagation for a one-hidden-layer MLP
+with weight decay, by hand. Here are its equations as code, three ways: the backward
+written by hand on NumPy arrays, scratchnet's tape, and PyTorch, side by side. This
+notebook is scratchnet's own (no cell of the book to port).
+
+The book's network, for one example $\mathbf{x} \in \mathbb{R}^d$ with label $y$
+(no biases, as in the book):
+
+$$\mathbf{z} = \mathbf{W}^{(1)} \mathbf{x}, \quad \mathbf{h} = \phi(\mathbf{z}), \quad
+\mathbf{o} = \mathbf{W}^{(2)} \mathbf{h}, \quad L = l(\mathbf{o}, y), \quad
+s = \frac{\lambda}{2}\left(\|\mathbf{W}^{(1)}\|_F^2 + \|\mathbf{W}^{(2)}\|_F^2\right),
+\quad J = L + s.$$
+
+Here $\phi$ is ReLU and $l$ the cross-entropy loss of the softmax of $\mathbf{o}$.""",
+        Code("""\
+import numpy as np
+import scratchnet as torch
+import scratchnet.autograd as ag
+from IPython.display import Image
+
+rng = np.random.default_rng(0)
+d, h, q, lambd = 4, 5, 3, 0.1
+x = rng.standard_normal(d)
+y = 2
+W1 = rng.standard_normal((h, d)) * 0.5
+W2 = rng.standard_normal((q, h)) * 0.5"""),
+        """\
+## 5.3.1 Forward Propagation
+
+The forward pass, step by step as the equations write it, keeping every intermediate:
+the backward pass needs them.""",
+        Code("""\
+z = W1 @ x
+hid = np.maximum(z, 0)
+o = W2 @ hid
+p = np.exp(o - o.max()) / np.exp(o - o.max()).sum()  # softmax
+L = -np.log(p[y])
+s = lambd / 2 * ((W1 ** 2).sum() + (W2 ** 2).sum())
+J = L + s
+print(f'L = {L:.6f}, s = {s:.6f}, J = {J:.6f}')"""),
+        r"""## 5.3.3 Backpropagation, by hand
+
+The chain rule from $J$ back to the parameters, in the book's order. The gradient of
+cross-entropy after softmax with respect to $\mathbf{o}$ is $\mathrm{softmax}(\mathbf{o})
+- \mathrm{onehot}(y)$.
+
+$$\frac{\partial J}{\partial \mathbf{W}^{(2)}} = \frac{\partial J}{\partial \mathbf{o}}
+\mathbf{h}^\top + \lambda \mathbf{W}^{(2)}, \quad
+\frac{\partial J}{\partial \mathbf{h}} = {\mathbf{W}^{(2)}}^\top
+\frac{\partial J}{\partial \mathbf{o}}, \quad
+\frac{\partial J}{\partial \mathbf{z}} = \frac{\partial J}{\partial \mathbf{h}} \odot
+\phi'(\mathbf{z}), \quad
+\frac{\partial J}{\partial \mathbf{W}^{(1)}} = \frac{\partial J}{\partial \mathbf{z}}
+\mathbf{x}^\top + \lambda \mathbf{W}^{(1)}.$$""",
+        Code("""\
+dJ_do = p.copy()
+dJ_do[y] -= 1
+dJ_dW2 = np.outer(dJ_do, hid) + lambd * W2
+dJ_dh = W2.T @ dJ_do
+dJ_dz = dJ_dh * (z > 0)  # ReLU's derivative: 1 where z > 0
+dJ_dW1 = np.outer(dJ_dz, x) + lambd * W1
+print(dJ_dW1)
+print(dJ_dW2)"""),
+        """\
+## 5.3.2 The computational graph, on the tape
+
+The same forward on scratchnet Tensors: `W1` and `W2` are leaves that require
+gradients, and every op records a node. The picture is the book's computational graph
+(its Figure 5.3.1), as the tape recorded it: `W1` and `W2` each feed two paths, the
+network and the penalty, so each sums two gradients. (`backward_order` and the picture
+name the nodes as scratchnet does, without PyTorch's trailing 0; a leaf's `name` is
+scratchnet's own label for the pictures.)""",
+        Code("""\
+import scratchnet.nn.functional as F
+
+tW1 = torch.tensor(W1, requires_grad=True)
+tW2 = torch.tensor(W2, requires_grad=True)
+tW1.name, tW2.name = 'W1', 'W2'  # scratchnet's: how the pictures label a leaf
+tx = torch.tensor(x)
+tz = torch.mv(tW1, tx)
+th = torch.relu(tz)
+to = torch.mv(tW2, th)
+tL = F.cross_entropy(to.reshape(1, -1), torch.tensor([y]))
+ts = lambd / 2 * ((tW1 ** 2).sum() + (tW2 ** 2).sum())
+tJ = tL + ts
+print('\\n'.join(ag.backward_order(tJ)))
+Image(filename=ag.plot_graph(tJ, 'backprop_mlp.png', use_dot=False))"""),
+        """\
+`backward()` runs those nodes in that order, each one's backward being one of the
+equations above.""",
+        Code("""\
+tJ.backward()
+print('J, by hand and on the tape:', J, float(tJ))
+print('largest |dJ/dW1, tape - by hand|:', np.abs(tW1.grad.array - dJ_dW1).max())
+print('largest |dJ/dW2, tape - by hand|:', np.abs(tW2.grad.array - dJ_dW2).max())""",
+             output=F64_ROUNDING),
+        """\
+## Beside PyTorch
+
+The same network on PyTorch (`pytorch` is the real one, when it is installed), in
+float64: its autograd gives the same gradients.""",
+        Code("""\
+try:
+    import torch as pytorch
+except ImportError:
+    pytorch = None
+    print('PyTorch is not installed (pip install torch): nothing to compare with')
+
+if pytorch is not None:
+    pW1 = pytorch.tensor(W1, requires_grad=True)
+    pW2 = pytorch.tensor(W2, requires_grad=True)
+    po = pW2 @ pytorch.relu(pW1 @ pytorch.tensor(x))
+    pL = pytorch.nn.functional.cross_entropy(po.reshape(1, -1), pytorch.tensor([y]))
+    pJ = pL + lambd / 2 * ((pW1 ** 2).sum() + (pW2 ** 2).sum())
+    pJ.backward()
+    print('largest |dJ/dW1, PyTorch - by hand|:', np.abs(pW1.grad.numpy() - dJ_dW1).max())
+    print('largest |dJ/dW2, PyTorch - by hand|:', np.abs(pW2.grad.numpy() - dJ_dW2).max())""",
+             output=F64_ROUNDING),
+        """\
+## 5.3.4 Training Neural Networks: what the memory holds
+
+To run the backward pass, the forward pass keeps its intermediates: here `z`, `hid`,
+`o` and `p` by hand, and on the tape the arrays each node saved. That is why training
+needs more memory than prediction, which can drop each intermediate once the next
+layer has it. After `backward()` the tape frees what its nodes saved (unless
+`retain_graph=True`): a second backward has nothing to run on.""",
+        Code("""\
+try:
+    tJ.backward()
+except RuntimeError as e:
+    print('RuntimeError:', e)"""),
+    ], [("sec5_3_backprop.py", Part())]),
+
     Notebook("7.1", "7.1_from_fully_connected_layers_to_convolutions", [
         """\
 # 7.1 From Fully Connected Layers to Convolutions
@@ -1244,7 +1512,9 @@ def prints_value(source):
     if isinstance(value, ast.Call):
         f = value.func
         name = f.id if isinstance(f, ast.Name) else getattr(f, "attr", None)
-        return name not in NO_VALUE
+        # The tape's ``loss.backward()`` returns None; a layer's ``backward(gy)``, called
+        # with the gradient, returns dL/dx.
+        return name not in NO_VALUE and not (name == "backward" and not value.args)
     return True
 
 

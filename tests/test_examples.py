@@ -75,6 +75,13 @@ def section_scripts():
                     values[f"book cell {where}"] = REFERENCE[where[0]][where[1]]["output"]
             if script == "sec8_6_resnext.py":
                 values["the ResNeXt check"] = "torch.Size([4, 32, 96, 96])"
+            if script == "sec5_3_backprop.py":  # scratchnet's own section: its checks
+                values.update({
+                    "the tape against the backward by hand": "largest |dJ/dW2, tape - by hand|",
+                    "PyTorch against the backward by hand":
+                        "largest |dJ/dW2, PyTorch - by hand|",
+                    "the freed graph": "RuntimeError: backward: trying to go backward through "
+                                       "the graph a second time"})
             fits = sum("trainer.fit(" in c.source for c in cells)
             marks = [SKIP_VGG] if script == "sec8_2_vgg.py" else []
             if script == "sec8_6_resnet.py":  # ResNet-18's summary and an epoch: ~15 s
