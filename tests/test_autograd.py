@@ -393,3 +393,14 @@ def test_a_layer_whose_input_needs_no_gradient_skips_dl_dx(requires_grad):
     (conv(x) ** 2).sum().backward()
     assert seen == [requires_grad] and conv.needs_input_grad
     assert (x.grad is not None) == requires_grad and np.abs(conv.weight.grad).sum() > 0
+
+
+def test_the_tapes_docstring_example_runs_as_shown():
+    """scratchnet.autograd's docstring example (micrograd's test_sanity_check) prints
+    what it shows: y = -20 and dy/dx = 46, PyTorch's values."""
+    import doctest
+    import scratchnet.autograd as ag_module
+    [test] = doctest.DocTestFinder(recurse=False).find(ag_module, "scratchnet.autograd")
+    out = []
+    result = doctest.DocTestRunner().run(test, out=out.append)
+    assert result.attempted == 8 and result.failed == 0, "".join(out)

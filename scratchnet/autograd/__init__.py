@@ -1,9 +1,14 @@
 """A small autograd tape over scratchnet's ops, to show what PyTorch's autograd does.
 
-    import scratchnet.autograd as ag
-    x = ag.Tensor(-4.0, requires_grad=True)
-    y = (2 * x + 2 + x).relu() * x
-    y.backward()                 # x.grad, as torch would give it
+    >>> import scratchnet.autograd as ag
+    >>> x = ag.Tensor(-4.0, requires_grad=True)  # micrograd's test_sanity_check
+    >>> z = 2 * x + 2 + x
+    >>> q = z.relu() + z * x
+    >>> h = (z * z).relu()
+    >>> y = h + q + q * x
+    >>> y.backward()
+    >>> y, x.grad                # as PyTorch gives them
+    (tensor(-20., grad_fn=<AddBackward0>), tensor(46.))
 
 Every operation on a Tensor that requires grad records a :class:`Node` (the op's
 name, its inputs and a function from the output's gradient to the inputs'),

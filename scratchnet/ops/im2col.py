@@ -240,7 +240,11 @@ def _fold_index(xp, dtype, geometry):
 
 
 def im2col(x, kh, kw, sh, sw, pads, dh=1, dw=1, pad_value=0.0):
-    """x: (N, C, H, W) -> col: (C, kh, kw, N, oh, ow), a new array.
+    """Readable version: :func:`scratchnet.teach.im2col` (its col is (N, C, kh, kw, oh, ow)).
+
+    x: (N, C, H, W) -> col: (C, kh, kw, N, oh, ow), a new array: channels first and the
+    images after the kernel offsets, so the convolution is one product W2 @ col2 with
+    W2 (out, C*kh*kw) and col2 (C*kh*kw, N*oh*ow), as docs/backprop.md writes it.
 
     ``pads`` is (top, bottom, left, right); ``pad_value`` is 0 for
     convolution and -inf for max pooling.
@@ -254,7 +258,9 @@ def im2col(x, kh, kw, sh, sw, pads, dh=1, dw=1, pad_value=0.0):
 
 
 def col2im(col, h, w, sh, sw, pads, dh=1, dw=1):
-    """col: (C, kh, kw, N, oh, ow) -> (N, C, H, W), a new array, summing overlapping patches.
+    """Readable version: :func:`scratchnet.teach.col2im`.
+
+    col: (C, kh, kw, N, oh, ow) -> (N, C, H, W), a new array, summing overlapping patches.
 
     The adjoint of :func:`im2col`: every column entry is added back to the
     pixel it was copied from; entries that came from padding are dropped.
