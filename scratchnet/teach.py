@@ -10,12 +10,14 @@ pair: kernel offset (i, j) of the window of output pixel (p, q) reads
 x_pad[p*sh + i*dh, q*sw + j*dw], x_pad being x with ``padding`` on each side.
 
 The fast ops in ``scratchnet.ops`` compute the same numbers with chunks on all
-cores, reused memory and other layouts; each names its readable version here,
-and ``tests/test_teach.py`` holds the two equal (forward and every gradient) and
-each of these equal to finite differences. Chapter 8's pairs at the end (concatenation,
-the global average pooling head, NiN's 1x1 convolution, DenseNet's transition layer)
-are held equal to what the models run in ``tests/test_teach_chapter8.py``. This module
-is not imported by ``scratchnet`` itself: ``from scratchnet import teach``.
+cores, reused memory and other layouts; each names its readable version here (Tanh,
+Dropout, Conv1d, MSELoss and AdaptiveAvgPool2d in their layer's docstring in
+``scratchnet.nn``), and ``tests/test_teach.py`` holds the two equal (forward and every
+gradient) and each of these equal to finite differences. Chapter 8's pairs at the end
+(concatenation, the global average pooling head, NiN's 1x1 convolution, DenseNet's
+transition layer) are held equal to what the models run in
+``tests/test_teach_chapter8.py``. This module is not imported by ``scratchnet`` itself:
+``from scratchnet import teach``.
 """
 import numpy as np
 
@@ -197,6 +199,27 @@ def avg_pool2d_backward(gy, cache):
     return col2im(gcol, x_shape, stride, padding)
 
 
+def conv1d_forward(x, W, b, stride=1, padding=0, dilation=1, groups=1):
+    """The 1-D cross-correlation, x (N, C, L), W (O, C/G, k), b (O,) or None -> y (N, O, ol):
+
+        y[n, o, p] = b[o] + sum_{c, j} W[o, c, j] x_pad[n, c, p*stride + j*dilation]
+
+    This is conv2d_forward on images of height 1 (a kernel of height 1, no stride or
+    padding along the height): the 2-D sum with i = 0 only. It reuses that code rather
+    than repeating im2col in 1-D, as nn.Conv1d runs Conv2d on (N, C, 1, L).
+    """
+    y, cache = conv2d_forward(x[:, :, None, :], W[:, :, None, :], b, (1, stride),
+                              (0, padding), (1, dilation), groups)
+    return y[:, :, 0, :], cache
+
+
+def conv1d_backward(gy, cache):
+    """conv2d_backward on the same height-1 images, the height dropped again.
+    Returns (gx, gW, gb); gb is None when the forward had no bias."""
+    gx, gW, gb = conv2d_backward(gy[:, :, None, :], cache)
+    return gx[:, :, 0, :], gW[:, :, 0, :], gb
+
+
 def batch_norm_train_forward(x, gamma, beta, eps=1e-5):
     """Normalise each channel by the batch's own statistics, then scale and shift:
 
@@ -304,6 +327,49 @@ def sigmoid_backward(gy, cache):
     return gy * y * (1 - y)
 
 
+def tanh_forward(x):
+    """y = tanh(x) = (exp(x) - exp(-x)) / (exp(x) + exp(-x)). The cache is y, as for sigmoid."""
+    y = get_array_module(x).tanh(x)
+    return y, y
+
+
+def tanh_backward(gy, cache):
+    """gx = gy (1 - y^2), since dtanh/dx = 1 - tanh(x)^2."""
+    y = cache
+    return gy * (1 - y * y)
+
+
+def dropout_forward(x, p, keep):
+    """Inverted dropout, as PyTorch's in training: y = x keep / (1 - p),
+
+    keep a boolean array of x's shape, True with probability 1 - p. The mask is an
+    argument so the same draw can be replayed: nn.Dropout keeps x where u >= p for u
+    uniform in [0, 1). Scaling the kept values by 1/(1 - p) keeps E[y] = x, so eval()
+    is the identity with no rescaling; p = 1 drops everything (y = 0).
+    """
+    scale = 1.0 / (1.0 - p) if p < 1 else 0.0
+    mask = keep.astype(x.dtype) * x.dtype.type(scale)  # 0 or 1/(1 - p)
+    return x * mask, mask
+
+
+def dropout_backward(gy, cache):
+    """y is x times a constant mask, so gx = gy mask: 0 where dropped, gy/(1 - p) where kept."""
+    return gy * cache
+
+
+def mse_loss_forward(y, t):
+    """nn.MSELoss's mean: L = 1/n sum (y - t)^2 over all n entries; y, t of one shape."""
+    d = y - t
+    return (d * d).mean(), d
+
+
+def mse_loss_backward(gy, cache):
+    """gy_y = gy 2 (y - t) / n: each entry of y is in one square of the mean; gy is 1.0
+    when L is the loss. Returns the gradient for y; that for t is its negative."""
+    d = cache
+    return d * (2 * gy / d.size)
+
+
 def softmax_cross_entropy_forward(logits, labels):
     """The mean over the batch of -log softmax(z)[label]:
 
@@ -370,6 +436,45 @@ def global_avg_pool_backward(gy, cache):
     xp = get_array_module(gy)
     N, C, H, W = cache
     return xp.broadcast_to(gy[:, :, None, None] / (H * W), (N, C, H, W))
+
+
+def adaptive_avg_pool2d_forward(x, output_size):
+    """Mean over PyTorch's adaptive bins, x (N, C, H, W) -> y (N, C, oh, ow):
+
+        y[n, c, p, q] = mean of x[n, c, h0:h1, w0:w1],
+        h0 = floor(p H / oh), h1 = ceil((p + 1) H / oh), and w0, w1 alike.
+
+    The bins cover the image; where oh does not divide H, neighbours share a row.
+    """
+    xp = get_array_module(x)
+    oh, ow = pair(output_size)
+    N, C, H, W = x.shape
+    y = xp.empty((N, C, oh, ow), dtype=x.dtype)
+    for p in range(oh):
+        h0, h1 = p * H // oh, -(-(p + 1) * H // oh)  # -(-a // b) is ceil(a / b)
+        for q in range(ow):
+            w0, w1 = q * W // ow, -(-(q + 1) * W // ow)
+            y[:, :, p, q] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return y, x.shape
+
+
+def adaptive_avg_pool2d_backward(gy, cache):
+    """Each pixel of bin (p, q) moves its mean by 1 / (bin size):
+
+        gx[n, c, h0:h1, w0:w1] += gy[n, c, p, q] / ((h1 - h0) (w1 - w0))
+
+    (``+=``: a pixel in two bins gets both shares).
+    """
+    xp = get_array_module(gy)
+    N, C, H, W = cache
+    _, _, oh, ow = gy.shape
+    gx = xp.zeros(cache, dtype=gy.dtype)
+    for p in range(oh):
+        h0, h1 = p * H // oh, -(-(p + 1) * H // oh)
+        for q in range(ow):
+            w0, w1 = q * W // ow, -(-(q + 1) * W // ow)
+            gx[:, :, h0:h1, w0:w1] += gy[:, :, p, q, None, None] / ((h1 - h0) * (w1 - w0))
+    return gx
 
 
 def conv1x1_forward(x, W, b):

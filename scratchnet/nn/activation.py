@@ -40,6 +40,9 @@ class Sigmoid(_Activation):
 
 
 class Tanh(_Activation):
+    """y = tanh(x), elementwise; readable version: :func:`scratchnet.teach.tanh_forward`
+    and :func:`scratchnet.teach.tanh_backward` (read those first)."""
+
     _f, _df = ops.tanh, ops.tanh_backward
     _flops = (1, 3)
     grad_fn_name = "TanhBackward0"

@@ -235,7 +235,8 @@ class LazyConv2d(LazyModuleMixin, Conv2d):
 
 class Conv1d(Conv2d):
     """x (N, C, L) or (C, L) with weight (out, in/groups, k), as PyTorch: a Conv2d over
-    (N, C, 1, L)."""
+    (N, C, 1, L). Readable version: :func:`scratchnet.teach.conv1d_forward` and
+    :func:`scratchnet.teach.conv1d_backward` (read those first)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, bias=True, groups=1):

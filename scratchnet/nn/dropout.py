@@ -6,6 +6,11 @@ from .module import Module
 
 
 class Dropout(Module):
+    """Inverted dropout: y = x keep / (1 - p) in training, keep drawn as u >= p for u
+    uniform in [0, 1); the identity in eval(). Readable version:
+    :func:`scratchnet.teach.dropout_forward` and :func:`scratchnet.teach.dropout_backward`
+    (read those first)."""
+
     grad_fn_name = "MulBackward0"  # PyTorch's node in training, as printed in grad_fn=<...>
 
     def __init__(self, p=0.5):

@@ -204,7 +204,9 @@ def _gpu_drop_ignored(xp, labels, ignore_index):
 
 
 class MSELoss(_Loss):
-    """Mean squared error between an input and a target of the same shape."""
+    """Mean squared error between an input and a target of the same shape. Readable
+    version (mean reduction): :func:`scratchnet.teach.mse_loss_forward` and
+    :func:`scratchnet.teach.mse_loss_backward` (read those first)."""
 
     grad_fn_name = "MseLossBackward0"  # PyTorch's node, as printed in grad_fn=<...>
 

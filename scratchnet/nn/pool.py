@@ -168,7 +168,9 @@ class AvgPool2d(_Pool2d):
 
 class AdaptiveAvgPool2d(Module):
     """Average over PyTorch's adaptive bins to a fixed (oh, ow) output; None for oh or ow
-    keeps the input's size on that axis."""
+    keeps the input's size on that axis. Readable version:
+    :func:`scratchnet.teach.adaptive_avg_pool2d_forward` and
+    :func:`scratchnet.teach.adaptive_avg_pool2d_backward` (read those first)."""
 
     def grad_fn_name(self, x):
         """PyTorch's node, as printed in grad_fn=<...>: a 1x1 output is a mean."""

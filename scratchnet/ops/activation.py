@@ -119,6 +119,7 @@ def sigmoid_backward(gy, y):
 
 
 def tanh(x):
+    """Fast version of :func:`scratchnet.teach.tanh_forward` (read that first)."""
     return get_array_module(x).tanh(x)
 
 
@@ -127,6 +128,7 @@ def _tanh_backward_expr(xp, gy, y):
 
 
 def tanh_backward(gy, y):
+    """Fast version of :func:`scratchnet.teach.tanh_backward` (read that first)."""
     xp = get_array_module(gy)
     if xp is not np:
         return fused(xp, _tanh_backward_expr)(gy, y)

@@ -13,8 +13,12 @@ def dropout_mask(x, p):
 
 
 def dropout(x, mask):
+    """Fast version of :func:`scratchnet.teach.dropout_forward` (read that first).
+
+    ``mask`` is :func:`dropout_mask`'s: the keep-mask already scaled by 1 / (1 - p)."""
     return x * mask
 
 
 def dropout_backward(gy, mask):
+    """Fast version of :func:`scratchnet.teach.dropout_backward` (read that first)."""
     return gy * mask

@@ -189,6 +189,9 @@ def _softmax_minus_onehot(xp, p, cols, labels, valid, s, zero):
 
 
 def mse(y, t, reduction="mean"):
+    """Fast version of :func:`scratchnet.teach.mse_loss_forward` (read that first).
+
+    Returns the loss and d = y - t, which :func:`mse_backward` takes."""
     d = y - t
     sq = d * d
     loss = sq.mean() if reduction == "mean" else sq.sum() if reduction == "sum" else sq
@@ -196,6 +199,7 @@ def mse(y, t, reduction="mean"):
 
 
 def mse_backward(d, reduction="mean", gy=1.0):
+    """Fast version of :func:`scratchnet.teach.mse_loss_backward` (read that first)."""
     if reduction == "none":
         return 2 * d * gy.astype(d.dtype, copy=False)
     return d * _scale(2 * gy, d.size if reduction == "mean" else 1, d.dtype)

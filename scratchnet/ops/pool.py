@@ -442,7 +442,9 @@ def _adaptive_avg_axis(x, out, axis):
 
 
 def adaptive_avg_pool2d(x, output_size):
-    """x: (N, C, H, W) -> (N, C, oh, ow). A bin is a rectangle, so its mean is
+    """Fast version of :func:`scratchnet.teach.adaptive_avg_pool2d_forward` (read that first).
+
+    x: (N, C, H, W) -> (N, C, oh, ow). A bin is a rectangle, so its mean is
     the mean over rows of the mean over columns: pool H, then W. None in output_size
     keeps that axis's size (PyTorch's rule)."""
     oh, ow = (x.shape[2 + a] if o is None else o for a, o in enumerate(output_size))
@@ -465,6 +467,7 @@ def _adaptive_avg_axis_backward(gy, size, axis):
 
 
 def adaptive_avg_pool2d_backward(gy, x_shape):
+    """Fast version of :func:`scratchnet.teach.adaptive_avg_pool2d_backward` (read that first)."""
     n, c, h, w = x_shape
     if gy.shape[2:] == (1, 1):
         xp = get_array_module(gy)
