@@ -602,9 +602,8 @@ class Trainer(HyperParameters):
             else:
                 loss = self.model.training_step(batch)
                 self.optim.zero_grad()
+                loss.backward()
             with backend.no_grad():  # d2l's: an optimizer of the book's writes in place
-                if self.backprop != 'manual':
-                    loss.backward()
                 if self.gradient_clip_val > 0:
                     self.clip_gradients(self.gradient_clip_val, self.model)
                 self.optim.step()

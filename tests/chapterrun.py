@@ -1,12 +1,51 @@
 """Running the book's cells section by section, for tests/test_chapters_2_6.py and
-tests/test_chapters_7_8.py: one cell recorded (``run_recorded``) and the module-scoped
-``runs`` fixture that runs a section when a test first asks for it (``section_runs``)."""
+tests/test_chapters_7_8.py: one cell recorded (``run_recorded``), the losses before and
+after a cell's ``Trainer.fit`` (``FitProbe``), and the module-scoped ``runs`` fixture
+that runs a section when a test first asks for it (``section_runs``)."""
 import traceback
 
 import pytest
 from seedcells import run_cell
 
 import chaptercells as cc
+
+
+class FitProbe:
+    """Wraps d2l's ``Trainer.fit`` (the cell's text is unchanged): before the fit it takes
+    a batch of the fit's training data (``batch(model, data)``) and the model's loss on
+    it (``loss(model, batch)``), and after the fit the loss again. Each fit adds a record
+    {"before", "after", "model", "error"} to ``fits``; ``error`` is the probe's own
+    failure, told apart from the cell's. Subclasses say which batch and which loss."""
+
+    def __init__(self):
+        self.fits = []
+
+    def wrap(self, fit):
+        probe = self
+
+        def probed_fit(trainer, model, data):
+            record = {"before": None, "after": None, "model": model, "error": None}
+            probe.fits.append(record)
+            try:
+                batch = probe.batch(model, data)
+                record["before"] = probe.loss(model, batch)
+            except Exception:
+                record["error"] = traceback.format_exc(limit=-4)
+            fit(trainer, model, data)
+            if record["error"] is None:
+                try:
+                    record["after"] = probe.loss(model, batch)
+                except Exception:
+                    record["error"] = traceback.format_exc(limit=-4)
+        return probed_fit
+
+    @staticmethod
+    def batch(model, data):
+        raise NotImplementedError
+
+    @staticmethod
+    def loss(model, batch):
+        raise NotImplementedError
 
 
 def run_recorded(code, ns, probe):

@@ -26,10 +26,9 @@ made by tests/d2l_chapters/make_reference.py), as chaptercells.CHECKS says:
 The sections that train on Fashion-MNIST or read it are marked slow.
 """
 import re
-import traceback
 
 import pytest
-from chapterrun import check_printed, run_recorded, section_runs
+from chapterrun import FitProbe, check_printed, run_recorded, section_runs
 from seedcells import port
 
 import chaptercells as cc
@@ -151,33 +150,15 @@ def test_the_unmarked_cell_is_the_one_the_docstring_names():
     assert not cc.is_pytorch("%load_ext d2lbook.tab\ntab.interact_select(['mxnet'])\n")
 
 
-class _Probe:
+class _Probe(FitProbe):
     """The training loss on a fit's first training batch, before and after
     ``Trainer.fit``: computed as the model computes it (``model.loss(model(X), y)``), in
     eval mode (dropout off) and off the tape. A lazy model is initialized by the first
     of them, as PyTorch's first forward would do it."""
 
-    def __init__(self):
-        self.fits = []
-
-    def wrap(self, fit):
-        probe = self
-
-        def probed_fit(trainer, model, data):
-            record = {"before": None, "after": None, "error": None}
-            probe.fits.append(record)
-            try:
-                batch = next(iter(data.train_dataloader()))
-                record["before"] = probe.loss(model, batch)
-            except Exception:
-                record["error"] = traceback.format_exc(limit=-4)
-            fit(trainer, model, data)
-            if record["error"] is None:
-                try:
-                    record["after"] = probe.loss(model, batch)
-                except Exception:
-                    record["error"] = traceback.format_exc(limit=-4)
-        return probed_fit
+    @staticmethod
+    def batch(model, data):
+        return next(iter(data.train_dataloader()))
 
     @staticmethod
     def loss(model, batch):

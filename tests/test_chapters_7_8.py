@@ -25,10 +25,9 @@ without any (why-conv has no code cells).
 """
 import contextlib
 import copy
-import traceback
 
 import pytest
-from chapterrun import check_printed, run_recorded, section_runs
+from chapterrun import FitProbe, check_printed, run_recorded, section_runs
 from seedcells import port
 
 import chaptercells as cc
@@ -135,10 +134,10 @@ def test_the_cells_are_the_pytorch_tab():
     assert not tab.selected("mxnet") and not tab.selected("tensorflow", "jax")
 
 
-class _Probe:
+class _Probe(FitProbe):
     """The loss of a training cell's images before and after ``Trainer.fit``.
 
-    Wraps d2l.Trainer.fit (the cell's text is unchanged): before the fit it takes the
+    As chapterrun.FitProbe: before the fit it takes the
     epoch's training images (fewer than one batch: the epoch's only batch) and the
     model's loss on them; after the fit the loss again. Each loss is computed as the
     training step computes it, in training mode (batch norm on the batch's statistics),
@@ -148,28 +147,6 @@ class _Probe:
     A lazy network is initialized first, as d2l's apply_init does, on one image in
     eval mode (no statistic changes): the before-loss must see the weights the fit
     trains."""
-
-    def __init__(self):
-        self.fits = []  # per fit: {"before", "after", "model", "error"}
-
-    def wrap(self, fit):
-        probe = self
-
-        def probed_fit(trainer, model, data):
-            record = {"before": None, "after": None, "model": model, "error": None}
-            probe.fits.append(record)
-            try:
-                X, y = probe.batch(model, data)
-                record["before"] = probe.loss(model, X, y)
-            except Exception:  # the probe's failure, told apart from the cell's
-                record["error"] = traceback.format_exc(limit=-4)
-            fit(trainer, model, data)
-            if record["error"] is None:
-                try:
-                    record["after"] = probe.loss(model, X, y)
-                except Exception:
-                    record["error"] = traceback.format_exc(limit=-4)
-        return probed_fit
 
     @staticmethod
     def batch(model, data):
@@ -184,7 +161,8 @@ class _Probe:
         return X, y
 
     @staticmethod
-    def loss(model, X, y):
+    def loss(model, batch):
+        X, y = batch
         net = copy.deepcopy(model.net)
         net.train()
         for m in net.modules():
