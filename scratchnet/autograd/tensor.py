@@ -8,6 +8,8 @@ tensor was used twice the two gradients are summed. This file knows nothing of
 layers or parameters: a Parameter takes part through its ``as_tensor`` (parameter.py),
 a layer through :func:`record` (modules.py).
 """
+import os
+import sys
 import weakref
 
 import numpy as np
@@ -43,6 +45,7 @@ class Node:
         # PyTorch's name for the node, where a layer's one node stands for PyTorch's
         # own ("Linear0" prints as grad_fn=<AddmmBackward0>): autograd/modules.py.
         self.torch_name = None
+        self.where = made_at()
 
     def free(self):
         """Drop what the op saved for backward: its graph can be walked only once."""
@@ -51,6 +54,22 @@ class Node:
 
     def __repr__(self):
         return f"<{self.name}>"
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The tape's own machinery: a node is said to be made by the first line outside these
+# (the user's code, a model's forward, the d2l module).
+_MACHINERY = tuple(os.path.join(_PACKAGE, part) for part in (
+    "autograd", "nn", "ops", "tensors.py", "backend.py", "dtypes.py", "device.py"))
+
+
+def made_at():
+    """(file, line) of the code that asked for the op being recorded: the first frame
+    outside the tape's machinery; None if there is none."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(_MACHINERY):
+        frame = frame.f_back
+    return None if frame is None else (frame.f_code.co_filename, frame.f_lineno)
 
 
 class TorchNamed(type):
@@ -325,6 +344,7 @@ def run_backward(t, gradient=None, retain_graph=False):
                            "time; the first backward() freed what the ops saved (compute "
                            "the forward again)")
     grads = {id(t.grad_fn): g}
+    watch = _watchers[-1] if _watchers else None
     for node in order:
         gy = grads.pop(id(node), None)
         if gy is None:
@@ -333,6 +353,8 @@ def run_backward(t, gradient=None, retain_graph=False):
         if out is not None and out._retain:
             out._grad = gy
         gins = node.backward_fn(gy)
+        if watch is not None:  # graph.py's numbers view: what each node received
+            watch(node, gy)
         if not retain_graph:
             node.free()
         for inp, (fn, needs), gin in zip(node.inputs, node.edges, gins):
@@ -345,6 +367,11 @@ def run_backward(t, gradient=None, retain_graph=False):
                 # The tensor was used twice or more: the gradients add up.
                 grads[key] = gin if key not in grads else grads[key] + gin
     return None
+
+
+# Functions called with (node, dL/d(node's output)) as backward runs each node; empty but
+# while graph.py computes the numbers it shows.
+_watchers = []
 
 
 def _accumulate(leaf, g):
