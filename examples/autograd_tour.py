@@ -68,15 +68,19 @@ def rel_diff(a, b, floor=0.0):
     return float(np.abs(a - b).max() / max(np.abs(b).max(), floor))
 
 
-def micrograd():
-    """Karpathy's micrograd example, unchanged, on the tape."""
+def micrograd(picture=None):
+    """Karpathy's micrograd example, unchanged, on the tape: each op's value and gradient
+    (and a picture of them)."""
     title("The tape on numbers: micrograd's example")
     x = ag.Tensor(-4.0, requires_grad=True, name="x")
     z = 2 * x + 2 + x
     q = z.relu() + z * x
     h = (z * z).relu()
     y = h + q + q * x
-    print("\n".join(ag.backward_order(y)))
+    print("\n".join(ag.backward_order(y, numbers=True)))
+    if picture is not None:
+        ag.plot_graph(y, picture, use_dot=False, numbers=True)
+        print(f"graph drawn to {shown(picture)}")
     y.backward()
     print(f"y = {float(y.data):g}, dy/dx = {float(x.grad):g} (micrograd and PyTorch: -20, 46)")
 
@@ -245,7 +249,7 @@ def main(argv=None):
     print(inspect.getsource(nn.Sequential.backward))
     print(inspect.getsource(Residual.backward))
 
-    micrograd()
+    micrograd(out / "autograd_micrograd.png")
 
     # A Residual block with the 1x1 shortcut: two paths from X, summed before relu2.
     X = sn.to_device(rs.standard_normal((2, 3, 8, 8)), args.device)

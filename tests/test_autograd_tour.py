@@ -1,8 +1,6 @@
 """examples/autograd_tour.py and the pictures in docs/autograd.md, and
 ``trace(model, X, expand=True)``: the layers inside each Residual block and the order
 backward visits them, read from the autograd tape."""
-import contextlib
-import io
 import re
 import runpy
 import struct
@@ -18,7 +16,7 @@ from scratchnet.models import Residual, ResNet18
 from scratchnet.trace import trace
 
 TOUR = ROOT / "examples" / "autograd_tour.py"
-PICTURES = ("autograd_residual.png", "autograd_lenet.png")
+PICTURES = ("autograd_micrograd.png", "autograd_residual.png", "autograd_lenet.png")
 
 
 def png_size(path):
@@ -192,22 +190,3 @@ def test_a_block_the_tape_cannot_record_gets_the_manual_order():
     assert report.backward_order == ["2", "1", "0.conv"]
     assert report.backward_source.startswith("this trace's manual backward")
     assert "could not record" in str(report)
-
-
-def test_docs_conv2d_example_prints_the_order_the_docs_show():
-    """docs/autograd.md, "Modules with only a forward": its code, run, prints its block."""
-    doc = (ROOT / "docs" / "autograd.md").read_text()
-    section = doc.split("### Modules with only a forward")[1].split("\n## ")[0]
-    code, shown = re.findall(r"```(?:python)?\n(.*?)```", section, flags=re.S)[:2]
-    namespace = {"torch": sn, "nn": nn, "ag": __import__("scratchnet.autograd").autograd}
-    sn.manual_seed(0)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(code, namespace)
-    assert out.getvalue() == shown
-    namespace["l"].backward()
-    conv = namespace["conv"]
-    (w0, w1), b = conv.weight.data[0], conv.bias.data[0]
-    y0, y1 = w0 + w1 + b, w0 + b  # the two windows of [1, 1, 0]
-    np.testing.assert_allclose(conv.weight.grad, [[2 * y0 + 2 * y1, 2 * y0]], rtol=1e-6)
-    np.testing.assert_allclose(conv.bias.grad, [2 * y0 + 2 * y1], rtol=1e-6)
