@@ -207,3 +207,81 @@ def plot_kernel_pair(learned, handmade, path, labels=("learned", "hand-made")):
         ax.set_xticks([])
         ax.set_yticks([])
     return save_figure(fig, path)
+
+
+def plot_im2col(x, kernel_size, path):
+    """im2col of one small image, drawn: the image x (H, W) with each window (p, q)
+    outlined in a colour of its own, beside the column matrix
+
+        col[(i, j), (p, q)] = x[p + i, q + j]      (stride 1, no padding)
+
+    whose column (p, q) is window (p, q) read row by row, headed by the output pixel
+    Y[p,q] it makes, and whose row (i, j) holds what kernel entry K[i,j] multiplies:
+    Y = K.reshape(1, kh*kw) @ col. It is ``ops.im2col``'s (C*kh*kw, N*oh*ow) matrix for
+    one image of one channel; ``teach.im2col``'s col2 is its transpose.
+
+    Returns (path, col, row_labels, column_labels): col (kh*kw, oh*ow) as drawn,
+    the labels "K[i,j]" and "Y[p,q]" as printed on its rows and columns.
+    """
+    try:
+        kh, kw = (kernel_size,) * 2 if np.ndim(kernel_size) == 0 else kernel_size
+    except (TypeError, ValueError):  # not a pair
+        kh = kw = None
+    if not all(isinstance(k, (int, np.integer)) for k in (kh, kw)):
+        raise ValueError(f"plot_im2col: expected kernel_size as an int or a (kh, kw) pair, "
+                         f"got {kernel_size!r}")
+    kh, kw = int(kh), int(kw)
+    a = np.asarray(backend.to_numpy(x))
+    if a.dtype.kind not in "biuf" or a.ndim != 2:
+        raise ValueError(f"plot_im2col: expected x as one image (H, W) of numbers, got "
+                         f"{a.dtype} values of shape {a.shape}")
+    if not (1 <= kh <= a.shape[0] and 1 <= kw <= a.shape[1]):
+        raise ValueError(f"plot_im2col: expected a kernel from 1x1 up to the image's size "
+                         f"{a.shape}, got kernel {(kh, kw)}")
+    H, W = a.shape
+    oh, ow = H - kh + 1, W - kw + 1
+    # windows[p, q] is x[p:p + kh, q:q + kw] (a view); read row by row, it is column (p, q)
+    windows = np.lib.stride_tricks.sliding_window_view(a.astype(np.float64), (kh, kw))
+    col = windows.reshape(oh * ow, kh * kw).T
+    rows = [f"K[{i},{j}]" for i in range(kh) for j in range(kw)]
+    cols = [f"Y[{p},{q}]" for p in range(oh) for q in range(ow)]
+
+    import matplotlib
+    from matplotlib.colors import to_rgba
+    from matplotlib.patches import Rectangle
+    colours = [matplotlib.colormaps["tab10"](k % 10) for k in range(oh * ow)]
+
+    def text(v):
+        return f"{v:.0f}" if float(v).is_integer() else f"{v:.2g}"
+
+    def cell(ax, r, c, v, face="white"):
+        ax.add_patch(Rectangle((c, r), 1, 1, facecolor=face, edgecolor="0.3", lw=0.8))
+        ax.text(c + 0.5, r + 0.5, text(v), ha="center", va="center", fontsize=11)
+
+    # One axes for both, so a cell of x and a cell of col are the same size; the
+    # matrix starts right of x, past room for its row labels.
+    x0, top = W + 2.0, -0.8
+    fig, ax = subplots(figsize=(0.8 * (x0 + oh * ow) + 0.4, 0.8 * (max(H, kh * kw) - top)))
+    for r in range(H):
+        for c in range(W):
+            cell(ax, r, c, a[r, c])
+    for k, (p, q) in enumerate((p, q) for p in range(oh) for q in range(ow)):
+        inset = 0.06 + 0.1 * k / max(1, oh * ow - 1)  # overlapping windows stay apart
+        ax.add_patch(Rectangle((q + inset, p + inset), kw - 2 * inset, kh - 2 * inset,
+                               fill=False, edgecolor=colours[k], lw=2.5))
+    for r in range(kh * kw):
+        ax.text(x0 - 0.15, r + 0.5, rows[r], ha="right", va="center", fontsize=10)
+        for c in range(oh * ow):
+            cell(ax, r, x0 + c, col[r, c], to_rgba(colours[c], 0.25))
+    for c in range(oh * ow):
+        ax.text(x0 + c + 0.5, -0.1, cols[c], ha="center", va="bottom", fontsize=10,
+                color=colours[c], fontweight="bold")
+    ax.text(W / 2, top, f"x ({H}x{W}), the {oh * ow} windows of a {kh}x{kw} kernel",
+            ha="center", va="bottom", fontsize=10)
+    ax.text(x0 + oh * ow / 2, top, f"col ({kh * kw}x{oh * ow}), a column per window",
+            ha="center", va="bottom", fontsize=10)
+    ax.set_xlim(-0.1, x0 + oh * ow + 0.1)
+    ax.set_ylim(max(H, kh * kw) + 0.1, top - 0.1)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return save_figure(fig, path), col, rows, cols

@@ -137,3 +137,40 @@ def test_plot_runs_puts_each_runs_history_in_a_panel(tmp_path):
     assert bad.stderr.strip().splitlines()[-1].endswith(
         f"argument runs: no history.json in {tmp_path / 'empty'}")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_im2col_draws_teachs_columns(tmp_path):
+    """The matrix drawn is teach.im2col's, a column per window (p, q) and a row per kernel
+    offset (i, j), labelled so; a non-square image and kernel catch a transpose. A kernel
+    larger than the image is refused, naming the function, and nothing is written."""
+    from scratchnet import teach
+    x = np.arange(12.0).reshape(3, 4) - 5
+    path, col, rows, cols = sn.viz.plot_im2col(x, (2, 3), tmp_path / "im2col.png")
+    assert is_png(path)
+    np.testing.assert_array_equal(col, teach.im2col(x[None, None], 2, 3).reshape(6, 4))
+    assert col[:, 3].tolist() == x[1:3, 1:4].ravel().tolist()  # window (1, 1), row by row
+    assert rows == ["K[0,0]", "K[0,1]", "K[0,2]", "K[1,0]", "K[1,1]", "K[1,2]"]
+    assert cols == ["Y[0,0]", "Y[0,1]", "Y[1,0]", "Y[1,1]"]
+    with pytest.raises(ValueError, match=r"^plot_im2col: expected a kernel from 1x1 up to "
+                                         r"the image's size \(3, 4\), got kernel \(4, 1\)$"):
+        sn.viz.plot_im2col(x, (4, 1), tmp_path / "big.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["im2col.png"]
+
+
+def test_draw_im2col_example_draws_the_pages_picture(tmp_path, monkeypatch, capsys):
+    """examples/draw_im2col.py --out DIR writes im2col.png there and prints the columns
+    of docs/conv_backward.md's 3x3 input (run in-process: no second interpreter). The
+    page embeds the committed copy, of the same size (the same figure: regenerate it
+    with `python examples/draw_im2col.py`)."""
+    import pathlib
+    import runpy
+    root = pathlib.Path(__file__).resolve().parents[1]
+    script = root / "examples" / "draw_im2col.py"
+    monkeypatch.setattr("sys.argv", [str(script), "--out", str(tmp_path / "img")])
+    runpy.run_path(str(script), run_name="__main__")
+    drawn, committed = tmp_path / "img" / "im2col.png", root / "docs" / "img" / "im2col.png"
+    assert is_png(drawn) and is_png(committed)
+    assert drawn.read_bytes()[16:24] == committed.read_bytes()[16:24]  # IHDR width, height
+    assert "(img/im2col.png)" in (root / "docs" / "conv_backward.md").read_text()
+    assert capsys.readouterr().out.endswith(
+        "[[1. 2. 0. 1.]\n [2. 0. 1. 3.]\n [0. 1. 2. 1.]\n [1. 3. 1. 1.]]\n")
