@@ -38,15 +38,17 @@ print(y)
 # ### Underneath: the graph `backward()` will walk
 #
 # `backward_order` lists the nodes in the order `backward()` runs them, and `plot_graph`
-# draws them (ops as boxes, leaves as rounded boxes). `x` enters `dot` twice, so the leaf
-# sums two gradients: $2\mathbf{x}$ from each side, each times the 2 of `MulBackward0`
-# above, is $4\mathbf{x}$.
+# draws them (ops as boxes, leaves as rounded boxes). With `numbers=True` each shows its
+# value, the gradient that reaches it (computed on the side: `x.grad` stays as it is) and
+# the line that made it. `x` enters `dot` twice, so the leaf sums two gradients:
+# $2\mathbf{x}$ from each side, each times the 2 of `MulBackward0` above, is $4\mathbf{x}$.
+# The 2 itself needs no gradient, and the last line says it is left out.
 
 import scratchnet.autograd as ag
 from IPython.display import Image
 
-print('\n'.join(ag.backward_order(y)))
-print(Image(filename=ag.plot_graph(y, 'autograd_dot.png', use_dot=False)))
+print('\n'.join(ag.backward_order(y, numbers=True)))
+print(Image(filename=ag.plot_graph(y, 'autograd_dot.png', use_dot=False, numbers=True)))
 
 y.backward()
 print(x.grad)
@@ -105,12 +107,12 @@ print(x.grad == u)
 
 # ### Underneath: where the graph stops
 #
-# In the graph of `z`, `u` is a leaf that needs no gradient: no edge leads from it back
-# to `x * x`.
+# In the graph of `z`, `u` is an input that needs no gradient: no edge leads from it back
+# to `x * x`, and the last line names it among what the graph leaves out.
 
 z = u * x
-print('\n'.join(ag.backward_order(z.sum())))
-print(Image(filename=ag.plot_graph(z.sum(), 'autograd_detach.png', use_dot=False)))
+print('\n'.join(ag.backward_order(z.sum(), numbers=True)))
+print(Image(filename=ag.plot_graph(z.sum(), 'autograd_detach.png', use_dot=False, numbers=True)))
 
 # `y` itself was not detached: its own graph still leads to `x`.
 

@@ -274,3 +274,9 @@ def test_a_check_leaves_the_callers_random_state_alone():
     sn.manual_seed(3)
     be.check("residual", Residual.backward)
     assert (sn.backend.rng().random(), np.random.random()) == want
+
+
+def test_the_readme_counts_the_typical_wrong_answers():
+    readme = (__import__("pathlib").Path(__file__).parents[1] / "README.md").read_text()
+    assert f"fails {len(WRONG)} typical\n  wrong ones" in readme
+    assert len({hint for *_, hint in WRONG}) == len(WRONG)  # each mistake its own hint

@@ -89,7 +89,11 @@ def source_line(node):
         return ""
     filename, lineno = node.where
     code = linecache.getline(filename, lineno).strip()
-    return f"{os.path.basename(filename)}:{lineno}  {code}".rstrip()
+    if len(code) > 44:
+        code = code[:41] + "..."
+    # A notebook cell's file is a temporary one named by a hash: the cell's line says more.
+    where = "cell" if "ipykernel_" in filename else os.path.basename(filename)
+    return f"{where}:{lineno}  {code}".rstrip()
 
 
 def _left_out_text(left_out):
