@@ -891,7 +891,7 @@ The stored run shows the start of training only: in 48 steps the d2l recipe (SGD
 0.01, no momentum) stays on its starting plateau, a loss of ln 10 = 2.30 and chance
 accuracy. The full recipe takes 4690 steps.""",
         43,
-    ], [("sec8_2_vgg.py", Part())], env=SUBSET),
+    ], [("sec8_2_vgg.py", Part())], env=SUBSET, test_images=32),
 
     Notebook("8.3", "8.3_nin", [
         book_intro("8.3 Network in Network (NiN)", "8.3", "nin"),
