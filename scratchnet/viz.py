@@ -17,6 +17,7 @@ from . import backend
 from .figures import save_figure, subplots
 from .nn import Module, Parameter
 from .nn.conv import Conv1d, Conv2d
+from .ops.im2col import im2col
 from .trace import leaf_layers
 
 
@@ -240,9 +241,10 @@ def plot_im2col(x, kernel_size, path):
                          f"{a.shape}, got kernel {(kh, kw)}")
     H, W = a.shape
     oh, ow = H - kh + 1, W - kw + 1
-    # windows[p, q] is x[p:p + kh, q:q + kw] (a view); read row by row, it is column (p, q)
-    windows = np.lib.stride_tricks.sliding_window_view(a.astype(np.float64), (kh, kw))
-    col = windows.reshape(oh * ow, kh * kw).T
+    # ops.im2col's (C, kh, kw, N, oh, ow) for one image of one channel: column (p, q) is
+    # window x[p:p + kh, q:q + kw] read row by row
+    col = im2col(a.astype(np.float64)[None, None], kh, kw, 1, 1, (0, 0, 0, 0)).reshape(
+        kh * kw, oh * ow)
     rows = [f"K[{i},{j}]" for i in range(kh) for j in range(kw)]
     cols = [f"Y[{p},{q}]" for p in range(oh) for q in range(ow)]
 

@@ -123,6 +123,11 @@ def graph_numbers(t):
     dL/d(node's output) as it reached the node, and for a leaf the sum of its uses.
     """
     order, leaves, _, _, _ = _graph(t)
+    return _numbers(t, order, leaves)
+
+
+def _numbers(t, order, leaves):
+    """:func:`graph_numbers` on the graph's ops and leaves, as :func:`_graph` found them."""
     values = {id(t.grad_fn): t.array}
     for node in order:
         for inp, (fn, _) in zip(node.inputs, node.edges):
@@ -137,7 +142,8 @@ def graph_numbers(t):
         return values, grads, note
     before = [(leaf, None if leaf.grad_array is None else leaf.grad_array.copy())
               for leaf in leaves]
-    kept = [(n.out(), n.out()._grad) for n in order if n.out() is not None and n.out()._retain]
+    outs = [n.out() for n in order]
+    kept = [(out, out._grad) for out in outs if out is not None and out._retain]
     gradient = None
     if t.array.size != 1:
         gradient = backend.get_array_module(t.array).ones_like(t.array)
@@ -189,7 +195,7 @@ def backward_order(t, numbers=False):
 
 def _numbers_table(t):
     order, leaves, _, uses, left_out = _graph(t)
-    values, grads, note = graph_numbers(t)
+    values, grads, note = _numbers(t, order, leaves)
     rows = [("step", "op", "shape", "value", "gradient", "sums", "made by")]
     for i, x in enumerate(order + leaves, 1):
         leaf = not hasattr(x, "inputs")
@@ -222,7 +228,7 @@ def to_dot(t, numbers=False):
     """Graphviz DOT text of the graph that made t (ops as boxes, leaves as ellipses); with
     ``numbers=True`` each box also shows its value and gradient."""
     order, leaves, edges, uses, left_out = _graph(t)
-    nums = graph_numbers(t)[:2] if numbers else None
+    nums = _numbers(t, order, leaves)[:2] if numbers else None
     ids = {id(x): f"n{i}" for i, x in enumerate(order + leaves)}
     lines = ["digraph autograd {", "  rankdir=TB;", '  node [fontname="Helvetica"];']
     for node in order:
@@ -309,7 +315,7 @@ def plot_graph(t, path, use_dot=None, numbers=False):
                 os.remove(tmp)
         return path
     order, leaves, edges, uses, left_out = _graph(t)
-    nums = graph_numbers(t)[:2] if numbers else None
+    nums = _numbers(t, order, leaves)[:2] if numbers else None
     pos = layout(order, leaves, edges)
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
