@@ -27,6 +27,8 @@ import tempfile
 import textwrap
 from dataclasses import dataclass
 
+from scratchnet.io import atomic_write_text
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 FENCE = re.compile(r"^\s*```(.*)$")
@@ -114,15 +116,10 @@ def check_quote(block):
     if not path.is_file():
         return f"line {block.line}: quotes {block.quote}, which does not exist"
     source = path.read_text()
-    quoted = block.code.rstrip("\n")
-    plain = textwrap.dedent(source)
-    if quoted in source or textwrap.dedent(quoted) in source or quoted in plain:
-        return None
     # the quote may be indented less than the file's text (a method shown on its own)
-    lines = quoted.splitlines()
-    for pad in range(1, 13):
-        if "\n".join((" " * pad + s) if s else s for s in lines) in source:
-            return None
+    lines = textwrap.dedent(block.code.rstrip("\n")).splitlines()
+    if any("\n".join(" " * pad + s if s else s for s in lines) in source for pad in range(13)):
+        return None
     return f"line {block.line}: the quote no longer matches {block.quote}"
 
 
@@ -194,7 +191,7 @@ def write_outputs(path):
             lines[block.output.line:block.output.end - 1] = text
         elif text:
             lines[block.end:block.end] = ["", pad + "```"] + text + [pad + "```"]
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return problems
 
 
